@@ -1,0 +1,8 @@
+/* uvorm — an asynchronous, connection-pooling ORM runtime for PostgreSQL on
+ * libuv and libpq. This umbrella header includes every public header. */
+#ifndef UVORM_H
+#define UVORM_H
+
+#include "uvorm/common.h"
+
+#endif /* UVORM_H */

@@ -1,0 +1,66 @@
+#include "harness.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char *orm_test_dsn(void) {
+  const char *dsn = getenv("UVORM_TEST_DSN");
+  if (dsn == NULL) {
+    fail_msg("UVORM_TEST_DSN is not set: run integration tests with ctest, "
+             "or as scripts/pg-test-server exec STATE_DIR -- %s",
+             "./integration_test_...");
+  }
+  return dsn;
+}
+
+int orm_test_server_managed(void) {
+  const char *external = getenv("UVORM_TEST_EXTERNAL");
+  return getenv("UVORM_TEST_SERVER") != NULL && external != NULL &&
+         strcmp(external, "0") == 0;
+}
+
+void orm_test_server(const char *action) {
+  assert_true(orm_test_server_managed());
+  char cmd[4096];
+  int n = snprintf(cmd, sizeof cmd, "'%s' %s '%s'", getenv("UVORM_TEST_SERVER"),
+                   action, getenv("UVORM_TEST_STATE"));
+  assert_true(n > 0 && (size_t)n < sizeof cmd);
+  int rc = system(cmd);
+  if (rc != 0)
+    fail_msg("pg-test-server %s failed (%d)", action, rc);
+}
+
+static void guard_expired(uv_timer_t *timer) {
+  fail_msg("the loop still had work after %llu ms",
+           (unsigned long long)uv_timer_get_repeat(timer));
+}
+
+void orm_test_run(uv_loop_t *loop, uint64_t timeout_ms) {
+  uv_timer_t guard;
+  assert_int_equal(uv_timer_init(loop, &guard), 0);
+  uv_timer_set_repeat(&guard, timeout_ms);
+  assert_int_equal(uv_timer_start(&guard, guard_expired, timeout_ms, 0), 0);
+  /* The guard must not keep the loop alive by itself. */
+  uv_unref((uv_handle_t *)&guard);
+  uv_run(loop, UV_RUN_DEFAULT);
+  uv_close((uv_handle_t *)&guard, NULL);
+  uv_run(loop, UV_RUN_DEFAULT);
+}
+
+static void report_handle(uv_handle_t *handle, void *arg) {
+  int *open = arg;
+  if (!uv_is_closing(handle)) {
+    fprintf(stderr, "leaked handle: %s (%p)\n", uv_handle_type_name(handle->type),
+            (void *)handle);
+    (*open)++;
+  }
+}
+
+void orm_test_loop_close(uv_loop_t *loop) {
+  uv_run(loop, UV_RUN_DEFAULT);
+  int open = 0;
+  uv_walk(loop, report_handle, &open);
+  assert_int_equal(open, 0);
+  assert_int_equal(uv_loop_close(loop), 0);
+}
