@@ -1,0 +1,259 @@
+#include <assert.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "future.h"
+
+struct orm__future_all_s {
+  orm_future_t future;
+  int abort_code; /* set when the combined future was cancelled or timed out */
+  size_t pending;
+  size_t n;
+  orm_future_t *children[];
+};
+
+static void all_child_completed(orm__future_all_t *all, int defer);
+
+void orm__future_init(orm_future_t *f, const orm__future_ops_t *ops,
+                      orm__sched_t *sched, orm_future_cb cb, void *data) {
+  f->ops = ops;
+  f->sched = sched;
+  f->cb = cb;
+  f->data = data;
+  f->state = ORM_FUTURE_PENDING;
+  f->status = ORM_EBUSY;
+  f->refs = 1;
+  f->deferred = 0;
+  f->delivering = 0;
+  f->value = NULL;
+  f->value_free = NULL;
+  f->error_owner = NULL;
+  f->error_owner_free = NULL;
+  memset(&f->error, 0, sizeof f->error);
+  f->error_text[0] = '\0';
+  f->joined_by = NULL;
+  f->next_deferred = NULL;
+  f->deadline = 0;
+  f->heap_index = 0;
+}
+
+void orm__future_ref(orm_future_t *f) { f->refs++; }
+
+void orm__future_unref(orm_future_t *f) {
+  assert(f->refs > 0);
+  if (--f->refs == 0)
+    f->ops->reclaim(f);
+}
+
+void orm__future_clear(orm_future_t *f) {
+  if (f->value != NULL && f->value_free != NULL)
+    f->value_free(f->value);
+  f->value = NULL;
+  if (f->error_owner != NULL && f->error_owner_free != NULL)
+    f->error_owner_free(f->error_owner);
+  f->error_owner = NULL;
+}
+
+void orm__future_set_value(orm_future_t *f, void *value,
+                           void (*value_free)(void *)) {
+  f->value = value;
+  f->value_free = value_free;
+}
+
+void orm__future_set_message(orm_future_t *f, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(f->error_text, sizeof f->error_text, fmt, ap);
+  va_end(ap);
+  f->error.message = f->error_text;
+}
+
+static void deliver(orm_future_t *f) {
+  f->delivering = 1;
+  if (f->cb != NULL)
+    f->cb(f, f->data);
+  f->delivering = 0;
+}
+
+void orm__future_complete(orm_future_t *f, int status, int defer) {
+  assert(f->state == ORM_FUTURE_PENDING);
+  if (f->heap_index != 0)
+    orm__sched_clear_deadline(f->sched, f);
+  f->status = status;
+  if (status == 0) {
+    f->state = ORM_FUTURE_RESOLVED;
+  } else {
+    f->state = status == ORM_ECANCELED ? ORM_FUTURE_CANCELLED : ORM_FUTURE_FAILED;
+    if (f->value != NULL && f->value_free != NULL)
+      f->value_free(f->value);
+    f->value = NULL;
+    f->error.code = status;
+    if (f->error.message == NULL)
+      f->error.message = orm_strerror(status);
+    if (f->error.sqlstate == NULL)
+      f->error.sqlstate = "";
+  }
+  if (defer) {
+    /* The deferred list holds a reference until the callback has run. */
+    orm__future_ref(f);
+    f->deferred = 1;
+    f->next_deferred = NULL;
+    orm__sched_t *s = f->sched;
+    if (s->deferred_tail != NULL)
+      s->deferred_tail->next_deferred = f;
+    else
+      s->deferred_head = f;
+    s->deferred_tail = f;
+    orm__sched_kick(s);
+  } else {
+    orm__future_ref(f);
+    deliver(f);
+  }
+  if (f->joined_by != NULL)
+    all_child_completed(f->joined_by, defer);
+  if (!defer)
+    orm__future_unref(f);
+}
+
+/* Called by the scheduler for each deferred future, in order. */
+void orm__future_deliver_deferred(orm_future_t *f);
+void orm__future_deliver_deferred(orm_future_t *f) {
+  f->deferred = 0;
+  deliver(f);
+  orm__future_unref(f);
+}
+
+/* ---- public accessors --------------------------------------------------- */
+
+orm_future_state_t orm_future_state(const orm_future_t *f) {
+  return f != NULL ? f->state : ORM_FUTURE_FAILED;
+}
+
+int orm_future_status(const orm_future_t *f) {
+  return f != NULL ? f->status : ORM_EINVAL;
+}
+
+void *orm_future_value(const orm_future_t *f) {
+  return f != NULL && f->state == ORM_FUTURE_RESOLVED ? f->value : NULL;
+}
+
+void *orm_future_take(orm_future_t *f) {
+  if (f == NULL || f->state != ORM_FUTURE_RESOLVED)
+    return NULL;
+  void *value = f->value;
+  f->value = NULL;
+  return value;
+}
+
+const orm_error_t *orm_future_error(const orm_future_t *f) {
+  if (f == NULL || f->state == ORM_FUTURE_PENDING ||
+      f->state == ORM_FUTURE_RESOLVED)
+    return NULL;
+  return &f->error;
+}
+
+void *orm_future_data(const orm_future_t *f) {
+  return f != NULL ? f->data : NULL;
+}
+
+void orm_future_release(orm_future_t *f) {
+  if (f != NULL)
+    orm__future_unref(f);
+}
+
+int orm_future_cancel(orm_future_t *f) {
+  if (f == NULL)
+    return ORM_EINVAL;
+  if (f->state != ORM_FUTURE_PENDING)
+    return ORM_ESTATE;
+  f->ops->abort(f, ORM_ECANCELED);
+  return 0;
+}
+
+int orm_future_timeout(orm_future_t *f, uint64_t timeout_ms) {
+  if (f == NULL || timeout_ms == 0)
+    return ORM_EINVAL;
+  if (f->state != ORM_FUTURE_PENDING)
+    return ORM_ESTATE;
+  return orm__sched_set_deadline(f->sched, f,
+                                 uv_now(f->sched->loop) + timeout_ms);
+}
+
+/* ---- orm_future_all ----------------------------------------------------- */
+
+static void all_abort(orm_future_t *f, int code) {
+  orm__future_all_t *all = (orm__future_all_t *)f;
+  if (all->abort_code == 0)
+    all->abort_code = code;
+  for (size_t i = 0; i < all->n; i++)
+    if (all->children[i]->state == ORM_FUTURE_PENDING)
+      all->children[i]->ops->abort(all->children[i], code);
+}
+
+static void all_reclaim(orm_future_t *f) {
+  orm__future_all_t *all = (orm__future_all_t *)f;
+  orm__future_clear(f);
+  for (size_t i = 0; i < all->n; i++) {
+    all->children[i]->joined_by = NULL;
+    orm__future_unref(all->children[i]);
+  }
+  orm__free(all);
+}
+
+static const orm__future_ops_t all_ops = {all_abort, all_reclaim};
+
+static void all_child_completed(orm__future_all_t *all, int defer) {
+  assert(all->pending > 0);
+  if (--all->pending > 0)
+    return;
+  int status = all->abort_code;
+  for (size_t i = 0; status == 0 && i < all->n; i++)
+    status = all->children[i]->status;
+  orm__future_complete(&all->future, status, defer);
+  orm__future_unref(&all->future); /* the combinator's own reference */
+}
+
+int orm_future_all(orm_future_t *const *futures, size_t n, orm_future_cb cb,
+                   void *data, orm_future_t **out) {
+  if (out != NULL)
+    *out = NULL;
+  if (futures == NULL || n == 0 || n > (SIZE_MAX - sizeof(orm__future_all_t)) /
+                                           sizeof(orm_future_t *))
+    return ORM_EINVAL;
+  for (size_t i = 0; i < n; i++) {
+    if (futures[i] == NULL)
+      return ORM_EINVAL;
+    if (futures[i]->joined_by != NULL)
+      return ORM_EBUSY;
+    for (size_t j = 0; j < i; j++)
+      if (futures[j] == futures[i])
+        return ORM_EINVAL;
+  }
+  orm__future_all_t *all =
+      orm__malloc(sizeof *all + n * sizeof(orm_future_t *));
+  if (all == NULL)
+    return ORM_ENOMEM;
+  orm__future_init(&all->future, &all_ops, futures[0]->sched, cb, data);
+  all->abort_code = 0;
+  all->n = n;
+  all->pending = 0;
+  for (size_t i = 0; i < n; i++) {
+    all->children[i] = futures[i];
+    orm__future_ref(futures[i]);
+    futures[i]->joined_by = all;
+    if (futures[i]->state == ORM_FUTURE_PENDING)
+      all->pending++;
+  }
+  if (out != NULL) {
+    orm__future_ref(&all->future);
+    *out = &all->future;
+  }
+  /* The combined future holds its own reference until it completes. */
+  if (all->pending == 0) {
+    all->pending = 1;
+    all_child_completed(all, 1);
+  }
+  return 0;
+}
