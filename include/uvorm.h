@@ -4,5 +4,7 @@
 #define UVORM_H
 
 #include "uvorm/common.h"
+#include "uvorm/async.h"
+#include "uvorm/pool.h"
 
 #endif /* UVORM_H */

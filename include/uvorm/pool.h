@@ -1,0 +1,227 @@
+/* uvorm — the connection pool: raw SQL, results, transactions, stats.
+ *
+ * A pool is bound to one uv_loop_t and used from that loop's thread only,
+ * like every libuv handle; run one pool per loop. All calls return 0 or a
+ * negative ORM_E* code. A call that returns an error never runs its
+ * callback; one that returns 0 runs it exactly once, later, on the loop. */
+#ifndef UVORM_POOL_H
+#define UVORM_POOL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h> /* strlen, for ORM_TEXT */
+
+#include <uv.h>
+
+#include "uvorm/async.h"
+#include "uvorm/common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct orm_pool_s orm_pool_t;
+typedef struct orm_tx_s orm_tx_t;
+typedef struct orm_result_s orm_result_t;
+
+/* Pool settings. A zeroed field takes the default shown. */
+typedef struct {
+  const char *conninfo;          /* URL or key=value, as libpq takes it; required */
+  unsigned min_conns;            /* opened at start and kept: 1 */
+  unsigned max_conns;            /* 4 */
+  unsigned pipeline_depth;       /* requests in flight per connection: 64 */
+  size_t queue_max;              /* requests waiting for a connection: 65536 */
+  uint64_t acquire_timeout_ms;   /* longest wait in the queue: none */
+  uint64_t statement_timeout_ms; /* longest run once sent: none */
+  uint64_t connect_timeout_ms;   /* per connection attempt: 10000 */
+  uint64_t reconnect_min_ms;     /* first retry after a failure: 100 */
+  uint64_t reconnect_max_ms;     /* backoff ceiling (with jitter): 5000 */
+  uint64_t idle_timeout_ms;      /* close connections above min_conns idle this long: 300000 */
+  uint64_t max_lifetime_ms;      /* retire a connection this old once idle: none */
+  uint64_t health_check_ms;      /* check a connection idle this long before use: 30000 */
+  bool no_pipeline;              /* one request at a time per connection */
+  bool no_prepare;               /* unnamed statements only (for PgBouncer in
+                                    transaction mode and similar proxies) */
+  void *data;                    /* the pool's user data */
+} orm_pool_config_t;
+
+/* Opens a pool and starts connecting min_conns connections; it returns at
+ * once. Errors: ORM_EINVAL (NULL argument, missing or unparseable conninfo,
+ * inconsistent limits), ORM_ENOMEM. Requests made before a connection is up
+ * wait in the queue. */
+ORM_EXTERN int orm_pool_open(orm_pool_t **pool, uv_loop_t *loop,
+                             const orm_pool_config_t *config);
+
+typedef void (*orm_pool_close_cb)(orm_pool_t *pool, void *data);
+
+/* Closes the pool: queued requests fail with ORM_ECANCELED, requests in
+ * flight are cancelled (on the server too) and fail with ORM_ECANCELED,
+ * open transactions are rolled back by closing their connection, every
+ * handle is closed; then `cb` runs and the pool's memory is gone. Legal
+ * from inside any uvorm callback. Afterwards every call on the pool returns
+ * ORM_ECLOSED. Returns 0, ORM_EINVAL, or ORM_ECLOSED if already closing. */
+ORM_EXTERN int orm_pool_close(orm_pool_t *pool, orm_pool_close_cb cb);
+
+ORM_EXTERN void *orm_pool_data(const orm_pool_t *pool);
+
+/* ---- parameters ---------------------------------------------------------
+ * Values are bound as parameters, never spliced into SQL. Numbers, booleans
+ * and bytes travel in binary; ORM_TEXT as text with type text;
+ * ORM_UNTYPED as text whose type the server infers from the SQL
+ * ("2024-01-01" for a timestamp parameter, "12.50" for numeric). The
+ * call copies what it needs: the caller's buffers can go once it returns. */
+typedef enum {
+  ORM_PARAM_NULL = 0,
+  ORM_PARAM_BOOL,
+  ORM_PARAM_INT2,
+  ORM_PARAM_INT4,
+  ORM_PARAM_INT8,
+  ORM_PARAM_FLOAT4,
+  ORM_PARAM_FLOAT8,
+  ORM_PARAM_TEXT,
+  ORM_PARAM_UNTYPED,
+  ORM_PARAM_BYTEA,
+  ORM_PARAM_BINARY /* pre-encoded binary value of type `oid` */
+} orm_param_kind_t;
+
+typedef struct {
+  orm_param_kind_t kind;
+  uint32_t oid; /* ORM_PARAM_BINARY only */
+  union {
+    bool b;
+    int64_t i;
+    double f;
+    struct {
+      const void *ptr;
+      size_t len;
+    } s;
+  } v;
+} orm_param_t;
+
+#define ORM_NULL ((orm_param_t){.kind = ORM_PARAM_NULL})
+#define ORM_BOOL(x) ((orm_param_t){.kind = ORM_PARAM_BOOL, .v.b = (x)})
+#define ORM_INT2(x) ((orm_param_t){.kind = ORM_PARAM_INT2, .v.i = (int16_t)(x)})
+#define ORM_INT4(x) ((orm_param_t){.kind = ORM_PARAM_INT4, .v.i = (int32_t)(x)})
+#define ORM_INT8(x) ((orm_param_t){.kind = ORM_PARAM_INT8, .v.i = (int64_t)(x)})
+#define ORM_FLOAT4(x) ((orm_param_t){.kind = ORM_PARAM_FLOAT4, .v.f = (x)})
+#define ORM_FLOAT8(x) ((orm_param_t){.kind = ORM_PARAM_FLOAT8, .v.f = (x)})
+/* NUL-terminated strings; the _N forms take a length. */
+#define ORM_TEXT(str) ORM_TEXT_N((str), strlen(str))
+#define ORM_TEXT_N(str, n)                                                     \
+  ((orm_param_t){.kind = ORM_PARAM_TEXT, .v.s = {(str), (n)}})
+#define ORM_UNTYPED(str)                                                       \
+  ((orm_param_t){.kind = ORM_PARAM_UNTYPED, .v.s = {(str), strlen(str)}})
+#define ORM_BYTEA(ptr, n)                                                      \
+  ((orm_param_t){.kind = ORM_PARAM_BYTEA, .v.s = {(ptr), (n)}})
+#define ORM_BINARY(type_oid, ptr, n)                                           \
+  ((orm_param_t){.kind = ORM_PARAM_BINARY, .oid = (type_oid), .v.s = {(ptr), (n)}})
+
+/* The most parameters one statement takes (PostgreSQL's protocol limit). */
+#define ORM_MAX_PARAMS 65535
+
+/* ---- raw SQL ------------------------------------------------------------
+ * Runs one SQL statement with `nparams` parameters ($1, $2, ...). The
+ * future resolves with an orm_result_t (take it with orm_future_take() and
+ * free it with orm_result_free()), or fails: ORM_ESERVER with SQLSTATE and
+ * message in orm_future_error(), ORM_ECONNLOST, ORM_ETIMEDOUT,
+ * ORM_ECANCELED, ORM_ECONNECT (the server cannot be reached), ORM_ENOMEM.
+ * Returns: 0; ORM_EINVAL (NULL pool or sql, params NULL with nparams > 0,
+ * a bad parameter kind); ORM_E2BIG (more than ORM_MAX_PARAMS);
+ * ORM_EQUEUEFULL (queue_max requests already wait); ORM_ECLOSED; ORM_ENOMEM.
+ * `out`, if not NULL, receives a reference to the future. */
+ORM_EXTERN int orm_query_async(orm_pool_t *pool, const char *sql,
+                               const orm_param_t *params, size_t nparams,
+                               orm_future_cb cb, void *data,
+                               orm_future_t **out);
+
+/* ---- results ------------------------------------------------------------
+ * Values arrive in PostgreSQL's binary format and are read with typed
+ * getters. Getters return 0, ORM_ERANGE (no such row or column),
+ * ORM_ENOTFOUND (the value is NULL; *out is untouched) or ORM_ETYPE (the
+ * column's type cannot be read that way). */
+ORM_EXTERN void orm_result_free(orm_result_t *result);
+ORM_EXTERN int orm_result_rows(const orm_result_t *result);
+ORM_EXTERN int orm_result_cols(const orm_result_t *result);
+/* Rows inserted, updated, deleted, ... by DML; 0 for other statements. */
+ORM_EXTERN int64_t orm_result_affected(const orm_result_t *result);
+/* The column's name, or NULL. */
+ORM_EXTERN const char *orm_result_name(const orm_result_t *result, int col);
+/* The column index for `name`, or -1. */
+ORM_EXTERN int orm_result_col(const orm_result_t *result, const char *name);
+/* The column's type OID (int4 is 23, text 25, ...). */
+ORM_EXTERN uint32_t orm_result_type(const orm_result_t *result, int col);
+ORM_EXTERN bool orm_result_is_null(const orm_result_t *result, int row, int col);
+/* smallint, integer, bigint (and oid). */
+ORM_EXTERN int orm_result_int(const orm_result_t *result, int row, int col,
+                              int64_t *out);
+/* real, double precision. */
+ORM_EXTERN int orm_result_float(const orm_result_t *result, int row, int col,
+                                double *out);
+ORM_EXTERN int orm_result_bool(const orm_result_t *result, int row, int col,
+                               bool *out);
+/* text, varchar, char, name, json, enums, ...: NUL-terminated, valid while
+ * the result lives. `len` may be NULL. */
+ORM_EXTERN int orm_result_text(const orm_result_t *result, int row, int col,
+                               const char **out, size_t *len);
+/* The raw binary value of any column (bytea: its bytes). */
+ORM_EXTERN int orm_result_bytes(const orm_result_t *result, int row, int col,
+                                const uint8_t **out, size_t *len);
+
+/* ---- transactions -------------------------------------------------------
+ * A transaction pins one connection from BEGIN to COMMIT or ROLLBACK; its
+ * statements run in order on it. A connection lost inside a transaction
+ * fails it (ORM_ECONNLOST) and is never silently retried.
+ *
+ * orm_tx_begin_async() resolves with the orm_tx_t * (read it with
+ * orm_future_value()). orm_tx_commit_async() and orm_tx_rollback_async()
+ * always consume the handle, whatever they return; until one of them is
+ * called the transaction holds its connection. */
+ORM_EXTERN int orm_tx_begin_async(orm_pool_t *pool, orm_future_cb cb,
+                                  void *data, orm_future_t **out);
+ORM_EXTERN int orm_tx_query_async(orm_tx_t *tx, const char *sql,
+                                  const orm_param_t *params, size_t nparams,
+                                  orm_future_cb cb, void *data,
+                                  orm_future_t **out);
+ORM_EXTERN int orm_tx_commit_async(orm_tx_t *tx, orm_future_cb cb, void *data,
+                                   orm_future_t **out);
+ORM_EXTERN int orm_tx_rollback_async(orm_tx_t *tx, orm_future_cb cb,
+                                     void *data, orm_future_t **out);
+/* SAVEPOINT name / RELEASE SAVEPOINT name / ROLLBACK TO SAVEPOINT name.
+ * `name` is an identifier: letters, digits and '_', at most 63 bytes
+ * (ORM_EINVAL otherwise). */
+ORM_EXTERN int orm_tx_savepoint_async(orm_tx_t *tx, const char *name,
+                                      orm_future_cb cb, void *data,
+                                      orm_future_t **out);
+ORM_EXTERN int orm_tx_release_async(orm_tx_t *tx, const char *name,
+                                    orm_future_cb cb, void *data,
+                                    orm_future_t **out);
+ORM_EXTERN int orm_tx_rollback_to_async(orm_tx_t *tx, const char *name,
+                                        orm_future_cb cb, void *data,
+                                        orm_future_t **out);
+
+/* ---- stats --------------------------------------------------------------- */
+typedef struct {
+  unsigned conns_connecting; /* connecting or checking health */
+  unsigned conns_idle;       /* ready, nothing in flight */
+  unsigned conns_busy;       /* ready, requests in flight */
+  unsigned conns_in_tx;      /* pinned by a transaction */
+  unsigned conns_broken;     /* waiting to reconnect */
+  size_t queued;             /* requests waiting for a connection */
+  size_t in_flight;          /* requests sent, not yet answered */
+  uint64_t queries;          /* requests completed, by any outcome */
+  uint64_t errors;           /* ... of which failed (not cancelled) */
+  uint64_t timeouts;         /* ... of which timed out */
+  uint64_t cancels;          /* ... of which were cancelled */
+  uint64_t resends;          /* statements re-sent after a neighbour failed */
+  uint64_t connects;         /* successful connection set-ups */
+  uint64_t reconnects;       /* ... of which replaced a lost connection */
+  uint64_t connect_failures; /* failed connection attempts */
+} orm_pool_stats_t;
+
+ORM_EXTERN int orm_pool_stats(const orm_pool_t *pool, orm_pool_stats_t *stats);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* UVORM_POOL_H */

@@ -1,0 +1,672 @@
+/* One libpq connection: non-blocking connect, a uv_poll_t on its socket, and
+ * the pipeline protocol (slots, segments, holding results until their sync
+ * confirms them, re-sending the neighbours of a failed statement). */
+#include <assert.h>
+#include <string.h>
+
+#include "async/alloc.h"
+#include "pool_int.h"
+
+static void on_poll(uv_poll_t *handle, int status, int events);
+static void on_timer(uv_timer_t *timer);
+static void conn_lost(orm__conn_t *conn, const char *why);
+
+static int pipelined(const orm__conn_t *conn) {
+  return !conn->pool->cfg.no_pipeline;
+}
+
+size_t orm__conn_capacity(const orm__conn_t *conn) {
+  return pipelined(conn) ? conn->pool->cfg.pipeline_depth : 1;
+}
+
+/* ---- slots: a ring of what was sent, answered in order ------------------ */
+
+static int slots_reserve(orm__conn_t *conn, size_t extra) {
+  if (conn->slot_count + extra <= conn->slot_cap)
+    return 0;
+  size_t cap = conn->slot_cap ? conn->slot_cap : 16;
+  while (cap < conn->slot_count + extra)
+    cap *= 2;
+  orm__slot_t *slots = orm__reallocarray(NULL, cap, sizeof *slots);
+  if (slots == NULL)
+    return ORM_ENOMEM;
+  for (size_t i = 0; i < conn->slot_count; i++)
+    slots[i] = conn->slots[(conn->slot_head + i) % conn->slot_cap];
+  orm__free(conn->slots);
+  conn->slots = slots;
+  conn->slot_cap = cap;
+  conn->slot_head = 0;
+  return 0;
+}
+
+static orm__slot_t *slot_at(orm__conn_t *conn, size_t i) {
+  return &conn->slots[(conn->slot_head + i) % conn->slot_cap];
+}
+
+static void slot_push(orm__conn_t *conn, orm__slot_kind_t kind,
+                      orm__request_t *req, uint32_t stmt_id) {
+  assert(conn->slot_count < conn->slot_cap);
+  orm__slot_t *s = slot_at(conn, conn->slot_count++);
+  s->kind = kind;
+  s->req = req;
+  s->stmt_id = stmt_id;
+}
+
+static orm__slot_t slot_pop(orm__conn_t *conn) {
+  orm__slot_t s = conn->slots[conn->slot_head];
+  conn->slot_head = (conn->slot_head + 1) % conn->slot_cap;
+  conn->slot_count--;
+  return s;
+}
+
+/* ---- poll handle -------------------------------------------------------- */
+
+static void free_poll(uv_handle_t *handle) {
+  orm_pool_t *pool = handle->data;
+  pool->handles_open--;
+  orm__free(handle);
+}
+
+static void poll_close(orm__conn_t *conn) {
+  if (conn->poll == NULL)
+    return;
+  /* uv_close stops watching the fd at once, so PQfinish may follow. */
+  conn->poll->data = conn->pool;
+  uv_close((uv_handle_t *)conn->poll, free_poll);
+  conn->poll = NULL;
+  conn->poll_events = 0;
+}
+
+static int poll_open(orm__conn_t *conn, uv_os_sock_t fd) {
+  uv_poll_t *poll = orm__malloc(sizeof *poll);
+  if (poll == NULL)
+    return ORM_ENOMEM;
+  if (uv_poll_init_socket(conn->pool->loop, poll, fd) != 0) {
+    orm__free(poll);
+    return ORM_EIO;
+  }
+  conn->pool->handles_open++;
+  poll->data = conn;
+  conn->poll = poll;
+  conn->fd = fd;
+  conn->poll_events = 0;
+  return 0;
+}
+
+static void arm(orm__conn_t *conn, int events) {
+  /* uv_poll_start is an epoll_ctl: skip it when nothing changes. */
+  if (conn->poll == NULL || events == conn->poll_events)
+    return;
+  conn->poll_events = events;
+  uv_poll_start(conn->poll, events, on_poll);
+}
+
+/* ---- connecting --------------------------------------------------------- */
+
+void orm__conn_init(orm__conn_t *conn, orm_pool_t *pool) {
+  memset(conn, 0, sizeof *conn);
+  conn->pool = pool;
+  conn->fd = -1;
+  orm__list_init(&conn->link);
+  orm__list_init(&conn->held);
+  uv_timer_init(pool->loop, &conn->timer); /* cannot fail */
+  conn->timer.data = conn;
+  conn->timer_open = 1;
+  pool->handles_open++;
+  pool->nconns++;
+}
+
+orm__conn_t *orm__conn_new(orm_pool_t *pool) {
+  orm__conn_t *conn = orm__malloc(sizeof *conn);
+  if (conn != NULL)
+    orm__conn_init(conn, pool);
+  return conn;
+}
+
+static void connect_failed(orm__conn_t *conn, const char *why) {
+  orm__pool_conn_failed(conn->pool, conn, 0);
+  (void)why;
+}
+
+static void connected(orm__conn_t *conn) {
+  uv_timer_stop(&conn->timer);
+  if (PQsetnonblocking(conn->pg, 1) != 0 ||
+      (pipelined(conn) && PQenterPipelineMode(conn->pg) != 1)) {
+    connect_failed(conn, "could not set up the connection");
+    return;
+  }
+  conn->created_at = uv_now(conn->pool->loop);
+  arm(conn, UV_READABLE);
+  orm__pool_conn_ready(conn->pool, conn);
+}
+
+static void connect_step(orm__conn_t *conn) {
+  PostgresPollingStatusType st = PQconnectPoll(conn->pg);
+  uv_os_sock_t fd = PQsocket(conn->pg);
+  /* Each host or address libpq tries has a socket of its own. */
+  if (st != PGRES_POLLING_FAILED && fd != conn->fd) {
+    poll_close(conn);
+    if (fd < 0 || poll_open(conn, fd) != 0) {
+      connect_failed(conn, "could not watch the socket");
+      return;
+    }
+  }
+  switch (st) {
+  case PGRES_POLLING_READING:
+    arm(conn, UV_READABLE);
+    break;
+  case PGRES_POLLING_WRITING:
+    arm(conn, UV_WRITABLE);
+    break;
+  case PGRES_POLLING_OK:
+    connected(conn);
+    break;
+  default:
+    connect_failed(conn, NULL);
+    break;
+  }
+}
+
+void orm__conn_start(orm__conn_t *conn) {
+  orm_pool_t *pool = conn->pool;
+  conn->state = CONN_CONNECTING;
+  orm__list_remove(&conn->link);
+  orm__list_push_back(&pool->connecting, &conn->link);
+  conn->pg = PQconnectStart(pool->conninfo);
+  if (conn->pg == NULL || PQstatus(conn->pg) == CONNECTION_BAD ||
+      PQsocket(conn->pg) < 0 || poll_open(conn, PQsocket(conn->pg)) != 0) {
+    connect_failed(conn, NULL);
+    return;
+  }
+  uv_timer_start(&conn->timer, on_timer, pool->cfg.connect_timeout_ms, 0);
+  /* libpq: after PQconnectStart, wait until the socket is writable. */
+  arm(conn, UV_WRITABLE);
+}
+
+static void on_timer(uv_timer_t *timer) {
+  orm__conn_t *conn = timer->data;
+  switch (conn->state) {
+  case CONN_CONNECTING:
+  case CONN_CHECKING:
+    snprintf(conn->pool->last_error, sizeof conn->pool->last_error,
+             "timeout expired while connecting");
+    if (conn->state == CONN_CHECKING)
+      conn_lost(conn, "health check timed out");
+    else
+      orm__pool_conn_failed(conn->pool, conn, 0);
+    break;
+  case CONN_BROKEN:
+    orm__conn_start(conn);
+    break;
+  default:
+    break;
+  }
+}
+
+/* ---- sending ------------------------------------------------------------- */
+
+void orm__conn_flush(orm__conn_t *conn) {
+  int r = PQflush(conn->pg);
+  if (r < 0) {
+    conn_lost(conn, NULL);
+    return;
+  }
+  arm(conn, r == 1 ? UV_READABLE | UV_WRITABLE : UV_READABLE);
+}
+
+void orm__conn_sync(orm__conn_t *conn) {
+  if (conn->pg == NULL)
+    return;
+  if (pipelined(conn) && conn->unsynced > 0) {
+    if (slots_reserve(conn, 1) != 0 || PQpipelineSync(conn->pg) != 1) {
+      conn_lost(conn, NULL);
+      return;
+    }
+    slot_push(conn, SLOT_SYNC, NULL, 0);
+    conn->unsynced = 0;
+  }
+  orm__conn_flush(conn);
+}
+
+static int stmt_state_reserve(orm__conn_t *conn, uint32_t id) {
+  if (id < conn->stmt_cap)
+    return 0;
+  size_t cap = conn->stmt_cap ? conn->stmt_cap : 32;
+  while (cap <= id)
+    cap *= 2;
+  unsigned char *st = orm__realloc(conn->stmt_state, cap);
+  if (st == NULL)
+    return ORM_ENOMEM;
+  memset(st + conn->stmt_cap, STMT_NONE, cap - conn->stmt_cap);
+  conn->stmt_state = st;
+  conn->stmt_cap = cap;
+  return 0;
+}
+
+static int send_query(orm__conn_t *conn, orm__request_t *req) {
+  int ok;
+  if (req->stmt != NULL && !conn->pool->cfg.no_prepare)
+    ok = PQsendQueryPrepared(conn->pg, req->stmt->name, req->nparams,
+                             req->values, req->lengths, req->formats, 1);
+  else
+    ok = PQsendQueryParams(conn->pg, req->sql, req->nparams, req->types,
+                           req->values, req->lengths, req->formats, 1);
+  return ok ? 0 : ORM_ECONNLOST;
+}
+
+/* Puts `req` on the wire (into libpq's buffer; orm__conn_sync() flushes).
+ * 0, ORM_ENOMEM (nothing was sent), or ORM_ECONNLOST (the connection is
+ * unusable; the caller requeues the request and fails the connection). */
+int orm__conn_send(orm__conn_t *conn, orm__request_t *req) {
+  int pipe = pipelined(conn);
+  int named = req->stmt != NULL && !conn->pool->cfg.no_prepare;
+  if (slots_reserve(conn, 3) != 0 ||
+      (named && stmt_state_reserve(conn, req->stmt->id) != 0))
+    return ORM_ENOMEM;
+  /* A statement that cannot share an implicit transaction starts a segment
+   * of its own, and ends it. */
+  if (pipe && req->isolated && conn->unsynced > 0) {
+    if (PQpipelineSync(conn->pg) != 1)
+      return ORM_ECONNLOST;
+    slot_push(conn, SLOT_SYNC, NULL, 0);
+    conn->unsynced = 0;
+  }
+  req->conn = conn;
+  req->state = REQ_SENT;
+  conn->in_flight++;
+  if (named && conn->stmt_state[req->stmt->id] == STMT_NONE) {
+    if (!PQsendPrepare(conn->pg, req->stmt->name, req->stmt->sql,
+                       req->stmt->nparams, req->stmt->types))
+      goto lost;
+    conn->stmt_state[req->stmt->id] = STMT_PENDING;
+    conn->unsynced++;
+    /* Outside pipeline mode the statement follows once Parse is answered. */
+    slot_push(conn, SLOT_PREPARE, pipe ? NULL : req, req->stmt->id);
+    if (!pipe)
+      return 0;
+  }
+  if (send_query(conn, req) != 0)
+    goto lost;
+  slot_push(conn, SLOT_QUERY, req, 0);
+  conn->unsynced++;
+  if (pipe && req->isolated) {
+    if (PQpipelineSync(conn->pg) != 1)
+      return ORM_ECONNLOST; /* the request is in a slot: conn_lost fails it */
+    slot_push(conn, SLOT_SYNC, NULL, 0);
+    conn->unsynced = 0;
+  }
+  return 0;
+lost:
+  req->conn = NULL;
+  req->state = REQ_QUEUED;
+  conn->in_flight--;
+  return ORM_ECONNLOST;
+}
+
+void orm__conn_check(orm__conn_t *conn) {
+  conn->state = CONN_CHECKING;
+  uv_timer_start(&conn->timer, on_timer, conn->pool->cfg.connect_timeout_ms, 0);
+  if (slots_reserve(conn, 2) != 0 ||
+      !PQsendQueryParams(conn->pg, "SELECT 1", 0, NULL, NULL, NULL, NULL, 1)) {
+    conn_lost(conn, "could not send a health check");
+    return;
+  }
+  slot_push(conn, SLOT_CHECK, NULL, 0);
+  conn->unsynced++;
+  orm__conn_sync(conn);
+}
+
+void orm__conn_retry_in(orm__conn_t *conn, uint64_t delay_ms) {
+  uv_timer_start(&conn->timer, on_timer, delay_ms, 0);
+}
+
+/* ---- cancellation ------------------------------------------------------- */
+
+/* The first statement among the slots that has no answer yet: the one the
+ * server is running now. */
+static orm__request_t *executing(orm__conn_t *conn) {
+  for (size_t i = 0; i < conn->slot_count; i++) {
+    orm__slot_t *s = slot_at(conn, i);
+    if (s->kind == SLOT_QUERY)
+      return s->req->result == NULL ? s->req : NULL;
+  }
+  return NULL;
+}
+
+void orm__conn_abandon(orm__conn_t *conn, orm__request_t *req) {
+  req->abandoned = 1;
+  /* A cancel request stops whatever the backend runs at that moment, so it
+   * is sent only while `req` is that statement; one still waiting behind
+   * others is cancelled when it reaches the front (see process()). */
+  if (req->state == REQ_SENT && executing(conn) == req)
+    orm__pool_cancel_on_server(conn->pool, conn);
+}
+
+/* ---- receiving ---------------------------------------------------------- */
+
+static int is_error(const PGresult *res) {
+  return res != NULL && PQresultStatus(res) == PGRES_FATAL_ERROR;
+}
+
+static const char *sqlstate(const PGresult *res) {
+  const char *s = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+  return s ? s : "";
+}
+
+static int may_retry(orm__conn_t *conn, orm__request_t *req) {
+  if (req->kind != REQ_QUERY || req->retries >= 3)
+    return 0;
+  const char *state = sqlstate(req->result);
+  /* A cancel aimed at a neighbour that had just finished lands on the next
+   * statement; and a named statement the server no longer has (26000) is
+   * prepared again. */
+  if (strcmp(state, "57014") == 0)
+    return uv_now(conn->pool->loop) < conn->cancel_guard_until;
+  if (strcmp(state, "26000") == 0 && req->stmt != NULL) {
+    conn->stmt_state[req->stmt->id] = STMT_NONE;
+    return 1;
+  }
+  return 0;
+}
+
+static void resend(orm__conn_t *conn, orm__request_t *req) {
+  if (req->result != NULL) {
+    PQclear(req->result);
+    req->result = NULL;
+  }
+  req->conn = NULL;
+  req->retries++;
+  conn->pool->stats.resends++;
+  orm__pool_resend(conn->pool, req);
+}
+
+/* A statement's answer is in: complete it, or hold it for the sync. */
+static void query_answered(orm__conn_t *conn, orm__request_t *req) {
+  conn->in_flight--;
+  if (req->abandoned) {
+    orm__req_drop(req);
+    return;
+  }
+  if (!pipelined(conn) || req->kind != REQ_QUERY) {
+    /* Outside pipeline mode each statement is its own transaction, and a
+     * transaction's statements each end their own segment. */
+    if (pipelined(conn)) {
+      req->state = REQ_HELD;
+      orm__list_push_back(&conn->held, &req->link);
+      return;
+    }
+    req->conn = NULL;
+    if (is_error(req->result) && may_retry(conn, req))
+      resend(conn, req);
+    else
+      orm__req_finish(req, 0);
+    return;
+  }
+  req->state = REQ_HELD;
+  orm__list_push_back(&conn->held, &req->link);
+}
+
+/* The sync closing a segment is in: its statements committed together, or,
+ * if one failed, none of them took effect. The failed one fails alone; its
+ * neighbours (rolled back or skipped) go again. */
+static void segment_done(orm__conn_t *conn) {
+  int failed = conn->segment_failed;
+  conn->segment_failed = 0;
+  while (!orm__list_empty(&conn->held)) {
+    orm__request_t *req =
+        ORM_CONTAINER_OF(conn->held.next, orm__request_t, link);
+    orm__list_remove(&req->link);
+    req->conn = NULL;
+    if (req->abandoned) {
+      orm__req_drop(req);
+    } else if (req->prepare_error != NULL || is_error(req->result)) {
+      if (req->prepare_error == NULL && may_retry(conn, req))
+        resend(conn, req);
+      else
+        orm__req_finish(req, 0);
+    } else if (failed && req->kind == REQ_QUERY) {
+      resend(conn, req);
+    } else {
+      orm__req_finish(req, 0);
+    }
+    if (conn->pg == NULL)
+      return; /* a callback closed the pool */
+  }
+}
+
+static void prepare_answered(orm__conn_t *conn, orm__slot_t *slot,
+                             PGresult *res) {
+  ExecStatusType st = PQresultStatus(res);
+  if (st == PGRES_COMMAND_OK) {
+    conn->stmt_state[slot->stmt_id] = STMT_READY;
+    PQclear(res);
+    return;
+  }
+  conn->stmt_state[slot->stmt_id] = STMT_NONE;
+  if (st != PGRES_FATAL_ERROR) {
+    PQclear(res); /* skipped after an earlier failure: prepared again later */
+    return;
+  }
+  conn->segment_failed = 1;
+  /* The statement that needed this Parse fails with its error. */
+  orm__request_t *req = slot->req;
+  for (size_t i = 1; req == NULL && i < conn->slot_count; i++) {
+    orm__slot_t *s = slot_at(conn, i);
+    if (s->kind == SLOT_QUERY)
+      req = s->req;
+  }
+  if (req != NULL && req->prepare_error == NULL)
+    req->prepare_error = res;
+  else
+    PQclear(res);
+}
+
+/* Outside pipeline mode, a Parse answered lets its statement go. */
+static void prepare_done(orm__conn_t *conn, orm__request_t *req) {
+  if (req == NULL)
+    return;
+  if (req->abandoned || req->prepare_error != NULL) {
+    conn->in_flight--;
+    req->conn = NULL;
+    if (req->abandoned)
+      orm__req_drop(req);
+    else
+      orm__req_finish(req, 0);
+    return;
+  }
+  if (send_query(conn, req) != 0) {
+    conn->in_flight--;
+    req->conn = NULL;
+    orm__req_complete(req, ORM_ECONNLOST, 0);
+    return;
+  }
+  slot_push(conn, SLOT_QUERY, req, 0);
+  orm__conn_flush(conn);
+}
+
+static void check_done(orm__conn_t *conn, int ok) {
+  if (!ok) {
+    conn_lost(conn, "health check failed");
+    return;
+  }
+  orm__pool_conn_ready(conn->pool, conn);
+}
+
+/* Reads every complete answer libpq has. Callbacks run from here; after
+ * each, the connection may have been failed or the pool closed. */
+static void process(orm__conn_t *conn) {
+  int check_ok = 1;
+  while (conn->pg != NULL && conn->slot_count > 0 && !PQisBusy(conn->pg)) {
+    PGresult *res = PQgetResult(conn->pg);
+    orm__slot_t *slot = slot_at(conn, 0);
+    switch (slot->kind) {
+    case SLOT_QUERY: {
+      orm__request_t *req = slot->req;
+      if (res != NULL) {
+        if (is_error(res))
+          conn->segment_failed = 1;
+        if (req->result == NULL || (is_error(res) && !is_error(req->result))) {
+          PQclear(req->result);
+          req->result = res;
+        } else {
+          PQclear(res);
+        }
+        break;
+      }
+      slot_pop(conn);
+      query_answered(conn, req);
+      if (conn->pg != NULL) {
+        orm__request_t *next = executing(conn);
+        if (next != NULL && next->abandoned)
+          orm__pool_cancel_on_server(conn->pool, conn);
+      }
+      break;
+    }
+    case SLOT_PREPARE:
+      if (res != NULL) {
+        prepare_answered(conn, slot, res);
+        break;
+      }
+      orm__request_t *req = slot->req;
+      slot_pop(conn);
+      prepare_done(conn, req);
+      break;
+    case SLOT_SYNC:
+      if (res == NULL || PQresultStatus(res) != PGRES_PIPELINE_SYNC) {
+        PQclear(res);
+        conn_lost(conn, "protocol out of step: expected a pipeline sync");
+        return;
+      }
+      PQclear(res);
+      slot_pop(conn);
+      segment_done(conn);
+      break;
+    case SLOT_CHECK:
+      if (res != NULL) {
+        if (PQresultStatus(res) != PGRES_TUPLES_OK)
+          check_ok = 0;
+        PQclear(res);
+        break;
+      }
+      slot_pop(conn);
+      if (!pipelined(conn))
+        check_done(conn, check_ok);
+      break;
+    }
+  }
+  /* A health check's segment ends with its sync. */
+  if (conn->pg != NULL && conn->state == CONN_CHECKING &&
+      conn->slot_count == 0)
+    check_done(conn, check_ok);
+}
+
+static void on_poll(uv_poll_t *handle, int status, int events) {
+  orm__conn_t *conn = handle->data;
+  if (conn->state == CONN_CONNECTING) {
+    /* libuv reports POLLERR as an error status; libpq reads the cause. */
+    connect_step(conn);
+    return;
+  }
+  if (status < 0)
+    events = UV_READABLE; /* let libpq find out what happened */
+  if (events & UV_WRITABLE) {
+    orm__conn_flush(conn);
+    if (conn->pg == NULL)
+      return;
+  }
+  if (events & UV_READABLE) {
+    if (!PQconsumeInput(conn->pg)) {
+      conn_lost(conn, NULL);
+      return;
+    }
+    size_t before = conn->in_flight;
+    process(conn);
+    /* Room freed up: let waiting requests in this same loop turn. */
+    if (conn->in_flight < before &&
+        (conn->pool->queued > 0 || !orm__list_empty(&conn->pool->txs)))
+      orm__pool_kick(conn->pool);
+    if (conn->pg == NULL)
+      return;
+    /* libpq may have queued output while reading; keep it moving. */
+    if (conn->poll_events & UV_WRITABLE)
+      orm__conn_flush(conn);
+    else if (status < 0)
+      uv_poll_start(conn->poll, conn->poll_events, on_poll);
+  }
+  if (conn->state == CONN_READY && conn->in_flight == 0)
+    conn->idle_since = uv_now(conn->pool->loop);
+}
+
+/* ---- failure and teardown ------------------------------------------------ */
+
+static void fail_req(orm__request_t *req, int code, const char *why,
+                     int defer) {
+  req->conn = NULL;
+  if (req->abandoned) {
+    orm__req_drop(req);
+    return;
+  }
+  if (why != NULL && req->future.error.message == NULL)
+    orm__future_set_message(&req->future, "%s", why);
+  orm__req_complete(req, code, defer);
+}
+
+void orm__conn_fail_all(orm__conn_t *conn, int code, const char *why,
+                        int defer) {
+  while (conn->slot_count > 0) {
+    orm__slot_t slot = slot_pop(conn);
+    if ((slot.kind == SLOT_QUERY || slot.kind == SLOT_PREPARE) &&
+        slot.req != NULL) {
+      conn->in_flight--;
+      fail_req(slot.req, code, why, defer);
+    }
+  }
+  while (!orm__list_empty(&conn->held)) {
+    orm__request_t *req =
+        ORM_CONTAINER_OF(conn->held.next, orm__request_t, link);
+    orm__list_remove(&req->link);
+    fail_req(req, code, why, defer);
+  }
+  assert(conn->in_flight == 0);
+  conn->in_flight = 0;
+  conn->unsynced = 0;
+  conn->segment_failed = 0;
+}
+
+static void conn_lost(orm__conn_t *conn, const char *why) {
+  if (why != NULL)
+    snprintf(conn->pool->last_error, sizeof conn->pool->last_error, "%s", why);
+  orm__pool_conn_failed(conn->pool, conn, 1);
+}
+
+void orm__conn_shutdown(orm__conn_t *conn) {
+  poll_close(conn);
+  if (conn->pg != NULL) {
+    PQfinish(conn->pg);
+    conn->pg = NULL;
+  }
+  conn->fd = -1;
+  if (conn->stmt_state != NULL)
+    memset(conn->stmt_state, STMT_NONE, conn->stmt_cap);
+  if (conn->timer_open)
+    uv_timer_stop(&conn->timer);
+}
+
+static void conn_timer_closed(uv_handle_t *handle) {
+  orm__conn_t *conn = handle->data;
+  orm_pool_t *pool = conn->pool;
+  orm__free(conn->slots);
+  orm__free(conn->stmt_state);
+  orm__free(conn);
+  pool->handles_open--;
+  orm__pool_kick(pool);
+}
+
+void orm__conn_destroy(orm__conn_t *conn) {
+  orm__conn_shutdown(conn);
+  orm__list_remove(&conn->link);
+  conn->state = CONN_CLOSED;
+  conn->pool->nconns--;
+  conn->timer_open = 0;
+  uv_close((uv_handle_t *)&conn->timer, conn_timer_closed);
+}

@@ -1,0 +1,271 @@
+/* Internal structures of the pool: requests, connections, statements.
+ *
+ * Ownership in one paragraph. A request is a future. It is created with one
+ * reference held by the pool machinery ("in the machine") and optionally a
+ * second for the caller. The machinery reference is dropped when the request
+ * has left every queue and slot; the last reference returns the request to
+ * the pool's free list (or frees it once the pool is gone). A request can be
+ * completed (its callback run) while still in a connection's slots: that is
+ * a cancelled or timed-out request whose result is discarded on arrival. */
+#ifndef ORM_POOL_INT_H
+#define ORM_POOL_INT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <libpq-fe.h>
+#include <uv.h>
+
+#include "uvorm/pool.h"
+
+#include "async/future.h"
+
+typedef struct orm__link_s {
+  struct orm__link_s *prev;
+  struct orm__link_s *next;
+} orm__link_t;
+
+/* Through uintptr_t so that it serves const pointers too. */
+#define ORM_CONTAINER_OF(ptr, type, member)                                    \
+  ((type *)(uintptr_t)((const char *)(ptr)-offsetof(type, member)))
+
+static inline void orm__list_init(orm__link_t *head) {
+  head->prev = head->next = head;
+}
+static inline int orm__list_empty(const orm__link_t *head) {
+  return head->next == head;
+}
+static inline void orm__list_remove(orm__link_t *l) {
+  l->prev->next = l->next;
+  l->next->prev = l->prev;
+  l->prev = l->next = l;
+}
+static inline void orm__list_push_back(orm__link_t *head, orm__link_t *l) {
+  l->prev = head->prev;
+  l->next = head;
+  head->prev->next = l;
+  head->prev = l;
+}
+static inline void orm__list_push_front(orm__link_t *head, orm__link_t *l) {
+  l->next = head->next;
+  l->prev = head;
+  head->next->prev = l;
+  head->next = l;
+}
+
+/* A statement the pool has seen: SQL text and parameter types, interned
+ * once; each connection prepares it on first use under the name "u<id>". */
+typedef struct orm__stmt_s {
+  struct orm__stmt_s *next_in_bucket;
+  uint64_t hash;
+  uint32_t id;
+  int nparams;
+  Oid *types;
+  char name[16];
+  char sql[]; /* NUL-terminated */
+} orm__stmt_t;
+
+typedef enum {
+  REQ_QUERY,    /* a statement from the pool queue */
+  REQ_TX_QUERY, /* a statement of a transaction, on its pinned connection */
+  REQ_BEGIN,    /* BEGIN: pins an idle connection */
+  REQ_TX_END    /* COMMIT or ROLLBACK: unpins it */
+} orm__req_kind_t;
+
+typedef enum {
+  REQ_FREE,   /* in the free list */
+  REQ_QUEUED, /* in the pool queue, or a transaction's */
+  REQ_SENT,   /* in a connection's slots */
+  REQ_HELD,   /* answered; waiting for its segment's sync */
+  REQ_DONE    /* out of the machine */
+} orm__req_state_t;
+
+typedef struct orm__conn_s orm__conn_t;
+
+typedef struct orm__request_s {
+  orm_future_t future; /* first: a request is a future */
+  orm_pool_t *pool;    /* NULL once the pool is gone */
+  orm__link_t link;    /* queue, held list or free list */
+  orm__link_t all;     /* every request of the pool */
+  orm__req_kind_t kind;
+  orm__req_state_t state;
+  orm_tx_t *tx;
+  orm__conn_t *conn; /* while SENT or HELD */
+  orm__stmt_t *stmt; /* NULL: run `sql_copy` unnamed */
+  const char *sql;
+  PGresult *result;
+  PGresult *prepare_error; /* the PREPARE before it failed */
+  unsigned char abandoned; /* completed early; drop the result */
+  unsigned char isolated;  /* needs a segment of its own */
+  unsigned char retries;
+  int nparams;
+  int param_cap;
+  Oid *types;
+  const char **values;
+  int *lengths;
+  int *formats;
+  char *buf; /* encoded parameter bytes */
+  size_t buf_len;
+  size_t buf_cap;
+} orm__request_t;
+
+typedef enum {
+  SLOT_QUERY,   /* a request's statement */
+  SLOT_PREPARE, /* Parse of a statement, ahead of its first use */
+  SLOT_SYNC,    /* end of a segment */
+  SLOT_CHECK    /* health check */
+} orm__slot_kind_t;
+
+typedef struct {
+  orm__slot_kind_t kind;
+  orm__request_t *req; /* SLOT_QUERY; for PREPARE without pipeline mode too */
+  uint32_t stmt_id;    /* SLOT_PREPARE */
+} orm__slot_t;
+
+typedef enum {
+  CONN_CONNECTING, /* PQconnectPoll in progress */
+  CONN_CHECKING,   /* connected; health check in flight */
+  CONN_READY,      /* serving requests (idle when nothing is in flight) */
+  CONN_PINNED,     /* owned by a transaction */
+  CONN_BROKEN,     /* lost or failed to connect; waiting to reconnect */
+  CONN_CLOSED      /* being torn down */
+} orm__conn_state_t;
+
+enum { STMT_NONE = 0, STMT_PENDING, STMT_READY };
+
+struct orm__conn_s {
+  orm_pool_t *pool;
+  orm__link_t link; /* the pool list for its state */
+  orm__conn_state_t state;
+  PGconn *pg;
+  uv_poll_t *poll; /* re-created whenever libpq's socket changes */
+  uv_os_sock_t fd;
+  int poll_events;
+  uv_timer_t timer; /* connect timeout, reconnect backoff */
+  int timer_open;
+  /* What was sent and not yet answered, in order. */
+  orm__slot_t *slots;
+  size_t slot_head;
+  size_t slot_count;
+  size_t slot_cap;
+  size_t in_flight;  /* requests among the slots */
+  size_t unsynced;   /* statements sent since the last sync */
+  orm__link_t held;  /* answered requests of the open segment */
+  int segment_failed;
+  unsigned char *stmt_state; /* by statement id */
+  size_t stmt_cap;
+  orm_tx_t *tx;
+  uint64_t created_at;
+  uint64_t idle_since;
+  uint64_t cancel_guard_until; /* 57014 errors until then may be strays */
+  unsigned failures;           /* consecutive failed connects */
+  int ever_connected;
+};
+
+struct orm_tx_s {
+  orm_pool_t *pool; /* NULL once the pool is gone */
+  orm__conn_t *conn;
+  orm__link_t link;  /* pool's transactions */
+  orm__link_t queue; /* statements waiting for the pinned connection */
+  orm__request_t *begin; /* until BEGIN has completed */
+  orm__request_t *end;   /* COMMIT / ROLLBACK, allocated up front */
+  int lost;  /* ORM_ECONNLOST once its connection died */
+  int ended; /* commit or rollback was called */
+};
+
+struct orm_pool_s {
+  orm__sched_t sched;
+  uv_loop_t *loop;
+  orm_pool_config_t cfg;
+  char *conninfo;
+  void *data;
+  /* Requests waiting for a connection, first in first out. */
+  orm__link_t queue;
+  size_t queued;
+  orm__link_t free_reqs;
+  size_t nfree;
+  orm__link_t all_reqs;
+  /* Connections by state, each in exactly one list. */
+  orm__link_t connecting; /* CONNECTING and CHECKING */
+  orm__link_t ready;      /* READY */
+  orm__link_t pinned;     /* PINNED */
+  orm__link_t broken;     /* BROKEN: reconnect timer running */
+  unsigned nconns;
+  orm__link_t txs;
+  uv_timer_t maint;
+  /* Interned statements. */
+  orm__stmt_t **buckets;
+  size_t nbuckets;
+  uint32_t nstmts;
+  orm_pool_stats_t stats;
+  int closing;
+  int down; /* the last connect failed and no connection is up */
+  char last_error[256];
+  unsigned pending_cancels; /* PQcancel jobs on the thread pool */
+  unsigned handles_open;
+  orm_pool_close_cb close_cb;
+  uint64_t rng;
+};
+
+/* pool.c */
+void orm__pool_kick(orm_pool_t *pool);
+/* Completes with a client-side status (0 or ORM_E*), keeping any server
+ * error the request received for the details. */
+void orm__req_complete(orm__request_t *req, int status, int defer);
+/* Completes from the server's answer in req->result / prepare_error. */
+void orm__req_finish(orm__request_t *req, int defer);
+void orm__req_drop(orm__request_t *req);
+void orm__pool_dispatch(orm_pool_t *pool);
+void orm__pool_conn_ready(orm_pool_t *pool, orm__conn_t *conn);
+void orm__pool_conn_failed(orm_pool_t *pool, orm__conn_t *conn, int lost);
+void orm__pool_resend(orm_pool_t *pool, orm__request_t *req);
+void orm__pool_cancel_on_server(orm_pool_t *pool, orm__conn_t *conn);
+int orm__pool_encode_params(orm__request_t *req, const orm_param_t *params,
+                            size_t nparams);
+orm__stmt_t *orm__pool_intern(orm_pool_t *pool, const char *sql,
+                              const Oid *types, int nparams, int *err);
+
+/* conn.c */
+orm__conn_t *orm__conn_new(orm_pool_t *pool);
+/* Sets up memory allocated by the caller (for all-or-nothing opens). */
+void orm__conn_init(orm__conn_t *conn, orm_pool_t *pool);
+void orm__conn_start(orm__conn_t *conn);
+int orm__conn_send(orm__conn_t *conn, orm__request_t *req);
+/* Sends a health check; the connection is ready again once it answers. */
+void orm__conn_check(orm__conn_t *conn);
+/* Starts connecting again after `delay_ms`. */
+void orm__conn_retry_in(orm__conn_t *conn, uint64_t delay_ms);
+void orm__conn_sync(orm__conn_t *conn);
+void orm__conn_flush(orm__conn_t *conn);
+void orm__conn_abandon(orm__conn_t *conn, orm__request_t *req);
+void orm__conn_fail_all(orm__conn_t *conn, int code, const char *why,
+                        int defer);
+void orm__conn_shutdown(orm__conn_t *conn);
+void orm__conn_destroy(orm__conn_t *conn);
+size_t orm__conn_capacity(const orm__conn_t *conn);
+
+int orm__pool_usable(const orm_pool_t *pool);
+int orm__pool_enqueue(orm_pool_t *pool, orm__request_t *req);
+int orm__pool_prepare_request(orm__request_t *req, const char *sql,
+                              const orm_param_t *params, size_t nparams,
+                              int named);
+orm__request_t *orm__pool_req_new(orm_pool_t *pool, orm__req_kind_t kind,
+                                  orm_future_cb cb, void *data);
+/* Fails a request that never entered the machine, from inside a call. */
+void orm__pool_req_fail_deferred(orm__request_t *req, int code);
+void orm__pool_req_discard(orm__request_t *req);
+
+/* tx.c */
+/* The transaction's connection died: fail what waits, remember it. */
+void orm__tx_conn_lost(orm_tx_t *tx);
+/* BEGIN / COMMIT / ROLLBACK completed with `status`. */
+void orm__tx_begin_done(orm_tx_t *tx, int status, int abandoned);
+void orm__tx_end_done(orm_tx_t *tx, int status);
+/* Gives the pinned connection back to the pool. */
+void orm__tx_unpin(orm_tx_t *tx);
+/* Sends waiting transaction statements on their pinned connections. */
+void orm__tx_pump_all(orm_pool_t *pool);
+/* The pool is closing: fail what waits, detach from the pool. */
+void orm__tx_pool_closing(orm_tx_t *tx, int defer);
+
+#endif /* ORM_POOL_INT_H */

@@ -1,0 +1,227 @@
+/* Typed getters over a query's result. An orm_result_t is libpq's PGresult
+ * under an opaque name: no copy, no extra allocation per query. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libpq-fe.h>
+
+#include "uvorm/pool.h"
+
+#define RES(r) ((const PGresult *)(const void *)(r))
+
+enum {
+  OID_BOOL = 16,
+  OID_BYTEA = 17,
+  OID_CHAR = 18,
+  OID_NAME = 19,
+  OID_INT8 = 20,
+  OID_INT2 = 21,
+  OID_INT4 = 23,
+  OID_TEXT = 25,
+  OID_OID = 26,
+  OID_JSON = 114,
+  OID_FLOAT4 = 700,
+  OID_FLOAT8 = 701,
+  OID_UNKNOWN = 705,
+  OID_BPCHAR = 1042,
+  OID_VARCHAR = 1043
+};
+
+void orm_result_free(orm_result_t *result) {
+  PQclear((PGresult *)(void *)result);
+}
+
+int orm_result_rows(const orm_result_t *r) {
+  return r != NULL ? PQntuples(RES(r)) : 0;
+}
+
+int orm_result_cols(const orm_result_t *r) {
+  return r != NULL ? PQnfields(RES(r)) : 0;
+}
+
+int64_t orm_result_affected(const orm_result_t *r) {
+  if (r == NULL)
+    return 0;
+  /* PQcmdTuples only reads, but is declared without const. */
+  const char *n = PQcmdTuples((PGresult *)(uintptr_t)r);
+  return n != NULL && *n != '\0' ? strtoll(n, NULL, 10) : 0;
+}
+
+const char *orm_result_name(const orm_result_t *r, int col) {
+  return r != NULL ? PQfname(RES(r), col) : NULL;
+}
+
+int orm_result_col(const orm_result_t *r, const char *name) {
+  if (r == NULL || name == NULL)
+    return -1;
+  /* Exact match: PQfnumber would fold case and parse quotes. */
+  for (int i = 0; i < PQnfields(RES(r)); i++)
+    if (strcmp(PQfname(RES(r), i), name) == 0)
+      return i;
+  return -1;
+}
+
+uint32_t orm_result_type(const orm_result_t *r, int col) {
+  return r != NULL ? (uint32_t)PQftype(RES(r), col) : 0;
+}
+
+static int cell(const orm_result_t *r, int row, int col) {
+  if (r == NULL || row < 0 || col < 0 || row >= PQntuples(RES(r)) ||
+      col >= PQnfields(RES(r)))
+    return ORM_ERANGE;
+  if (PQgetisnull(RES(r), row, col))
+    return ORM_ENOTFOUND;
+  return 0;
+}
+
+bool orm_result_is_null(const orm_result_t *r, int row, int col) {
+  return cell(r, row, col) == ORM_ENOTFOUND;
+}
+
+static uint64_t load_be(const unsigned char *p, int n) {
+  uint64_t v = 0;
+  for (int i = 0; i < n; i++)
+    v = (v << 8) | p[i];
+  return v;
+}
+
+int orm_result_int(const orm_result_t *r, int row, int col, int64_t *out) {
+  int rc = cell(r, row, col);
+  if (rc != 0)
+    return rc;
+  Oid type = PQftype(RES(r), col);
+  const unsigned char *v = (const unsigned char *)PQgetvalue(RES(r), row, col);
+  int len = PQgetlength(RES(r), row, col);
+  if (PQfformat(RES(r), col) == 0) {
+    if (type != OID_INT2 && type != OID_INT4 && type != OID_INT8 &&
+        type != OID_OID)
+      return ORM_ETYPE;
+    errno = 0;
+    char *end;
+    long long n = strtoll((const char *)v, &end, 10);
+    if (errno != 0 || *end != '\0')
+      return ORM_ETYPE;
+    *out = n;
+    return 0;
+  }
+  switch (type) {
+  case OID_INT2:
+    if (len != 2)
+      return ORM_ETYPE;
+    *out = (int16_t)load_be(v, 2);
+    return 0;
+  case OID_INT4:
+    if (len != 4)
+      return ORM_ETYPE;
+    *out = (int32_t)load_be(v, 4);
+    return 0;
+  case OID_OID:
+    if (len != 4)
+      return ORM_ETYPE;
+    *out = (int64_t)load_be(v, 4);
+    return 0;
+  case OID_INT8:
+    if (len != 8)
+      return ORM_ETYPE;
+    *out = (int64_t)load_be(v, 8);
+    return 0;
+  default:
+    return ORM_ETYPE;
+  }
+}
+
+int orm_result_float(const orm_result_t *r, int row, int col, double *out) {
+  int rc = cell(r, row, col);
+  if (rc != 0)
+    return rc;
+  Oid type = PQftype(RES(r), col);
+  const unsigned char *v = (const unsigned char *)PQgetvalue(RES(r), row, col);
+  int len = PQgetlength(RES(r), row, col);
+  if (type != OID_FLOAT4 && type != OID_FLOAT8)
+    return ORM_ETYPE;
+  if (PQfformat(RES(r), col) == 0) {
+    char *end;
+    *out = strtod((const char *)v, &end);
+    return *end == '\0' ? 0 : ORM_ETYPE;
+  }
+  if (type == OID_FLOAT4 && len == 4) {
+    uint32_t bits = (uint32_t)load_be(v, 4);
+    float f;
+    memcpy(&f, &bits, 4);
+    *out = f;
+    return 0;
+  }
+  if (type == OID_FLOAT8 && len == 8) {
+    uint64_t bits = load_be(v, 8);
+    memcpy(out, &bits, 8);
+    return 0;
+  }
+  return ORM_ETYPE;
+}
+
+int orm_result_bool(const orm_result_t *r, int row, int col, bool *out) {
+  int rc = cell(r, row, col);
+  if (rc != 0)
+    return rc;
+  if (PQftype(RES(r), col) != OID_BOOL)
+    return ORM_ETYPE;
+  const char *v = PQgetvalue(RES(r), row, col);
+  if (PQfformat(RES(r), col) == 0)
+    *out = v[0] == 't';
+  else if (PQgetlength(RES(r), row, col) == 1)
+    *out = v[0] != 0;
+  else
+    return ORM_ETYPE;
+  return 0;
+}
+
+/* Types whose binary form is their text: everything text-like, and types
+ * unknown here (enums have OIDs of their own). Numbers are not text. */
+static int textual(Oid type) {
+  switch (type) {
+  case OID_BOOL:
+  case OID_BYTEA:
+  case OID_INT8:
+  case OID_INT2:
+  case OID_INT4:
+  case OID_OID:
+  case OID_FLOAT4:
+  case OID_FLOAT8:
+    return 0;
+  case OID_TEXT:
+  case OID_VARCHAR:
+  case OID_BPCHAR:
+  case OID_NAME:
+  case OID_CHAR:
+  case OID_JSON:
+  case OID_UNKNOWN:
+    return 1;
+  default:
+    return type >= 16384; /* user-defined: enums, domains over text */
+  }
+}
+
+int orm_result_text(const orm_result_t *r, int row, int col, const char **out,
+                    size_t *len) {
+  int rc = cell(r, row, col);
+  if (rc != 0)
+    return rc;
+  if (PQfformat(RES(r), col) != 0 && !textual(PQftype(RES(r), col)))
+    return ORM_ETYPE;
+  *out = PQgetvalue(RES(r), row, col);
+  if (len != NULL)
+    *len = (size_t)PQgetlength(RES(r), row, col);
+  return 0;
+}
+
+int orm_result_bytes(const orm_result_t *r, int row, int col,
+                     const uint8_t **out, size_t *len) {
+  int rc = cell(r, row, col);
+  if (rc != 0)
+    return rc;
+  *out = (const uint8_t *)PQgetvalue(RES(r), row, col);
+  if (len != NULL)
+    *len = (size_t)PQgetlength(RES(r), row, col);
+  return 0;
+}

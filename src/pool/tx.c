@@ -1,0 +1,302 @@
+/* Transactions: BEGIN pins an idle connection, statements follow on it in
+ * order (each ending its own pipeline segment, so a failure is reported
+ * where it happened), COMMIT or ROLLBACK unpins it. */
+#include <string.h>
+
+#include "async/alloc.h"
+#include "pool_int.h"
+
+static void tx_free(orm_tx_t *tx) {
+  if (tx->conn != NULL && tx->conn->tx == tx)
+    tx->conn->tx = NULL;
+  if (tx->pool != NULL)
+    orm__list_remove(&tx->link);
+  if (tx->end != NULL)
+    orm__pool_req_discard(tx->end);
+  orm__free(tx);
+}
+
+void orm__tx_unpin(orm_tx_t *tx) {
+  orm__conn_t *conn = tx->conn;
+  tx->conn = NULL;
+  if (conn == NULL)
+    return;
+  conn->tx = NULL;
+  if (conn->state == CONN_PINNED && conn->pg != NULL && tx->pool != NULL &&
+      !tx->pool->closing)
+    orm__pool_conn_ready(tx->pool, conn);
+}
+
+static void fail_waiting(orm_tx_t *tx, int code, int defer) {
+  while (!orm__list_empty(&tx->queue)) {
+    orm__request_t *req =
+        ORM_CONTAINER_OF(tx->queue.next, orm__request_t, link);
+    orm__list_remove(&req->link);
+    /* A lost connection rolled the transaction back: ROLLBACK succeeded. */
+    int status = code;
+    if (req->kind == REQ_TX_END && code == ORM_ECONNLOST &&
+        strcmp(req->sql, "ROLLBACK") == 0)
+      status = 0;
+    if (defer)
+      orm__pool_req_fail_deferred(req, status);
+    else
+      orm__req_complete(req, status, 0);
+  }
+}
+
+void orm__tx_conn_lost(orm_tx_t *tx) {
+  tx->lost = 1;
+  tx->conn = NULL;
+  fail_waiting(tx, ORM_ECONNLOST, 0);
+}
+
+void orm__tx_pool_closing(orm_tx_t *tx, int defer) {
+  orm__list_remove(&tx->link);
+  tx->pool = NULL;
+  if (tx->conn != NULL) {
+    tx->conn->tx = NULL;
+    tx->conn = NULL;
+  }
+  tx->lost = 1;
+  fail_waiting(tx, ORM_ECANCELED, defer);
+}
+
+void orm__tx_begin_done(orm_tx_t *tx, int status, int abandoned) {
+  tx->begin = NULL;
+  if (status == 0 && !abandoned)
+    return; /* the begin future's value is the transaction */
+  if (status == 0 && tx->conn != NULL && tx->end != NULL) {
+    /* Begun on the server, but nobody waits for it any more. */
+    orm__request_t *end = tx->end;
+    tx->end = NULL;
+    tx->ended = 1;
+    end->kind = REQ_TX_END;
+    end->future.cb = NULL;
+    orm__pool_prepare_request(end, "ROLLBACK", NULL, 0, 0);
+    orm__list_push_back(&tx->queue, &end->link);
+    orm__pool_kick(end->pool);
+    return;
+  }
+  orm__tx_unpin(tx);
+  tx_free(tx);
+}
+
+void orm__tx_end_done(orm_tx_t *tx, int status) {
+  (void)status; /* COMMIT failing still ends the transaction */
+  orm__tx_unpin(tx);
+  tx_free(tx);
+}
+
+static void arm_deadline(orm_pool_t *pool, orm__request_t *req) {
+  if (pool->cfg.statement_timeout_ms > 0)
+    orm__sched_set_deadline(&pool->sched, &req->future,
+                            uv_now(pool->loop) +
+                                pool->cfg.statement_timeout_ms);
+}
+
+void orm__tx_pump_all(orm_pool_t *pool) {
+  for (orm__link_t *l = pool->txs.next; l != &pool->txs;) {
+    orm_tx_t *tx = ORM_CONTAINER_OF(l, orm_tx_t, link);
+    l = l->next;
+    orm__conn_t *conn = tx->conn;
+    while (conn != NULL && conn->state == CONN_PINNED && conn->pg != NULL &&
+           tx->begin == NULL && !orm__list_empty(&tx->queue) &&
+           conn->in_flight < orm__conn_capacity(conn)) {
+      orm__request_t *req =
+          ORM_CONTAINER_OF(tx->queue.next, orm__request_t, link);
+      orm__list_remove(&req->link);
+      int rc = orm__conn_send(conn, req);
+      if (rc == ORM_ENOMEM) {
+        orm__req_complete(req, ORM_ENOMEM, 0);
+      } else if (rc != 0) {
+        orm__list_push_front(&tx->queue, &req->link);
+        orm__pool_conn_failed(pool, conn, 1); /* fails the transaction */
+        break;
+      } else {
+        arm_deadline(pool, req);
+      }
+    }
+  }
+}
+
+/* ---- public calls ---------------------------------------------------------- */
+
+int orm_tx_begin_async(orm_pool_t *pool, orm_future_cb cb, void *data,
+                       orm_future_t **out) {
+  if (out != NULL)
+    *out = NULL;
+  int rc = orm__pool_usable(pool);
+  if (rc != 0)
+    return rc;
+  if (pool->queued >= pool->cfg.queue_max)
+    return ORM_EQUEUEFULL;
+  orm_tx_t *tx = orm__calloc(1, sizeof *tx);
+  if (tx == NULL)
+    return ORM_ENOMEM;
+  /* COMMIT / ROLLBACK is allocated now so that ending can never fail. */
+  orm__request_t *begin = orm__pool_req_new(pool, REQ_BEGIN, cb, data);
+  orm__request_t *end =
+      begin ? orm__pool_req_new(pool, REQ_TX_END, NULL, NULL) : NULL;
+  if (end == NULL ||
+      (rc = orm__pool_prepare_request(begin, "BEGIN", NULL, 0, 0)) != 0) {
+    if (begin != NULL)
+      orm__pool_req_discard(begin);
+    if (end != NULL)
+      orm__pool_req_discard(end);
+    orm__free(tx);
+    return rc != 0 ? rc : ORM_ENOMEM;
+  }
+  tx->pool = pool;
+  tx->begin = begin;
+  tx->end = end;
+  orm__list_init(&tx->queue);
+  orm__list_push_back(&pool->txs, &tx->link);
+  begin->tx = tx;
+  end->tx = tx;
+  if (pool->down) {
+    orm__future_set_message(&begin->future, "%s", pool->last_error);
+    orm__pool_req_fail_deferred(begin, ORM_ECONNECT);
+  } else if ((rc = orm__pool_enqueue(pool, begin)) != 0) {
+    tx->begin = NULL;
+    orm__pool_req_discard(begin);
+    tx_free(tx);
+    return rc;
+  }
+  if (out != NULL) {
+    orm__future_ref(&begin->future);
+    *out = &begin->future;
+  }
+  return 0;
+}
+
+static int tx_usable(const orm_tx_t *tx) {
+  if (tx == NULL)
+    return ORM_EINVAL;
+  if (tx->ended || tx->begin != NULL)
+    return ORM_ESTATE;
+  if (tx->pool == NULL || tx->pool->closing)
+    return ORM_ECLOSED;
+  return 0;
+}
+
+/* Queues a statement of `tx`; `sql` is copied unless `named`. */
+static int tx_submit(orm_tx_t *tx, orm__req_kind_t kind, const char *sql,
+                     const orm_param_t *params, size_t nparams, int named,
+                     orm_future_cb cb, void *data, orm_future_t **out) {
+  orm__request_t *req = orm__pool_req_new(tx->pool, kind, cb, data);
+  if (req == NULL)
+    return ORM_ENOMEM;
+  int rc = orm__pool_prepare_request(req, sql, params, nparams, named);
+  if (rc != 0) {
+    orm__pool_req_discard(req);
+    return rc;
+  }
+  req->tx = tx;
+  req->isolated = 1;
+  if (out != NULL) {
+    orm__future_ref(&req->future);
+    *out = &req->future;
+  }
+  if (tx->lost) {
+    orm__pool_req_fail_deferred(req, ORM_ECONNLOST);
+  } else {
+    orm__list_push_back(&tx->queue, &req->link);
+    orm__pool_kick(tx->pool);
+  }
+  return 0;
+}
+
+int orm_tx_query_async(orm_tx_t *tx, const char *sql,
+                       const orm_param_t *params, size_t nparams,
+                       orm_future_cb cb, void *data, orm_future_t **out) {
+  if (out != NULL)
+    *out = NULL;
+  int rc = tx_usable(tx);
+  if (rc != 0)
+    return rc;
+  if (sql == NULL || (params == NULL && nparams > 0))
+    return ORM_EINVAL;
+  if (nparams > ORM_MAX_PARAMS)
+    return ORM_E2BIG;
+  return tx_submit(tx, REQ_TX_QUERY, sql, params, nparams,
+                   !tx->pool->cfg.no_prepare, cb, data, out);
+}
+
+static int tx_end(orm_tx_t *tx, const char *sql, orm_future_cb cb, void *data,
+                  orm_future_t **out) {
+  if (out != NULL)
+    *out = NULL;
+  if (tx == NULL)
+    return ORM_EINVAL;
+  if (tx->ended || tx->begin != NULL)
+    return ORM_ESTATE;
+  tx->ended = 1;
+  if (tx->pool == NULL) {
+    tx_free(tx);
+    return ORM_ECLOSED;
+  }
+  orm__request_t *req = tx->end;
+  tx->end = NULL;
+  req->future.cb = cb;
+  req->future.data = data;
+  orm__pool_prepare_request(req, sql, NULL, 0, 0); /* fits: no parameters */
+  if (out != NULL) {
+    orm__future_ref(&req->future);
+    *out = &req->future;
+  }
+  if (tx->lost) {
+    orm__pool_req_fail_deferred(
+        req, strcmp(sql, "ROLLBACK") == 0 ? 0 : ORM_ECONNLOST);
+  } else {
+    orm__list_push_back(&tx->queue, &req->link);
+    orm__pool_kick(tx->pool);
+  }
+  return 0;
+}
+
+int orm_tx_commit_async(orm_tx_t *tx, orm_future_cb cb, void *data,
+                        orm_future_t **out) {
+  return tx_end(tx, "COMMIT", cb, data, out);
+}
+
+int orm_tx_rollback_async(orm_tx_t *tx, orm_future_cb cb, void *data,
+                          orm_future_t **out) {
+  return tx_end(tx, "ROLLBACK", cb, data, out);
+}
+
+static int savepoint(orm_tx_t *tx, const char *verb, const char *name,
+                     orm_future_cb cb, void *data, orm_future_t **out) {
+  if (out != NULL)
+    *out = NULL;
+  int rc = tx_usable(tx);
+  if (rc != 0)
+    return rc;
+  size_t n = name != NULL ? strlen(name) : 0;
+  if (n == 0 || n > 63 || (name[0] >= '0' && name[0] <= '9'))
+    return ORM_EINVAL;
+  for (size_t i = 0; i < n; i++) {
+    char c = name[i];
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+          (c >= '0' && c <= '9') || c == '_'))
+      return ORM_EINVAL;
+  }
+  char sql[128];
+  /* Quoted, so the name is taken exactly as given. */
+  snprintf(sql, sizeof sql, "%s \"%s\"", verb, name);
+  return tx_submit(tx, REQ_TX_QUERY, sql, NULL, 0, 0, cb, data, out);
+}
+
+int orm_tx_savepoint_async(orm_tx_t *tx, const char *name, orm_future_cb cb,
+                           void *data, orm_future_t **out) {
+  return savepoint(tx, "SAVEPOINT", name, cb, data, out);
+}
+
+int orm_tx_release_async(orm_tx_t *tx, const char *name, orm_future_cb cb,
+                         void *data, orm_future_t **out) {
+  return savepoint(tx, "RELEASE SAVEPOINT", name, cb, data, out);
+}
+
+int orm_tx_rollback_to_async(orm_tx_t *tx, const char *name, orm_future_cb cb,
+                             void *data, orm_future_t **out) {
+  return savepoint(tx, "ROLLBACK TO SAVEPOINT", name, cb, data, out);
+}
