@@ -1,0 +1,994 @@
+#include <stdalign.h>
+#include <string.h>
+
+#include "uvorm/common.h"
+
+#include "async/alloc.h"
+
+#include "codec.h"
+
+/* PostgreSQL counts time from 2000-01-01; the C side from 1970-01-01. */
+#define PG_EPOCH_DAYS INT64_C(10957)
+#define PG_EPOCH_USECS (PG_EPOCH_DAYS * INT64_C(86400000000))
+
+/* numeric's sign word and limits (src/include/utils/numeric.h). */
+#define NUMERIC_POS 0x0000u
+#define NUMERIC_NEG 0x4000u
+#define NUMERIC_NAN 0xC000u
+#define NUMERIC_PINF 0xD000u
+#define NUMERIC_NINF 0xF000u
+#define NUMERIC_DSCALE_MAX 0x3FFF
+#define NUMERIC_NBASE 10000
+
+/* Array header: ndim, has-null flag, element OID; per dimension: size and
+ * lower bound. */
+#define ARRAY_HEADER 12
+#define ARRAY_DIM 8
+
+/* The variable-length decoders stay out of line so that orm__codec_decode()
+ * needs no stack frame for the fixed-size types it mostly handles. */
+#if defined(__GNUC__)
+#define ORM__NOINLINE __attribute__((noinline))
+#else
+#define ORM__NOINLINE
+#endif
+
+/* ---- big-endian loads and stores --------------------------------------- */
+
+/* Byte-wise shifts are portable and compile to a load plus bswap. The signed
+ * views go through memcpy: exact-width types are two's complement, and this
+ * avoids the implementation-defined unsigned-to-signed conversion. */
+static inline uint16_t load_u16(const char *p) {
+  const unsigned char *b = (const unsigned char *)p;
+  return (uint16_t)((unsigned)b[0] << 8 | (unsigned)b[1]);
+}
+
+static inline uint32_t load_u32(const char *p) {
+  const unsigned char *b = (const unsigned char *)p;
+  return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 |
+         (uint32_t)b[3];
+}
+
+static inline uint64_t load_u64(const char *p) {
+  return (uint64_t)load_u32(p) << 32 | load_u32(p + 4);
+}
+
+static inline int16_t load_i16(const char *p) {
+  uint16_t u = load_u16(p);
+  int16_t v;
+  memcpy(&v, &u, sizeof v);
+  return v;
+}
+
+static inline int32_t load_i32(const char *p) {
+  uint32_t u = load_u32(p);
+  int32_t v;
+  memcpy(&v, &u, sizeof v);
+  return v;
+}
+
+static inline int64_t load_i64(const char *p) {
+  uint64_t u = load_u64(p);
+  int64_t v;
+  memcpy(&v, &u, sizeof v);
+  return v;
+}
+
+static inline void store_u16(char *p, uint16_t v) {
+  unsigned char *b = (unsigned char *)p;
+  b[0] = (unsigned char)(v >> 8);
+  b[1] = (unsigned char)v;
+}
+
+static inline void store_u32(char *p, uint32_t v) {
+  unsigned char *b = (unsigned char *)p;
+  b[0] = (unsigned char)(v >> 24);
+  b[1] = (unsigned char)(v >> 16);
+  b[2] = (unsigned char)(v >> 8);
+  b[3] = (unsigned char)v;
+}
+
+static inline void store_u64(char *p, uint64_t v) {
+  store_u32(p, (uint32_t)(v >> 32));
+  store_u32(p + 4, (uint32_t)v);
+}
+
+static inline uint16_t bits_i16(int16_t v) {
+  uint16_t u;
+  memcpy(&u, &v, sizeof u);
+  return u;
+}
+
+static inline uint32_t bits_i32(int32_t v) {
+  uint32_t u;
+  memcpy(&u, &v, sizeof u);
+  return u;
+}
+
+static inline uint64_t bits_i64(int64_t v) {
+  uint64_t u;
+  memcpy(&u, &v, sizeof u);
+  return u;
+}
+
+/* ---- buffer ------------------------------------------------------------ */
+
+void orm__buf_init(orm__buf_t *buf) {
+  buf->data = NULL;
+  buf->len = 0;
+  buf->cap = 0;
+}
+
+int orm__buf_reserve(orm__buf_t *buf, size_t extra) {
+  if (buf->cap - buf->len >= extra)
+    return 0;
+  /* Objects beyond PTRDIFF_MAX break pointer subtraction, and sanitizer
+   * allocators abort on such requests rather than return NULL. */
+  if (extra > (size_t)PTRDIFF_MAX - buf->len)
+    return ORM_ENOMEM;
+  size_t want = buf->len + extra;
+  size_t cap = buf->cap > 0 ? buf->cap : 64;
+  while (cap < want)
+    cap = cap > (size_t)PTRDIFF_MAX / 2 ? want : cap * 2;
+  char *data = orm__realloc(buf->data, cap);
+  if (data == NULL)
+    return ORM_ENOMEM;
+  buf->data = data;
+  buf->cap = cap;
+  return 0;
+}
+
+int orm__buf_append(orm__buf_t *buf, const void *bytes, size_t len) {
+  int rc = orm__buf_reserve(buf, len);
+  if (rc != 0)
+    return rc;
+  if (len > 0)
+    memcpy(buf->data + buf->len, bytes, len);
+  buf->len += len;
+  return 0;
+}
+
+void orm__buf_reset(orm__buf_t *buf) { buf->len = 0; }
+
+void orm__buf_free(orm__buf_t *buf) {
+  orm__free(buf->data);
+  orm__buf_init(buf);
+}
+
+/* Callers reserve first; these only write. */
+static void put_u16(orm__buf_t *buf, uint16_t v) {
+  store_u16(buf->data + buf->len, v);
+  buf->len += 2;
+}
+
+static void put_u32(orm__buf_t *buf, uint32_t v) {
+  store_u32(buf->data + buf->len, v);
+  buf->len += 4;
+}
+
+static void put_u64(orm__buf_t *buf, uint64_t v) {
+  store_u64(buf->data + buf->len, v);
+  buf->len += 8;
+}
+
+/* ---- type table -------------------------------------------------------- */
+
+typedef struct {
+  const char *name;
+  size_t size;
+  uint32_t param_oid;
+} type_info_t;
+
+static const type_info_t type_info[ORM_T_COUNT_] = {
+    [ORM_T_INT2] = {"int2", sizeof(int16_t), ORM_OID_INT2},
+    [ORM_T_INT4] = {"int4", sizeof(int32_t), ORM_OID_INT4},
+    [ORM_T_INT8] = {"int8", sizeof(int64_t), ORM_OID_INT8},
+    [ORM_T_FLOAT4] = {"float4", sizeof(float), ORM_OID_FLOAT4},
+    [ORM_T_FLOAT8] = {"float8", sizeof(double), ORM_OID_FLOAT8},
+    [ORM_T_BOOL] = {"bool", sizeof(bool), ORM_OID_BOOL},
+    [ORM_T_TEXT] = {"text", sizeof(char *), 0},
+    [ORM_T_ENUM] = {"enum", sizeof(char *), 0},
+    [ORM_T_JSON] = {"json", sizeof(char *), ORM_OID_JSON},
+    [ORM_T_JSONB] = {"jsonb", sizeof(char *), ORM_OID_JSONB},
+    [ORM_T_BYTEA] = {"bytea", sizeof(orm_bytes_t), ORM_OID_BYTEA},
+    [ORM_T_TIMESTAMP] = {"timestamp", sizeof(int64_t), ORM_OID_TIMESTAMP},
+    [ORM_T_TIMESTAMPTZ] = {"timestamptz", sizeof(int64_t), ORM_OID_TIMESTAMPTZ},
+    [ORM_T_DATE] = {"date", sizeof(int32_t), ORM_OID_DATE},
+    [ORM_T_UUID] = {"uuid", 16, ORM_OID_UUID},
+    [ORM_T_NUMERIC] = {"numeric", sizeof(char *), ORM_OID_NUMERIC},
+    [ORM_T_INT_ARRAY] = {"int8[]", sizeof(orm_int_array_t), ORM_OID_INT8_ARRAY},
+    [ORM_T_TEXT_ARRAY] = {"text[]", sizeof(orm_text_array_t),
+                          ORM_OID_TEXT_ARRAY},
+};
+
+bool orm__codec_type_valid(orm_type_t type) {
+  return type > 0 && type < ORM_T_COUNT_;
+}
+
+const char *orm__codec_type_name(orm_type_t type) {
+  return orm__codec_type_valid(type) ? type_info[type].name : "?";
+}
+
+size_t orm__codec_field_size(orm_type_t type) {
+  return orm__codec_type_valid(type) ? type_info[type].size : 0;
+}
+
+uint32_t orm__codec_param_oid(orm_type_t type) {
+  return orm__codec_type_valid(type) ? type_info[type].param_oid : 0;
+}
+
+static bool is_text_oid(uint32_t oid) {
+  return oid == ORM_OID_TEXT || oid == ORM_OID_VARCHAR ||
+         oid == ORM_OID_BPCHAR || oid == ORM_OID_NAME;
+}
+
+/* Element width of an integer array, 0 for any other element type. */
+static int int_elem_width(uint32_t oid) {
+  switch (oid) {
+  case ORM_OID_INT2:
+    return 2;
+  case ORM_OID_INT4:
+    return 4;
+  case ORM_OID_INT8:
+    return 8;
+  default:
+    return 0;
+  }
+}
+
+bool orm__codec_accepts(orm_type_t type, uint32_t oid) {
+  switch (type) {
+  case ORM_T_INT2:
+    return oid == ORM_OID_INT2;
+  case ORM_T_INT4:
+    return oid == ORM_OID_INT4 || oid == ORM_OID_INT2;
+  case ORM_T_INT8:
+    return int_elem_width(oid) != 0;
+  case ORM_T_FLOAT4:
+    return oid == ORM_OID_FLOAT4;
+  case ORM_T_FLOAT8:
+    return oid == ORM_OID_FLOAT8 || oid == ORM_OID_FLOAT4;
+  case ORM_T_BOOL:
+    return oid == ORM_OID_BOOL;
+  case ORM_T_TEXT:
+    return is_text_oid(oid);
+  case ORM_T_ENUM:
+    return is_text_oid(oid) || oid >= ORM_OID_FIRST_USER;
+  case ORM_T_JSON:
+    return oid == ORM_OID_JSON;
+  case ORM_T_JSONB:
+    return oid == ORM_OID_JSONB;
+  case ORM_T_BYTEA:
+    return oid == ORM_OID_BYTEA;
+  case ORM_T_TIMESTAMP:
+    return oid == ORM_OID_TIMESTAMP;
+  case ORM_T_TIMESTAMPTZ:
+    return oid == ORM_OID_TIMESTAMPTZ;
+  case ORM_T_DATE:
+    return oid == ORM_OID_DATE;
+  case ORM_T_UUID:
+    return oid == ORM_OID_UUID;
+  case ORM_T_NUMERIC:
+    return oid == ORM_OID_NUMERIC;
+  case ORM_T_INT_ARRAY:
+    return oid == ORM_OID_INT2_ARRAY || oid == ORM_OID_INT4_ARRAY ||
+           oid == ORM_OID_INT8_ARRAY;
+  case ORM_T_TEXT_ARRAY:
+    return oid == ORM_OID_TEXT_ARRAY || oid == ORM_OID_VARCHAR_ARRAY ||
+           oid == ORM_OID_BPCHAR_ARRAY || oid == ORM_OID_NAME_ARRAY;
+  default:
+    return false;
+  }
+}
+
+/* ---- numeric ----------------------------------------------------------- */
+
+static int64_t floor_div4(int64_t a) { return a >= 0 ? a / 4 : -((3 - a) / 4); }
+
+static int64_t floor_mod4(int64_t a) { return a - 4 * floor_div4(a); }
+
+static void put_digits4(char *p, unsigned d) {
+  p[0] = (char)('0' + d / 1000);
+  p[1] = (char)('0' + d / 100 % 10);
+  p[2] = (char)('0' + d / 10 % 10);
+  p[3] = (char)('0' + d % 10);
+}
+
+static int decode_special_numeric(uint16_t sign, orm__arena_t *arena,
+                                  char **out) {
+  const char *text;
+  switch (sign) {
+  case NUMERIC_NAN:
+    text = "NaN";
+    break;
+  case NUMERIC_PINF:
+    text = "Infinity";
+    break;
+  case NUMERIC_NINF:
+    text = "-Infinity";
+    break;
+  default:
+    return ORM_ETYPE;
+  }
+  char *s = orm__arena_strndup(arena, text, strlen(text));
+  if (s == NULL)
+    return ORM_ENOMEM;
+  *out = s;
+  return 0;
+}
+
+ORM__NOINLINE static int decode_numeric(const char *wire, int len,
+                                        orm__arena_t *arena, char **out) {
+  if (len < 8)
+    return ORM_ETYPE;
+  int ndigits = load_i16(wire);
+  int weight = load_i16(wire + 2);
+  uint16_t sign = load_u16(wire + 4);
+  int dscale = load_i16(wire + 6);
+  if (ndigits < 0 || len != 8 + 2 * ndigits)
+    return ORM_ETYPE;
+  if (sign != NUMERIC_POS && sign != NUMERIC_NEG)
+    return ndigits == 0 ? decode_special_numeric(sign, arena, out) : ORM_ETYPE;
+  if (dscale < 0 || dscale > NUMERIC_DSCALE_MAX)
+    return ORM_ETYPE;
+  const char *digits = wire + 8;
+  for (int i = 0; i < ndigits; i++) {
+    if (load_u16(digits + 2 * i) >= NUMERIC_NBASE)
+      return ORM_ETYPE;
+  }
+
+  /* The fraction is written in whole groups and cut to dscale after. */
+  size_t int_groups = weight >= 0 ? (size_t)weight + 1 : 0;
+  size_t frac_groups = ((size_t)dscale + 3) / 4;
+  size_t size =
+      1 + (int_groups > 0 ? int_groups * 4 : 1) + 1 + frac_groups * 4 + 1;
+  char *s = orm__arena_alloc(arena, size, 1);
+  if (s == NULL)
+    return ORM_ENOMEM;
+
+  char *p = s;
+  if (sign == NUMERIC_NEG)
+    *p++ = '-';
+  char *int_start = p;
+  for (size_t g = 0; g < int_groups; g++) {
+    unsigned d = g < (size_t)ndigits ? load_u16(digits + 2 * g) : 0;
+    put_digits4(p, d);
+    p += 4;
+  }
+  if (int_groups == 0) {
+    *p++ = '0';
+  } else {
+    /* The first group is zero-padded (and a value the server did not
+     * normalise may lead with zero groups): strip, keeping one digit. */
+    char *first = int_start;
+    while (first + 1 < p && *first == '0')
+      first++;
+    size_t n = (size_t)(p - first);
+    memmove(int_start, first, n);
+    p = int_start + n;
+  }
+  if (dscale > 0) {
+    *p++ = '.';
+    for (size_t k = 0; k < frac_groups; k++) {
+      int64_t g = (int64_t)weight + 1 + (int64_t)k;
+      unsigned d = g >= 0 && g < ndigits ? load_u16(digits + 2 * g) : 0;
+      put_digits4(p + 4 * k, d);
+    }
+    p += dscale;
+  }
+  *p = '\0';
+  *out = s;
+  return 0;
+}
+
+static bool ascii_ieq(const char *a, const char *b) {
+  for (; *a != '\0' && *b != '\0'; a++, b++) {
+    char ca = *a >= 'A' && *a <= 'Z' ? (char)(*a - 'A' + 'a') : *a;
+    if (ca != *b)
+      return false;
+  }
+  return *a == '\0' && *b == '\0';
+}
+
+static bool is_digit(char c) { return c >= '0' && c <= '9'; }
+
+static int put_numeric_header(orm__buf_t *buf, int64_t ndigits, int64_t weight,
+                              uint16_t sign, int64_t dscale) {
+  int rc = orm__buf_reserve(buf, 8 + 2 * (size_t)ndigits);
+  if (rc != 0)
+    return rc;
+  put_u16(buf, (uint16_t)ndigits);
+  put_u16(buf, bits_i16((int16_t)weight));
+  put_u16(buf, sign);
+  put_u16(buf, (uint16_t)dscale);
+  return 0;
+}
+
+static int encode_numeric(const char *s, orm__buf_t *buf) {
+  if (s == NULL)
+    return ORM_EINVAL;
+  const char *p = s;
+  bool negative = false;
+  bool has_sign = false;
+  if (*p == '+' || *p == '-') {
+    negative = *p == '-';
+    has_sign = true;
+    p++;
+  }
+  if (!has_sign && ascii_ieq(p, "nan"))
+    return put_numeric_header(buf, 0, 0, NUMERIC_NAN, 0);
+  if (ascii_ieq(p, "infinity") || ascii_ieq(p, "inf"))
+    return put_numeric_header(buf, 0, 0, negative ? NUMERIC_NINF : NUMERIC_PINF,
+                              0);
+
+  /* The mantissa's digits, read as one string D with the decimal point
+   * `point` digits from its start; digit j of D has exponent point-1-j. */
+  const char *mantissa = p;
+  int64_t ndig = 0;
+  int64_t frac = 0;
+  int64_t lead = -1;
+  int64_t trail = -1;
+  bool seen_point = false;
+  for (;; p++) {
+    if (is_digit(*p)) {
+      if (*p != '0') {
+        if (lead < 0)
+          lead = ndig;
+        trail = ndig;
+      }
+      ndig++;
+      if (seen_point)
+        frac++;
+      if (ndig > INT32_MAX)
+        return ORM_ERANGE;
+    } else if (*p == '.' && !seen_point) {
+      seen_point = true;
+    } else {
+      break;
+    }
+  }
+  if (ndig == 0)
+    return ORM_EINVAL;
+
+  int64_t exponent = 0;
+  if (*p == 'e' || *p == 'E') {
+    p++;
+    bool exp_negative = false;
+    if (*p == '+' || *p == '-')
+      exp_negative = *p++ == '-';
+    if (!is_digit(*p))
+      return ORM_EINVAL;
+    /* Saturate: anything this large fails the range checks below anyway. */
+    for (; is_digit(*p); p++) {
+      if (exponent < INT64_C(1000000000))
+        exponent = exponent * 10 + (*p - '0');
+    }
+    if (exp_negative)
+      exponent = -exponent;
+  }
+  if (*p != '\0')
+    return ORM_EINVAL;
+
+  int64_t dscale = frac - exponent;
+  if (dscale < 0)
+    dscale = 0;
+  if (dscale > NUMERIC_DSCALE_MAX)
+    return ORM_ERANGE;
+  if (lead < 0)
+    return put_numeric_header(buf, 0, 0, NUMERIC_POS, dscale);
+
+  int64_t point = (ndig - frac) + exponent;
+  int64_t weight = floor_div4(point - 1 - lead);
+  int64_t ndigits = weight - floor_div4(point - 1 - trail) + 1;
+  if (weight < INT16_MIN || weight > INT16_MAX || ndigits > INT16_MAX)
+    return ORM_ERANGE;
+  int rc = put_numeric_header(buf, ndigits, weight,
+                              negative ? NUMERIC_NEG : NUMERIC_POS, dscale);
+  if (rc != 0)
+    return rc;
+
+  static const unsigned pow10[4] = {1, 10, 100, 1000};
+  int64_t j = 0;
+  int64_t group = 0;
+  unsigned acc = 0;
+  for (p = mantissa; j <= trail; p++) {
+    if (*p == '.')
+      continue;
+    if (j >= lead) {
+      int64_t e = point - 1 - j;
+      int64_t g = weight - floor_div4(e);
+      if (g != group) {
+        put_u16(buf, (uint16_t)acc);
+        group = g;
+        acc = 0;
+      }
+      acc += (unsigned)(*p - '0') * pow10[floor_mod4(e)];
+    }
+    j++;
+  }
+  put_u16(buf, (uint16_t)acc);
+  return 0;
+}
+
+/* ---- arrays ------------------------------------------------------------ */
+
+typedef struct {
+  uint32_t elem_oid;
+  size_t count;
+  const char *p;
+  const char *end;
+} array_reader_t;
+
+static int array_open(const char *wire, int len, array_reader_t *r) {
+  if (len < ARRAY_HEADER)
+    return ORM_ETYPE;
+  int32_t ndim = load_i32(wire);
+  int32_t flags = load_i32(wire + 4);
+  r->elem_oid = load_u32(wire + 8);
+  r->end = wire + len;
+  if (flags != 0 && flags != 1)
+    return ORM_ETYPE;
+  if (ndim == 0) {
+    r->count = 0;
+    r->p = wire + ARRAY_HEADER;
+    return len == ARRAY_HEADER ? 0 : ORM_ETYPE;
+  }
+  if (ndim != 1 || len < ARRAY_HEADER + ARRAY_DIM)
+    return ORM_ETYPE;
+  int32_t dim = load_i32(wire + ARRAY_HEADER);
+  r->p = wire + ARRAY_HEADER + ARRAY_DIM;
+  /* Every element takes at least its 4-byte length: this bounds the
+   * allocation by the bytes actually received. */
+  if (dim < 0 || (size_t)dim > (size_t)(r->end - r->p) / 4)
+    return ORM_ETYPE;
+  r->count = (size_t)dim;
+  return 0;
+}
+
+/* The next element: *elem_len is -1 for NULL. */
+static int array_next(array_reader_t *r, const char **elem, int32_t *elem_len) {
+  if (r->end - r->p < 4)
+    return ORM_ETYPE;
+  int32_t n = load_i32(r->p);
+  r->p += 4;
+  if (n < -1 || (n > 0 && n > r->end - r->p))
+    return ORM_ETYPE;
+  *elem = r->p;
+  *elem_len = n;
+  if (n > 0)
+    r->p += n;
+  return 0;
+}
+
+ORM__NOINLINE static int decode_int_array(const char *wire, int len,
+                                          orm__arena_t *arena,
+                                          orm_int_array_t *out) {
+  array_reader_t r;
+  int rc = array_open(wire, len, &r);
+  if (rc != 0)
+    return rc;
+  int width = int_elem_width(r.elem_oid);
+  if (width == 0)
+    return ORM_ETYPE;
+  int64_t *items = NULL;
+  bool *nulls = NULL;
+  if (r.count > 0) {
+    items =
+        orm__arena_alloc_array(arena, r.count, sizeof *items, alignof(int64_t));
+    if (items == NULL)
+      return ORM_ENOMEM;
+  }
+  for (size_t i = 0; i < r.count; i++) {
+    const char *elem;
+    int32_t n;
+    rc = array_next(&r, &elem, &n);
+    if (rc != 0)
+      return rc;
+    if (n == -1) {
+      if (nulls == NULL) {
+        nulls = orm__arena_alloc_array(arena, r.count, sizeof *nulls,
+                                       alignof(bool));
+        if (nulls == NULL)
+          return ORM_ENOMEM;
+        memset(nulls, 0, r.count * sizeof *nulls);
+      }
+      nulls[i] = true;
+      items[i] = 0;
+    } else if (n != width) {
+      return ORM_ETYPE;
+    } else {
+      items[i] = width == 8   ? load_i64(elem)
+                 : width == 4 ? load_i32(elem)
+                              : load_i16(elem);
+    }
+  }
+  if (r.p != r.end)
+    return ORM_ETYPE;
+  out->items = items;
+  out->nulls = nulls;
+  out->len = r.count;
+  return 0;
+}
+
+ORM__NOINLINE static int decode_text_array(const char *wire, int len,
+                                           orm__arena_t *arena,
+                                           orm_text_array_t *out) {
+  array_reader_t r;
+  int rc = array_open(wire, len, &r);
+  if (rc != 0)
+    return rc;
+  if (!is_text_oid(r.elem_oid))
+    return ORM_ETYPE;
+  char **items = NULL;
+  if (r.count > 0) {
+    items =
+        orm__arena_alloc_array(arena, r.count, sizeof *items, alignof(char *));
+    if (items == NULL)
+      return ORM_ENOMEM;
+  }
+  for (size_t i = 0; i < r.count; i++) {
+    const char *elem;
+    int32_t n;
+    rc = array_next(&r, &elem, &n);
+    if (rc != 0)
+      return rc;
+    if (n == -1) {
+      items[i] = NULL;
+      continue;
+    }
+    items[i] = orm__arena_strndup(arena, elem, (size_t)n);
+    if (items[i] == NULL)
+      return ORM_ENOMEM;
+  }
+  if (r.p != r.end)
+    return ORM_ETYPE;
+  out->items = items;
+  out->len = r.count;
+  return 0;
+}
+
+static int put_array_header(orm__buf_t *buf, size_t count, bool has_null,
+                            uint32_t elem_oid) {
+  int rc = orm__buf_reserve(buf, ARRAY_HEADER + ARRAY_DIM);
+  if (rc != 0)
+    return rc;
+  put_u32(buf, count > 0 ? 1 : 0);
+  put_u32(buf, has_null ? 1 : 0);
+  put_u32(buf, elem_oid);
+  if (count > 0) {
+    put_u32(buf, (uint32_t)count);
+    put_u32(buf, 1);
+  }
+  return 0;
+}
+
+static int encode_int_array(const orm_int_array_t *a, orm__buf_t *buf) {
+  if (a->len > 0 && a->items == NULL)
+    return ORM_EINVAL;
+  if (a->len > INT32_MAX)
+    return ORM_ERANGE;
+  bool has_null = false;
+  for (size_t i = 0; i < a->len && !has_null; i++)
+    has_null = orm_int_array_is_null(a, i);
+  int rc = put_array_header(buf, a->len, has_null, ORM_OID_INT8);
+  if (rc != 0)
+    return rc;
+  if (a->len > (SIZE_MAX - buf->len) / 12)
+    return ORM_ERANGE;
+  rc = orm__buf_reserve(buf, a->len * 12);
+  if (rc != 0)
+    return rc;
+  for (size_t i = 0; i < a->len; i++) {
+    if (orm_int_array_is_null(a, i)) {
+      put_u32(buf, UINT32_MAX);
+    } else {
+      put_u32(buf, 8);
+      put_u64(buf, bits_i64(a->items[i]));
+    }
+  }
+  return 0;
+}
+
+static int encode_text_array(const orm_text_array_t *a, orm__buf_t *buf) {
+  if (a->len > 0 && a->items == NULL)
+    return ORM_EINVAL;
+  if (a->len > INT32_MAX)
+    return ORM_ERANGE;
+  bool has_null = false;
+  for (size_t i = 0; i < a->len && !has_null; i++)
+    has_null = a->items[i] == NULL;
+  int rc = put_array_header(buf, a->len, has_null, ORM_OID_TEXT);
+  if (rc != 0)
+    return rc;
+  for (size_t i = 0; i < a->len; i++) {
+    const char *item = a->items[i];
+    size_t n = item != NULL ? strlen(item) : 0;
+    if (n > INT32_MAX)
+      return ORM_ERANGE;
+    rc = orm__buf_reserve(buf, 4 + n);
+    if (rc != 0)
+      return rc;
+    put_u32(buf, item != NULL ? (uint32_t)n : UINT32_MAX);
+    if (n > 0) {
+      memcpy(buf->data + buf->len, item, n);
+      buf->len += n;
+    }
+  }
+  return 0;
+}
+
+/* ---- decode ------------------------------------------------------------ */
+
+ORM__NOINLINE static int decode_string(const char *wire, size_t len,
+                                       orm__arena_t *arena, void *out) {
+  char *s = orm__arena_strndup(arena, wire, len);
+  if (s == NULL)
+    return ORM_ENOMEM;
+  *(char **)out = s;
+  return 0;
+}
+
+ORM__NOINLINE static int decode_bytea(const char *wire, size_t len,
+                                      orm__arena_t *arena, orm_bytes_t *out) {
+  uint8_t *data = orm__arena_alloc(arena, len, 1);
+  if (data == NULL)
+    return ORM_ENOMEM;
+  if (len > 0)
+    memcpy(data, wire, len);
+  out->data = data;
+  out->len = len;
+  return 0;
+}
+
+static int decode_timestamp(const char *wire, int len, int64_t *out) {
+  if (len != 8)
+    return ORM_ETYPE;
+  int64_t v = load_i64(wire);
+  if (v != INT64_MAX && v != INT64_MIN) {
+    /* Reaching INT64_MAX would read as infinity: reject that too. */
+    if (v >= INT64_MAX - PG_EPOCH_USECS)
+      return ORM_ERANGE;
+    v += PG_EPOCH_USECS;
+  }
+  *out = v;
+  return 0;
+}
+
+static int decode_date(const char *wire, int len, int32_t *out) {
+  if (len != 4)
+    return ORM_ETYPE;
+  int32_t v = load_i32(wire);
+  if (v != INT32_MAX && v != INT32_MIN) {
+    int64_t days = (int64_t)v + PG_EPOCH_DAYS;
+    if (days >= INT32_MAX)
+      return ORM_ERANGE;
+    v = (int32_t)days;
+  }
+  *out = v;
+  return 0;
+}
+
+static bool needs_arena(orm_type_t type) {
+  switch (type) {
+  case ORM_T_TEXT:
+  case ORM_T_ENUM:
+  case ORM_T_JSON:
+  case ORM_T_JSONB:
+  case ORM_T_BYTEA:
+  case ORM_T_NUMERIC:
+  case ORM_T_INT_ARRAY:
+  case ORM_T_TEXT_ARRAY:
+    return true;
+  default:
+    return false;
+  }
+}
+
+int orm__codec_decode(orm_type_t type, const char *wire, int len,
+                      void *out_field, orm__arena_t *arena) {
+  if (len < 0 || (len > 0 && wire == NULL) || out_field == NULL)
+    return ORM_EINVAL;
+  if (arena == NULL && needs_arena(type))
+    return ORM_EINVAL;
+
+  switch (type) {
+  case ORM_T_INT8:
+    if (len == 8)
+      *(int64_t *)out_field = load_i64(wire);
+    else if (len == 4)
+      *(int64_t *)out_field = load_i32(wire);
+    else if (len == 2)
+      *(int64_t *)out_field = load_i16(wire);
+    else
+      return ORM_ETYPE;
+    return 0;
+  case ORM_T_INT4:
+    if (len == 4)
+      *(int32_t *)out_field = load_i32(wire);
+    else if (len == 2)
+      *(int32_t *)out_field = load_i16(wire);
+    else
+      return ORM_ETYPE;
+    return 0;
+  case ORM_T_INT2:
+    if (len != 2)
+      return ORM_ETYPE;
+    *(int16_t *)out_field = load_i16(wire);
+    return 0;
+  case ORM_T_FLOAT8:
+    if (len == 8) {
+      uint64_t u = load_u64(wire);
+      double d;
+      memcpy(&d, &u, sizeof d);
+      *(double *)out_field = d;
+    } else if (len == 4) {
+      uint32_t u = load_u32(wire);
+      float f;
+      memcpy(&f, &u, sizeof f);
+      *(double *)out_field = f;
+    } else {
+      return ORM_ETYPE;
+    }
+    return 0;
+  case ORM_T_FLOAT4: {
+    if (len != 4)
+      return ORM_ETYPE;
+    uint32_t u = load_u32(wire);
+    float f;
+    memcpy(&f, &u, sizeof f);
+    *(float *)out_field = f;
+    return 0;
+  }
+  case ORM_T_BOOL:
+    if (len != 1)
+      return ORM_ETYPE;
+    /* The server's boolrecv reads any non-zero byte as true; so do we. */
+    *(bool *)out_field = wire[0] != 0;
+    return 0;
+  case ORM_T_TEXT:
+  case ORM_T_ENUM:
+  case ORM_T_JSON:
+    return decode_string(wire, (size_t)len, arena, out_field);
+  case ORM_T_JSONB:
+    /* jsonb's binary form is a format version (only 1 exists) and text. */
+    if (len < 1 || wire[0] != 1)
+      return ORM_ETYPE;
+    return decode_string(wire + 1, (size_t)len - 1, arena, out_field);
+  case ORM_T_BYTEA:
+    return decode_bytea(wire, (size_t)len, arena, out_field);
+  case ORM_T_TIMESTAMP:
+  case ORM_T_TIMESTAMPTZ:
+    return decode_timestamp(wire, len, out_field);
+  case ORM_T_DATE:
+    return decode_date(wire, len, out_field);
+  case ORM_T_UUID:
+    if (len != 16)
+      return ORM_ETYPE;
+    memcpy(out_field, wire, 16);
+    return 0;
+  case ORM_T_NUMERIC:
+    return decode_numeric(wire, len, arena, out_field);
+  case ORM_T_INT_ARRAY:
+    return decode_int_array(wire, len, arena, out_field);
+  case ORM_T_TEXT_ARRAY:
+    return decode_text_array(wire, len, arena, out_field);
+  default:
+    return ORM_EINVAL;
+  }
+}
+
+/* ---- encode ------------------------------------------------------------ */
+
+static int encode_string(const char *s, bool jsonb, orm__buf_t *buf) {
+  if (s == NULL)
+    return ORM_EINVAL;
+  size_t n = strlen(s);
+  if (n >= INT32_MAX)
+    return ORM_ERANGE;
+  int rc = orm__buf_reserve(buf, n + 1);
+  if (rc != 0)
+    return rc;
+  if (jsonb)
+    buf->data[buf->len++] = 1;
+  memcpy(buf->data + buf->len, s, n);
+  buf->len += n;
+  return 0;
+}
+
+static int encode_fixed(orm_type_t type, const void *field, orm__buf_t *buf) {
+  int rc = orm__buf_reserve(buf, 16);
+  if (rc != 0)
+    return rc;
+  switch (type) {
+  case ORM_T_INT2:
+    put_u16(buf, bits_i16(*(const int16_t *)field));
+    return 0;
+  case ORM_T_INT4:
+    put_u32(buf, bits_i32(*(const int32_t *)field));
+    return 0;
+  case ORM_T_INT8:
+    put_u64(buf, bits_i64(*(const int64_t *)field));
+    return 0;
+  case ORM_T_FLOAT4: {
+    uint32_t u;
+    memcpy(&u, field, sizeof u);
+    put_u32(buf, u);
+    return 0;
+  }
+  case ORM_T_FLOAT8: {
+    uint64_t u;
+    memcpy(&u, field, sizeof u);
+    put_u64(buf, u);
+    return 0;
+  }
+  case ORM_T_BOOL:
+    buf->data[buf->len++] = *(const bool *)field ? 1 : 0;
+    return 0;
+  case ORM_T_TIMESTAMP:
+  case ORM_T_TIMESTAMPTZ: {
+    int64_t v = *(const int64_t *)field;
+    if (v != INT64_MAX && v != INT64_MIN) {
+      /* Reaching INT64_MIN would read as -infinity: reject that too. */
+      if (v <= INT64_MIN + PG_EPOCH_USECS)
+        return ORM_ERANGE;
+      v -= PG_EPOCH_USECS;
+    }
+    put_u64(buf, bits_i64(v));
+    return 0;
+  }
+  case ORM_T_DATE: {
+    int32_t v = *(const int32_t *)field;
+    if (v != INT32_MAX && v != INT32_MIN) {
+      int64_t days = (int64_t)v - PG_EPOCH_DAYS;
+      if (days <= INT32_MIN)
+        return ORM_ERANGE;
+      v = (int32_t)days;
+    }
+    put_u32(buf, bits_i32(v));
+    return 0;
+  }
+  case ORM_T_UUID:
+    memcpy(buf->data + buf->len, field, 16);
+    buf->len += 16;
+    return 0;
+  default:
+    return ORM_EINVAL;
+  }
+}
+
+static int encode_value(orm_type_t type, const void *field, orm__buf_t *buf) {
+  switch (type) {
+  case ORM_T_TEXT:
+  case ORM_T_ENUM:
+  case ORM_T_JSON:
+    return encode_string(*(char *const *)field, false, buf);
+  case ORM_T_JSONB:
+    return encode_string(*(char *const *)field, true, buf);
+  case ORM_T_BYTEA: {
+    const orm_bytes_t *bytes = field;
+    if (bytes->data == NULL && bytes->len > 0)
+      return ORM_EINVAL;
+    if (bytes->len > INT32_MAX)
+      return ORM_ERANGE;
+    return orm__buf_append(buf, bytes->data, bytes->len);
+  }
+  case ORM_T_NUMERIC:
+    return encode_numeric(*(char *const *)field, buf);
+  case ORM_T_INT_ARRAY:
+    return encode_int_array(field, buf);
+  case ORM_T_TEXT_ARRAY:
+    return encode_text_array(field, buf);
+  default:
+    return encode_fixed(type, field, buf);
+  }
+}
+
+int orm__codec_encode(orm_type_t type, const void *field, orm__buf_t *buf) {
+  if (!orm__codec_type_valid(type) || field == NULL || buf == NULL)
+    return ORM_EINVAL;
+  size_t start = buf->len;
+  int rc = encode_value(type, field, buf);
+  if (rc != 0)
+    buf->len = start;
+  return rc;
+}

@@ -1,0 +1,244 @@
+/* Binary codecs: C field values to and from PostgreSQL's binary wire format.
+ *
+ * The model layer drives this from a field descriptor: the field's uvorm type
+ * (orm_type_t) says which C type lives at the field's offset and which server
+ * types may fill it. Results are decoded with orm__codec_decode(), parameters
+ * encoded with orm__codec_encode(); both deal only in non-NULL values: SQL
+ * NULL is the caller's business (PQgetisnull() on the way in, a NULL
+ * parameter value on the way out).
+ *
+ * C representation of each type (the field at out_field / field):
+ *
+ *   ORM_T_INT2         int16_t
+ *   ORM_T_INT4         int32_t
+ *   ORM_T_INT8         int64_t
+ *   ORM_T_FLOAT4       float
+ *   ORM_T_FLOAT8       double
+ *   ORM_T_BOOL         bool
+ *   ORM_T_TEXT         char *, NUL-terminated UTF-8 (text, varchar, bpchar,
+ *                      name)
+ *   ORM_T_ENUM         char *, the label; see orm__codec_accepts()
+ *   ORM_T_JSON         char *, the JSON text exactly as stored
+ *   ORM_T_JSONB        char *, the JSON text as the server renders it
+ *   ORM_T_BYTEA        orm_bytes_t
+ *   ORM_T_TIMESTAMP    int64_t microseconds since 1970-01-01 00:00:00 (no
+ *                      time zone: the wall-clock value as stored)
+ *   ORM_T_TIMESTAMPTZ  int64_t microseconds since 1970-01-01 00:00:00 UTC
+ *   ORM_T_DATE         int32_t days since 1970-01-01
+ *   ORM_T_UUID         uint8_t[16], network byte order as in the text form
+ *   ORM_T_NUMERIC      char *, a plain decimal string with exactly the
+ *                      value's scale ("-12345.678900", "0", "NaN",
+ *                      "Infinity", "-Infinity")
+ *   ORM_T_INT_ARRAY    orm_int_array_t (one-dimensional int2[]/int4[]/int8[])
+ *   ORM_T_TEXT_ARRAY   orm_text_array_t (one-dimensional text[] and friends)
+ *
+ * Infinite timestamps are INT64_MAX (infinity) and INT64_MIN (-infinity);
+ * infinite dates INT32_MAX and INT32_MIN, as on the wire. The connection must
+ * use client_encoding UTF8: the server converts text to the client encoding
+ * even in binary format. */
+#ifndef ORM_MODEL_CODEC_H
+#define ORM_MODEL_CODEC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "uvorm/common.h"
+
+#include "model/arena.h"
+
+/* Built-in PostgreSQL type OIDs (pg_type.oid; fixed by initdb). */
+#define ORM_OID_BOOL 16u
+#define ORM_OID_BYTEA 17u
+#define ORM_OID_NAME 19u
+#define ORM_OID_INT8 20u
+#define ORM_OID_INT2 21u
+#define ORM_OID_INT4 23u
+#define ORM_OID_TEXT 25u
+#define ORM_OID_JSON 114u
+#define ORM_OID_FLOAT4 700u
+#define ORM_OID_FLOAT8 701u
+#define ORM_OID_BPCHAR 1042u
+#define ORM_OID_VARCHAR 1043u
+#define ORM_OID_DATE 1082u
+#define ORM_OID_TIMESTAMP 1114u
+#define ORM_OID_TIMESTAMPTZ 1184u
+#define ORM_OID_NUMERIC 1700u
+#define ORM_OID_UUID 2950u
+#define ORM_OID_JSONB 3802u
+#define ORM_OID_NAME_ARRAY 1003u
+#define ORM_OID_INT2_ARRAY 1005u
+#define ORM_OID_INT4_ARRAY 1007u
+#define ORM_OID_TEXT_ARRAY 1009u
+#define ORM_OID_BPCHAR_ARRAY 1014u
+#define ORM_OID_VARCHAR_ARRAY 1015u
+#define ORM_OID_INT8_ARRAY 1016u
+/* The first OID the server hands out to objects created after initdb
+ * (FirstNormalObjectId): every enum type's OID is at least this. */
+#define ORM_OID_FIRST_USER 16384u
+
+/* The uvorm value types. 0 is deliberately not a type, so a zeroed field
+ * descriptor is rejected instead of silently read as some integer. The names
+ * are meant for model descriptors and keep their values if the enum moves to
+ * a public header. */
+typedef enum {
+  ORM_T_INT2 = 1,
+  ORM_T_INT4,
+  ORM_T_INT8,
+  ORM_T_FLOAT4,
+  ORM_T_FLOAT8,
+  ORM_T_BOOL,
+  ORM_T_TEXT,
+  ORM_T_ENUM,
+  ORM_T_JSON,
+  ORM_T_JSONB,
+  ORM_T_BYTEA,
+  ORM_T_TIMESTAMP,
+  ORM_T_TIMESTAMPTZ,
+  ORM_T_DATE,
+  ORM_T_UUID,
+  ORM_T_NUMERIC,
+  ORM_T_INT_ARRAY,
+  ORM_T_TEXT_ARRAY,
+  ORM_T_COUNT_ /* one past the last type; not a type */
+} orm_type_t;
+
+/* A bytea value. Decoded, `data` points into the result's arena and is never
+ * NULL (also for an empty value). Encoded, `data` may be NULL when `len` is
+ * 0. */
+typedef struct {
+  uint8_t *data;
+  size_t len;
+} orm_bytes_t;
+
+/* A one-dimensional integer array: int2[], int4[] and int8[] all decode into
+ * int64_t items. `nulls` is NULL when no element is NULL (the common case
+ * costs nothing); otherwise nulls[i] is true when element i is NULL, and
+ * items[i] is then 0. The empty array has len 0 (items and nulls may be
+ * NULL). Decoded, both arrays live in the result's arena. The server's lower
+ * bound is not kept: item 0 is the first element whatever its subscript. */
+typedef struct {
+  int64_t *items;
+  bool *nulls;
+  size_t len;
+} orm_int_array_t;
+
+/* A one-dimensional text array: items[i] is the element's NUL-terminated
+ * text, or NULL when element i is SQL NULL. The empty array has len 0
+ * (items may be NULL). Decoded, the pointer array and every string live in
+ * the result's arena. */
+typedef struct {
+  char **items;
+  size_t len;
+} orm_text_array_t;
+
+/* Whether element `i` of `array` is SQL NULL. */
+static inline bool orm_int_array_is_null(const orm_int_array_t *array,
+                                         size_t i) {
+  return array->nulls != NULL && array->nulls[i];
+}
+
+/* A growable byte buffer for encoded parameters. Zero-initialised (or
+ * orm__buf_init()) it is empty and owns nothing. `data` moves when the
+ * buffer grows: keep offsets, not pointers, until the last value is
+ * appended. */
+typedef struct {
+  char *data;
+  size_t len;
+  size_t cap;
+} orm__buf_t;
+
+void orm__buf_init(orm__buf_t *buf);
+/* Makes room for `extra` more bytes. 0 or ORM_ENOMEM (buffer unchanged). */
+int orm__buf_reserve(orm__buf_t *buf, size_t extra);
+/* Appends `len` bytes. 0 or ORM_ENOMEM (buffer unchanged). */
+int orm__buf_append(orm__buf_t *buf, const void *bytes, size_t len);
+/* Empties the buffer and keeps its memory for reuse. */
+void orm__buf_reset(orm__buf_t *buf);
+/* Releases the memory; the buffer is empty and reusable afterwards. */
+void orm__buf_free(orm__buf_t *buf);
+
+/* Whether `type` is a valid uvorm type. */
+bool orm__codec_type_valid(orm_type_t type);
+
+/* The type's name for messages, e.g. "int8" or "text[]"; "?" if invalid. */
+const char *orm__codec_type_name(orm_type_t type);
+
+/* sizeof the C field for `type` (see the table above); 0 if invalid. The
+ * model layer checks descriptors against it. */
+size_t orm__codec_field_size(orm_type_t type);
+
+/* Whether a result column the server reports with type `oid` (PQftype) may
+ * be decoded into a field of `type`. Domains arrive as their base type.
+ *
+ *   Integers widen, never narrow: INT8 accepts int8, int4 and int2; INT4
+ *   accepts int4 and int2; INT2 only int2. (count(*) and sum() are bigint,
+ *   and a column widened by a migration keeps working.) FLOAT8 accepts
+ *   float8 and float4 (exact); FLOAT4 only float4. INT_ARRAY accepts int2[],
+ *   int4[] and int8[].
+ *   TEXT accepts text, varchar, bpchar and name; TEXT_ARRAY their arrays.
+ *   ENUM accepts the text types and every OID >= ORM_OID_FIRST_USER: an
+ *   enum's OID is assigned by CREATE TYPE, so no constant can name it. A
+ *   model that wants an exact check resolves the enum's OID once (pg_type)
+ *   and compares PQftype itself. Other user-defined types whose binary form
+ *   is not text (composites, ranges, hstore) must not be declared ENUM.
+ *   Every other type accepts exactly its own OID; timestamp and timestamptz
+ *   are not interchangeable, nor are json and jsonb. */
+bool orm__codec_accepts(orm_type_t type, uint32_t oid);
+
+/* The OID to pass in PQexecParams' / PQsendQueryPrepared's paramTypes for a
+ * parameter encoded from `type`. TEXT and ENUM give 0, letting the server
+ * infer the type from the SQL's context (the column's varchar, bpchar, name
+ * or enum type, which all take text's binary form): text would make a bpchar
+ * comparison use text semantics and lose its index, and an enum column
+ * refuses text. Such a parameter therefore needs context: write $1::text
+ * where the SQL gives none. Every other type gives its own OID (INT_ARRAY is
+ * sent as int8[], TEXT_ARRAY as text[]). 0 for an invalid type. */
+uint32_t orm__codec_param_oid(orm_type_t type);
+
+/* Decodes one non-NULL binary value of `len` bytes at `wire` (PQgetvalue /
+ * PQgetlength of a column fetched with resultFormat 1) into the field at
+ * `out_field`, whose C type is given by `type`. Strings, bytes and arrays
+ * are copied into `arena` (which may be NULL for types that need none);
+ * the field then points into the arena and lives as long as its contents.
+ * The width of a widened integer or float comes from `len`, so check the
+ * column's OID with orm__codec_accepts() first; INT_ARRAY and TEXT_ARRAY
+ * check the element OID carried in the value themselves.
+ *
+ * Returns 0, or:
+ *   ORM_ETYPE   the value is malformed for `type`: wrong length, bad
+ *               array header, element OID, multi-dimensional array,
+ *               jsonb version, numeric sign or digit; nothing beyond
+ *               wire[len - 1] is ever read.
+ *   ORM_ERANGE  a well-formed value that the C type cannot hold: a
+ *               timestamp after about 294247 AD (PostgreSQL's range
+ *               ends at 294276 AD, whose microseconds since 1970 overflow
+ *               int64_t), or a finite value that would read as infinity.
+ *   ORM_ENOMEM  the arena could not grow.
+ *   ORM_EINVAL  invalid `type`, len < 0, or a NULL arena where one is needed.
+ * On error the field is unchanged; the arena may hold bytes nothing points
+ * to until it is reset. */
+int orm__codec_decode(orm_type_t type, const char *wire, int len,
+                      void *out_field, orm__arena_t *arena);
+
+/* Appends the binary form of the field at `field` (C type given by `type`)
+ * to `buf`: the bytes to send as one parameter with format 1, whose length
+ * is buf->len after minus buf->len before. NUMERIC accepts what the server's
+ * numeric input does, minus whitespace: an optional sign, digits with an
+ * optional point, an optional exponent ("1.5e-3"), and NaN, Infinity, inf
+ * (any case, Infinity signed); the scale is kept ("1.50" stays 1.50, as
+ * "1.5e-3" gets scale 4 as on the server).
+ *
+ * Returns 0, or:
+ *   ORM_EINVAL  invalid `type`; a NULL string, array item pointer or bytea
+ *               data with a length; a malformed numeric string.
+ *   ORM_ERANGE  a value the wire cannot carry: a string, bytea or array
+ *               over INT32_MAX bytes or elements, a numeric whose weight
+ *               or scale exceeds the format, a timestamp or date that the
+ *               shift to PostgreSQL's epoch would overflow or turn into an
+ *               infinity.
+ *   ORM_ENOMEM  the buffer could not grow.
+ * On error `buf` is as it was before the call. */
+int orm__codec_encode(orm_type_t type, const void *field, orm__buf_t *buf);
+
+#endif /* ORM_MODEL_CODEC_H */
