@@ -86,7 +86,8 @@ ORM_EXTERN int orm_future_cancel(orm_future_t *future);
 /* Fails the future with ORM_ETIMEDOUT if it is still pending `timeout_ms`
  * from now, stopping its request as orm_future_cancel() does (on the server
  * too). Replaces an earlier deadline set on it. Returns 0, ORM_EINVAL for a
- * zero timeout, or ORM_ESTATE if the future is no longer pending. */
+ * zero timeout, or ORM_ESTATE if the future is no longer pending. A timeout
+ * too large to represent never fires. */
 ORM_EXTERN int orm_future_timeout(orm_future_t *future, uint64_t timeout_ms);
 
 /* A future that completes when all `n` (>= 1) futures have completed. It
@@ -95,7 +96,10 @@ ORM_EXTERN int orm_future_timeout(orm_future_t *future, uint64_t timeout_ms);
  * future for the details. The caller must hold references to the futures
  * (from their `out` arguments) and keep them until this one completes. A
  * future can be joined by one orm_future_all() at a time (ORM_EBUSY).
- * Cancelling the combined future cancels every future still pending. */
+ * Cancelling the combined future cancels every future still pending.
+ * Returns 0, ORM_EINVAL (NULL, n == 0, a future given twice), ORM_EBUSY,
+ * ORM_ECLOSED (every future belongs to a pool already closed) or
+ * ORM_ENOMEM. */
 ORM_EXTERN int orm_future_all(orm_future_t *const *futures, size_t n,
                               orm_future_cb cb, void *data,
                               orm_future_t **out);

@@ -177,8 +177,9 @@ int orm_future_timeout(orm_future_t *f, uint64_t timeout_ms) {
     return ORM_EINVAL;
   if (f->state != ORM_FUTURE_PENDING)
     return ORM_ESTATE;
-  return orm__sched_set_deadline(f->sched, f,
-                                 uv_now(f->sched->loop) + timeout_ms);
+  if (f->sched == NULL)
+    return ORM_ESTATE;
+  return orm__sched_deadline_in(f->sched, f, timeout_ms);
 }
 
 /* ---- orm_future_all ----------------------------------------------------- */
@@ -231,11 +232,17 @@ int orm_future_all(orm_future_t *const *futures, size_t n, orm_future_cb cb,
       if (futures[j] == futures[i])
         return ORM_EINVAL;
   }
+  /* Any child still attached to a live pool can deliver the result. */
+  orm__sched_t *sched = NULL;
+  for (size_t i = 0; sched == NULL && i < n; i++)
+    sched = futures[i]->sched;
+  if (sched == NULL)
+    return ORM_ECLOSED;
   orm__future_all_t *all =
       orm__malloc(sizeof *all + n * sizeof(orm_future_t *));
   if (all == NULL)
     return ORM_ENOMEM;
-  orm__future_init(&all->future, &all_ops, futures[0]->sched, cb, data);
+  orm__future_init(&all->future, &all_ops, sched, cb, data);
   all->abort_code = 0;
   all->n = n;
   all->pending = 0;

@@ -99,6 +99,8 @@ void orm__sched_drain(orm__sched_t *s);
 /* Sets or moves the deadline of `f` (absolute, uv_now() ms); on expiry the
  * owner's abort() runs with ORM_ETIMEDOUT. 0 or ORM_ENOMEM. */
 int orm__sched_set_deadline(orm__sched_t *s, orm_future_t *f, uint64_t due);
+/* The same, `ms` from now; a sum past the end of time saturates. */
+int orm__sched_deadline_in(orm__sched_t *s, orm_future_t *f, uint64_t ms);
 void orm__sched_clear_deadline(orm__sched_t *s, orm_future_t *f);
 
 #endif /* ORM_FUTURE_H */

@@ -124,8 +124,11 @@ orm__conn_t *orm__conn_new(orm_pool_t *pool) {
 }
 
 static void connect_failed(orm__conn_t *conn, const char *why) {
-  orm__pool_conn_failed(conn->pool, conn, 0);
-  (void)why;
+  /* Our own reason beats libpq's message, which for an attempt we gave up
+   * on names no cause. */
+  if (why != NULL)
+    snprintf(conn->pool->last_error, sizeof conn->pool->last_error, "%s", why);
+  orm__pool_conn_failed(conn->pool, conn, 0, why != NULL);
 }
 
 static void connected(orm__conn_t *conn) {
@@ -146,8 +149,10 @@ static void connect_step(orm__conn_t *conn) {
   /* Each host or address libpq tries has a socket of its own. */
   if (st != PGRES_POLLING_FAILED && fd != conn->fd) {
     poll_close(conn);
-    if (fd < 0 || poll_open(conn, fd) != 0) {
-      connect_failed(conn, "could not watch the socket");
+    int rc = fd < 0 ? ORM_EIO : poll_open(conn, fd);
+    if (rc != 0) {
+      connect_failed(conn, rc == ORM_ENOMEM ? "out of memory"
+                                            : "could not watch the socket");
       return;
     }
   }
@@ -173,9 +178,17 @@ void orm__conn_start(orm__conn_t *conn) {
   orm__list_remove(&conn->link);
   orm__list_push_back(&pool->connecting, &conn->link);
   conn->pg = PQconnectStart(pool->conninfo);
-  if (conn->pg == NULL || PQstatus(conn->pg) == CONNECTION_BAD ||
-      PQsocket(conn->pg) < 0 || poll_open(conn, PQsocket(conn->pg)) != 0) {
+  if (conn->pg == NULL) {
+    connect_failed(conn, "out of memory");
+    return;
+  }
+  if (PQstatus(conn->pg) == CONNECTION_BAD || PQsocket(conn->pg) < 0) {
     connect_failed(conn, NULL);
+    return;
+  }
+  int rc = poll_open(conn, PQsocket(conn->pg));
+  if (rc != 0) {
+    connect_failed(conn, orm_strerror(rc));
     return;
   }
   uv_timer_start(&conn->timer, on_timer, pool->cfg.connect_timeout_ms, 0);
@@ -188,12 +201,10 @@ static void on_timer(uv_timer_t *timer) {
   switch (conn->state) {
   case CONN_CONNECTING:
   case CONN_CHECKING:
-    snprintf(conn->pool->last_error, sizeof conn->pool->last_error,
-             "timeout expired while connecting");
     if (conn->state == CONN_CHECKING)
       conn_lost(conn, "health check timed out");
     else
-      orm__pool_conn_failed(conn->pool, conn, 0);
+      connect_failed(conn, "timeout expired while connecting");
     break;
   case CONN_BROKEN:
     orm__conn_start(conn);
@@ -215,6 +226,7 @@ void orm__conn_flush(orm__conn_t *conn) {
 }
 
 void orm__conn_sync(orm__conn_t *conn) {
+  conn->dirty = 0;
   if (conn->pg == NULL)
     return;
   if (pipelined(conn) && conn->unsynced > 0) {
@@ -274,12 +286,13 @@ int orm__conn_send(orm__conn_t *conn, orm__request_t *req) {
   req->conn = conn;
   req->state = REQ_SENT;
   conn->in_flight++;
+  conn->dirty = 1;
   if (named && conn->stmt_state[req->stmt->id] == STMT_NONE) {
     if (!PQsendPrepare(conn->pg, req->stmt->name, req->stmt->sql,
                        req->stmt->nparams, req->stmt->types))
       goto lost;
     conn->stmt_state[req->stmt->id] = STMT_PENDING;
-    conn->unsynced++;
+    conn->unsynced += (size_t)pipe;
     /* Outside pipeline mode the statement follows once Parse is answered. */
     slot_push(conn, SLOT_PREPARE, pipe ? NULL : req, req->stmt->id);
     if (!pipe)
@@ -288,7 +301,7 @@ int orm__conn_send(orm__conn_t *conn, orm__request_t *req) {
   if (send_query(conn, req) != 0)
     goto lost;
   slot_push(conn, SLOT_QUERY, req, 0);
-  conn->unsynced++;
+  conn->unsynced += (size_t)pipe;
   if (pipe && req->isolated) {
     if (PQpipelineSync(conn->pg) != 1)
       return ORM_ECONNLOST; /* the request is in a slot: conn_lost fails it */
@@ -312,7 +325,7 @@ void orm__conn_check(orm__conn_t *conn) {
     return;
   }
   slot_push(conn, SLOT_CHECK, NULL, 0);
-  conn->unsynced++;
+  conn->unsynced += (size_t)pipelined(conn);
   orm__conn_sync(conn);
 }
 
@@ -636,7 +649,7 @@ void orm__conn_fail_all(orm__conn_t *conn, int code, const char *why,
 static void conn_lost(orm__conn_t *conn, const char *why) {
   if (why != NULL)
     snprintf(conn->pool->last_error, sizeof conn->pool->last_error, "%s", why);
-  orm__pool_conn_failed(conn->pool, conn, 1);
+  orm__pool_conn_failed(conn->pool, conn, 1, why != NULL);
 }
 
 void orm__conn_shutdown(orm__conn_t *conn) {

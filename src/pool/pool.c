@@ -380,6 +380,32 @@ static void params_fix(orm__request_t *req, size_t sql_off) {
 
 /* ---- statements ---------------------------------------------------------- */
 
+/* First keyword of a statement that must not share an implicit transaction
+ * with others (or cannot run in one at all). */
+static int needs_own_segment(const char *sql) {
+  static const char *const words[] = {
+      "BEGIN",  "START",   "COMMIT",  "END",   "ROLLBACK", "ABORT",
+      "SAVEPOINT", "RELEASE", "PREPARE", "VACUUM", "CLUSTER", "REINDEX",
+      "CREATE", "DROP",    "ALTER",   "LOCK",  "SET",      "RESET",
+      "DISCARD", "LISTEN", "UNLISTEN", "CHECKPOINT"};
+  while (*sql == ' ' || *sql == '\t' || *sql == '\n' || *sql == '\r' ||
+         *sql == '(')
+    sql++;
+  for (size_t i = 0; i < sizeof words / sizeof words[0]; i++) {
+    size_t n = strlen(words[i]);
+    size_t k = 0;
+    /* ASCII case folding: the locale must not change what SQL means. */
+    while (k < n && (sql[k] == words[i][k] || sql[k] == words[i][k] + 32))
+      k++;
+    if (k == n &&
+        !((sql[n] >= 'a' && sql[n] <= 'z') || (sql[n] >= 'A' && sql[n] <= 'Z') ||
+          sql[n] == '_'))
+      return 1;
+  }
+  return 0;
+}
+
+
 static uint64_t stmt_hash(const char *sql, const Oid *types, int n) {
   uint64_t h = 1469598103934665603ULL;
   for (const unsigned char *p = (const unsigned char *)sql; *p; p++)
@@ -437,36 +463,12 @@ orm__stmt_t *orm__pool_intern(orm_pool_t *pool, const char *sql,
   s->types = copy;
   s->nparams = n;
   s->hash = h;
+  s->isolated = (unsigned char)needs_own_segment(sql);
   s->id = pool->nstmts++;
   snprintf(s->name, sizeof s->name, "u%u", (unsigned)s->id);
   s->next_in_bucket = pool->buckets[h & (pool->nbuckets - 1)];
   pool->buckets[h & (pool->nbuckets - 1)] = s;
   return s;
-}
-
-/* First keyword of a statement that must not share an implicit transaction
- * with others (or cannot run in one at all). */
-static int needs_own_segment(const char *sql) {
-  static const char *const words[] = {
-      "BEGIN",  "START",   "COMMIT",  "END",   "ROLLBACK", "ABORT",
-      "SAVEPOINT", "RELEASE", "PREPARE", "VACUUM", "CLUSTER", "REINDEX",
-      "CREATE", "DROP",    "ALTER",   "LOCK",  "SET",      "RESET",
-      "DISCARD", "LISTEN", "UNLISTEN", "CHECKPOINT"};
-  while (*sql == ' ' || *sql == '\t' || *sql == '\n' || *sql == '\r' ||
-         *sql == '(')
-    sql++;
-  for (size_t i = 0; i < sizeof words / sizeof words[0]; i++) {
-    size_t n = strlen(words[i]);
-    size_t k = 0;
-    /* ASCII case folding: the locale must not change what SQL means. */
-    while (k < n && (sql[k] == words[i][k] || sql[k] == words[i][k] + 32))
-      k++;
-    if (k == n &&
-        !((sql[n] >= 'a' && sql[n] <= 'z') || (sql[n] >= 'A' && sql[n] <= 'Z') ||
-          sql[n] == '_'))
-      return 1;
-  }
-  return 0;
 }
 
 /* Builds a statement request: parameters, interned SQL. */
@@ -492,7 +494,8 @@ int orm__pool_prepare_request(orm__request_t *req, const char *sql,
       return ORM_ENOMEM;
   }
   params_fix(req, sql_off);
-  req->isolated = (unsigned char)needs_own_segment(sql);
+  req->isolated = req->stmt != NULL ? req->stmt->isolated
+                                    : (unsigned char)needs_own_segment(sql);
   return 0;
 }
 
@@ -502,9 +505,8 @@ int orm__pool_enqueue(orm_pool_t *pool, orm__request_t *req) {
   if (pool->queued >= pool->cfg.queue_max)
     return ORM_EQUEUEFULL;
   if (pool->cfg.acquire_timeout_ms > 0 &&
-      orm__sched_set_deadline(&pool->sched, &req->future,
-                              uv_now(pool->loop) +
-                                  pool->cfg.acquire_timeout_ms) != 0)
+      orm__sched_deadline_in(&pool->sched, &req->future,
+                             pool->cfg.acquire_timeout_ms) != 0)
     return ORM_ENOMEM;
   req->state = REQ_QUEUED;
   orm__list_push_back(&pool->queue, &req->link);
@@ -612,13 +614,12 @@ void orm__pool_dispatch(orm_pool_t *pool) {
         orm__list_push_front(&pool->queue, &req->link);
         pool->queued++;
       }
-      orm__pool_conn_failed(pool, conn, 1);
+      orm__pool_conn_failed(pool, conn, 1, 0);
       continue;
     }
     if (pool->cfg.statement_timeout_ms > 0 &&
-        orm__sched_set_deadline(&pool->sched, &req->future,
-                                uv_now(pool->loop) +
-                                    pool->cfg.statement_timeout_ms) != 0)
+        orm__sched_deadline_in(&pool->sched, &req->future,
+                               pool->cfg.statement_timeout_ms) != 0)
       orm__sched_clear_deadline(&pool->sched, &req->future);
     else if (pool->cfg.statement_timeout_ms == 0 && req->future.heap_index &&
              pool->cfg.acquire_timeout_ms > 0)
@@ -632,7 +633,7 @@ static void sync_all(orm__link_t *list) {
   while (l != list) {
     orm__conn_t *conn = ORM_CONTAINER_OF(l, orm__conn_t, link);
     l = l->next;
-    if (conn->unsynced > 0 || conn->poll_events == 0)
+    if (conn->dirty)
       orm__conn_sync(conn);
   }
 }
@@ -690,8 +691,9 @@ static uint64_t backoff_ms(orm_pool_t *pool, unsigned failures) {
   return delay / 2 + next_random(pool) % (delay / 2 + 1);
 }
 
-void orm__pool_conn_failed(orm_pool_t *pool, orm__conn_t *conn, int lost) {
-  if (conn->pg != NULL) {
+void orm__pool_conn_failed(orm_pool_t *pool, orm__conn_t *conn, int lost,
+                           int have_reason) {
+  if (!have_reason && conn->pg != NULL) {
     const char *msg = PQerrorMessage(conn->pg);
     if (msg != NULL && *msg != '\0') {
       snprintf(pool->last_error, sizeof pool->last_error, "%s", msg);
@@ -701,7 +703,7 @@ void orm__pool_conn_failed(orm_pool_t *pool, orm__conn_t *conn, int lost) {
         pool->last_error[--n] = '\0';
     }
   }
-  if (pool->last_error[0] == '\0')
+  if (!have_reason && (conn->pg == NULL || pool->last_error[0] == '\0'))
     snprintf(pool->last_error, sizeof pool->last_error, "%s",
              orm_strerror(lost ? ORM_ECONNLOST : ORM_ECONNECT));
   int was_up = conn->state != CONN_CONNECTING;
@@ -725,7 +727,7 @@ void orm__pool_conn_failed(orm_pool_t *pool, orm__conn_t *conn, int lost) {
   uint64_t delay = conn->failures == 0 ? 0 : backoff_ms(pool, conn->failures);
   orm__conn_retry_in(conn, delay);
   if (!was_up && orm__list_empty(&pool->ready) &&
-      orm__list_empty(&pool->pinned)) {
+      orm__list_empty(&pool->pinned) && orm__list_empty(&pool->connecting)) {
     /* Nothing can serve the queue: fail it now rather than let it wait
      * out the outage; new requests fail fast until a connection is up. */
     pool->down = 1;

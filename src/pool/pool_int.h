@@ -60,6 +60,7 @@ typedef struct orm__stmt_s {
   uint64_t hash;
   uint32_t id;
   int nparams;
+  unsigned char isolated; /* needs a pipeline segment of its own */
   Oid *types;
   char name[16];
   char sql[]; /* NUL-terminated */
@@ -150,6 +151,7 @@ struct orm__conn_s {
   size_t slot_cap;
   size_t in_flight;  /* requests among the slots */
   size_t unsynced;   /* statements sent since the last sync */
+  int dirty;         /* sent something this loop turn: sync and flush */
   orm__link_t held;  /* answered requests of the open segment */
   int segment_failed;
   unsigned char *stmt_state; /* by statement id */
@@ -217,7 +219,11 @@ void orm__req_finish(orm__request_t *req, int defer);
 void orm__req_drop(orm__request_t *req);
 void orm__pool_dispatch(orm_pool_t *pool);
 void orm__pool_conn_ready(orm_pool_t *pool, orm__conn_t *conn);
-void orm__pool_conn_failed(orm_pool_t *pool, orm__conn_t *conn, int lost);
+/* A connection attempt failed (`lost` 0) or a live connection died (1).
+ * `have_reason`: pool->last_error already says why; otherwise libpq's
+ * message is taken. */
+void orm__pool_conn_failed(orm_pool_t *pool, orm__conn_t *conn, int lost,
+                           int have_reason);
 void orm__pool_resend(orm_pool_t *pool, orm__request_t *req);
 void orm__pool_cancel_on_server(orm_pool_t *pool, orm__conn_t *conn);
 int orm__pool_encode_params(orm__request_t *req, const orm_param_t *params,

@@ -89,9 +89,8 @@ void orm__tx_end_done(orm_tx_t *tx, int status) {
 
 static void arm_deadline(orm_pool_t *pool, orm__request_t *req) {
   if (pool->cfg.statement_timeout_ms > 0)
-    orm__sched_set_deadline(&pool->sched, &req->future,
-                            uv_now(pool->loop) +
-                                pool->cfg.statement_timeout_ms);
+    orm__sched_deadline_in(&pool->sched, &req->future,
+                           pool->cfg.statement_timeout_ms);
 }
 
 void orm__tx_pump_all(orm_pool_t *pool) {
@@ -110,7 +109,7 @@ void orm__tx_pump_all(orm_pool_t *pool) {
         orm__req_complete(req, ORM_ENOMEM, 0);
       } else if (rc != 0) {
         orm__list_push_front(&tx->queue, &req->link);
-        orm__pool_conn_failed(pool, conn, 1); /* fails the transaction */
+        orm__pool_conn_failed(pool, conn, 1, 0); /* fails the transaction */
         break;
       } else {
         arm_deadline(pool, req);

@@ -1,0 +1,475 @@
+/* Faults for real: killed backends, a stopped and restarted server, a
+ * server that is down when the pool starts, transactions across failures,
+ * and closing the pool with work queued and in flight. */
+#include "harness.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libpq-fe.h>
+
+#include <uvorm.h>
+
+static uv_loop_t loop;
+static orm_pool_t *pool;
+static int closed;
+
+static void on_closed(orm_pool_t *p, void *data) { closed++; }
+
+static void open_pool(orm_pool_config_t cfg) {
+  assert_int_equal(uv_loop_init(&loop), 0);
+  cfg.conninfo = orm_test_dsn();
+  if (cfg.reconnect_max_ms == 0) {
+    cfg.reconnect_min_ms = 50;
+    cfg.reconnect_max_ms = 300;
+  }
+  closed = 0;
+  assert_int_equal(orm_pool_open(&pool, &loop, &cfg), 0);
+}
+
+static void close_pool(void) {
+  assert_int_equal(orm_pool_close(pool, on_closed), 0);
+  orm_test_run(&loop, 15000);
+  assert_int_equal(closed, 1);
+  orm_test_loop_close(&loop);
+}
+
+static void run_ms(uint64_t ms) {
+  uv_update_time(&loop);
+  uint64_t end = uv_now(&loop) + ms;
+  while (uv_now(&loop) < end) {
+    uv_run(&loop, UV_RUN_NOWAIT);
+    uv_sleep(1);
+    uv_update_time(&loop);
+  }
+}
+
+/* ---- a load generator: keeps `target` requests in flight ----------------- */
+
+typedef struct {
+  int target;
+  int in_flight;
+  int issued;
+  int ok;
+  int lost;      /* ORM_ECONNLOST */
+  int refused;   /* ORM_ECONNECT */
+  int other;     /* anything else: a bug */
+  int other_code;
+  int wrong;     /* an answer that is not its own */
+  int running;
+  uv_timer_t timer;
+  int64_t pids[16];
+  int npids;
+} load_t;
+
+typedef struct {
+  load_t *load;
+  int64_t expect;
+} ticket_t;
+
+static void issue(load_t *l);
+
+static void on_answer(orm_future_t *f, void *data) {
+  ticket_t *t = data;
+  load_t *l = t->load;
+  l->in_flight--;
+  int st = orm_future_status(f);
+  if (st == 0) {
+    orm_result_t *r = orm_future_value(f);
+    int64_t v = -1, pid = 0;
+    orm_result_int(r, 0, 0, &v);
+    orm_result_int(r, 0, 1, &pid);
+    if (v != t->expect)
+      l->wrong++;
+    l->ok++;
+    int known = 0;
+    for (int i = 0; i < l->npids; i++)
+      known |= l->pids[i] == pid;
+    if (!known && l->npids < 16)
+      l->pids[l->npids++] = pid;
+  } else if (st == ORM_ECONNLOST) {
+    l->lost++;
+  } else if (st == ORM_ECONNECT) {
+    l->refused++;
+    assert_non_null(orm_future_error(f)->message);
+  } else {
+    l->other++;
+    l->other_code = st;
+  }
+  free(t);
+}
+
+static void issue(load_t *l) {
+  while (l->running && l->in_flight < l->target) {
+    ticket_t *t = malloc(sizeof *t);
+    t->load = l;
+    t->expect = l->issued;
+    orm_param_t p = ORM_INT8(l->issued);
+    int rc = orm_query_async(pool,
+                             "SELECT $1::int8, pg_backend_pid()::int8 "
+                             "FROM pg_sleep(0.002)",
+                             &p, 1, on_answer, t, NULL);
+    if (rc != 0) {
+      free(t);
+      fail_msg("query refused: %s", orm_err_name(rc));
+    }
+    l->issued++;
+    l->in_flight++;
+  }
+}
+
+/* Topping up from a timer rather than from callbacks: requests that fail
+ * fast while the server is down must not spin the loop. */
+static void on_load_timer(uv_timer_t *timer) { issue(timer->data); }
+
+static void load_start(load_t *l, int target) {
+  memset(l, 0, sizeof *l);
+  l->target = target;
+  l->running = 1;
+  uv_timer_init(&loop, &l->timer);
+  l->timer.data = l;
+  uv_timer_start(&l->timer, on_load_timer, 0, 5);
+}
+
+static void load_stop(load_t *l) {
+  l->running = 0;
+  uv_close((uv_handle_t *)&l->timer, NULL);
+  while (l->in_flight > 0)
+    uv_run(&loop, UV_RUN_ONCE);
+}
+
+static int live_conns(void) {
+  orm_pool_stats_t st;
+  orm_pool_stats(pool, &st);
+  return (int)(st.conns_idle + st.conns_busy);
+}
+
+/* Blocking, from the test itself: the pool's loop waits meanwhile. */
+static void admin(const char *sql) {
+  PGconn *c = PQconnectdb(orm_test_dsn());
+  assert_int_equal(PQstatus(c), CONNECTION_OK);
+  PGresult *r = PQexec(c, sql);
+  if (PQresultStatus(r) != PGRES_TUPLES_OK &&
+      PQresultStatus(r) != PGRES_COMMAND_OK)
+    fail_msg("%s: %s", sql, PQerrorMessage(c));
+  PQclear(r);
+  PQfinish(c);
+}
+
+/* ---- 5. a killed backend fails only its own requests --------------------- */
+
+static void test_terminate_backend(void **state) {
+  open_pool((orm_pool_config_t){.min_conns = 4, .max_conns = 4});
+  load_t l;
+  load_start(&l, 64);
+  while (l.npids < 4)
+    uv_run(&loop, UV_RUN_ONCE);
+  run_ms(200);
+  int ok_before = l.ok;
+  char sql[128];
+  snprintf(sql, sizeof sql, "SELECT pg_terminate_backend(%lld)",
+           (long long)l.pids[0]);
+  admin(sql);
+  run_ms(1500);
+  load_stop(&l);
+  print_message("terminate: ok %d lost %d other %d\n", l.ok, l.lost, l.other);
+  assert_int_equal(l.wrong, 0);
+  assert_int_equal(l.other, 0);
+  assert_int_equal(l.refused, 0);
+  /* Only what was in flight on that one connection: at most its share. */
+  assert_true(l.lost > 0);
+  assert_true(l.lost <= 64);
+  assert_true(l.ok > ok_before + 100); /* the rest carried on */
+  orm_pool_stats_t st;
+  orm_pool_stats(pool, &st);
+  assert_true(st.reconnects >= 1);
+  assert_int_equal(live_conns(), 4);
+  close_pool();
+}
+
+/* ---- 6. the server stops under load and comes back ------------------------ */
+
+static void test_server_restart(void **state) {
+  if (!orm_test_server_managed())
+    skip();
+  open_pool((orm_pool_config_t){.min_conns = 2, .max_conns = 4});
+  load_t l;
+  load_start(&l, 32);
+  run_ms(300);
+  assert_true(l.ok > 0);
+  orm_test_server("stop");
+  int ok_at_stop = l.ok;
+  run_ms(1000); /* requests fail cleanly while it is down */
+  assert_true(l.lost + l.refused > 0);
+  int failed_while_down = l.lost + l.refused;
+  assert_true(l.ok - ok_at_stop <= 64);
+  orm_test_server("start");
+  run_ms(2000); /* the pool finds it again by itself */
+  int ok_after = l.ok;
+  run_ms(500);
+  load_stop(&l);
+  print_message("restart: ok %d lost %d refused %d other %d (%s)\n", l.ok,
+                l.lost, l.refused, l.other, orm_err_name(l.other_code));
+  assert_int_equal(l.other, 0);
+  assert_int_equal(l.wrong, 0);
+  assert_true(failed_while_down > 0);
+  assert_true(l.ok > ok_after); /* serving again */
+  assert_true(live_conns() >= 2);
+  close_pool();
+}
+
+static void test_server_down_at_start(void **state) {
+  if (!orm_test_server_managed())
+    skip();
+  orm_test_server("stop");
+  open_pool((orm_pool_config_t){.min_conns = 2, .max_conns = 2});
+  load_t l;
+  load_start(&l, 8);
+  run_ms(800);
+  assert_int_equal(l.ok, 0);
+  assert_true(l.refused > 0);
+  orm_test_server("start");
+  run_ms(2000);
+  load_stop(&l);
+  assert_int_equal(l.other, 0);
+  assert_true(l.ok > 0);
+  orm_pool_stats_t st;
+  orm_pool_stats(pool, &st);
+  assert_true(st.connect_failures > 0);
+  close_pool();
+}
+
+/* ---- 7. transactions ---------------------------------------------------- */
+
+typedef struct {
+  int done;
+  int status;
+  orm_tx_t *tx;
+  int64_t value;
+} step_t;
+
+static void on_step(orm_future_t *f, void *data) {
+  step_t *s = data;
+  s->done = 1;
+  s->status = orm_future_status(f);
+  s->value = -1;
+  if (s->status == 0) {
+    void *v = orm_future_value(f);
+    s->tx = v;
+    orm_result_t *r = v;
+    s->value = 0;
+    /* A result, unless this was BEGIN (whose value is the tx). */
+    if (s->tx != NULL && orm_result_cols(r) > 0 && orm_result_rows(r) > 0)
+      orm_result_int(r, 0, 0, &s->value);
+  }
+}
+
+static void wait_step(step_t *s) {
+  uv_update_time(&loop);
+  uint64_t end = uv_now(&loop) + 10000;
+  while (!s->done) {
+    uv_run(&loop, UV_RUN_ONCE);
+    if (uv_now(&loop) > end)
+      fail_msg("step timed out");
+  }
+}
+
+static orm_tx_t *begin(void) {
+  step_t s = {0};
+  assert_int_equal(orm_tx_begin_async(pool, on_step, &s, NULL), 0);
+  wait_step(&s);
+  assert_int_equal(s.status, 0);
+  assert_non_null(s.tx);
+  return s.tx;
+}
+
+static step_t txq(orm_tx_t *tx, const char *sql) {
+  step_t s = {0};
+  assert_int_equal(orm_tx_query_async(tx, sql, NULL, 0, on_step, &s, NULL), 0);
+  wait_step(&s);
+  return s;
+}
+
+static int64_t count_rows(const char *sql) {
+  step_t s = {0};
+  assert_int_equal(orm_query_async(pool, sql, NULL, 0, on_step, &s, NULL), 0);
+  wait_step(&s);
+  assert_int_equal(s.status, 0);
+  return s.value;
+}
+
+static void end_tx(orm_tx_t *tx, int commit, int expect) {
+  step_t s = {0};
+  int rc = commit ? orm_tx_commit_async(tx, on_step, &s, NULL)
+                  : orm_tx_rollback_async(tx, on_step, &s, NULL);
+  assert_int_equal(rc, 0);
+  wait_step(&s);
+  assert_int_equal(s.status, expect);
+}
+
+static void test_transactions(void **state) {
+  open_pool((orm_pool_config_t){.min_conns = 3, .max_conns = 4});
+  admin("DROP TABLE IF EXISTS txt; CREATE TABLE txt (id int, who text)");
+
+  /* Commit: invisible to others until committed. */
+  orm_tx_t *a = begin();
+  assert_int_equal(txq(a, "INSERT INTO txt VALUES (1, 'a')").status, 0);
+  assert_int_equal(txq(a, "SELECT count(*) FROM txt").value, 1);
+  assert_int_equal(count_rows("SELECT count(*) FROM txt"), 0);
+  /* A concurrent transaction sees neither. */
+  orm_tx_t *b = begin();
+  assert_int_equal(txq(b, "INSERT INTO txt VALUES (2, 'b')").status, 0);
+  assert_int_equal(txq(b, "SELECT count(*) FROM txt WHERE who = 'a'").value, 0);
+  assert_int_equal(txq(a, "SELECT count(*) FROM txt WHERE who = 'b'").value, 0);
+  end_tx(a, 1, 0);
+  assert_int_equal(count_rows("SELECT count(*) FROM txt WHERE who = 'a'"), 1);
+  /* Rollback: nothing of it remains. */
+  end_tx(b, 0, 0);
+  assert_int_equal(count_rows("SELECT count(*) FROM txt WHERE who = 'b'"), 0);
+
+  /* Savepoints. */
+  orm_tx_t *c = begin();
+  txq(c, "INSERT INTO txt VALUES (3, 'c')");
+  step_t s = {0};
+  assert_int_equal(orm_tx_savepoint_async(c, "sp1", on_step, &s, NULL), 0);
+  wait_step(&s);
+  assert_int_equal(s.status, 0);
+  txq(c, "INSERT INTO txt VALUES (4, 'c')");
+  memset(&s, 0, sizeof s);
+  assert_int_equal(orm_tx_rollback_to_async(c, "sp1", on_step, &s, NULL), 0);
+  wait_step(&s);
+  assert_int_equal(s.status, 0);
+  memset(&s, 0, sizeof s);
+  assert_int_equal(orm_tx_release_async(c, "sp1", on_step, &s, NULL), 0);
+  wait_step(&s);
+  assert_int_equal(s.status, 0);
+  assert_int_equal(orm_tx_savepoint_async(c, "bad name", on_step, &s, NULL),
+                   ORM_EINVAL);
+  /* A failing statement aborts the transaction; COMMIT then rolls back. */
+  assert_int_equal(txq(c, "SELECT 1/0").status, ORM_ESERVER);
+  assert_int_equal(txq(c, "SELECT 1").status, ORM_ESERVER); /* 25P02 */
+  end_tx(c, 1, 0); /* the server answers ROLLBACK to a COMMIT here */
+  assert_int_equal(count_rows("SELECT count(*) FROM txt WHERE who = 'c'"), 0);
+
+  /* A connection killed inside a transaction fails it; nothing commits. */
+  orm_tx_t *d = begin();
+  txq(d, "INSERT INTO txt VALUES (5, 'd')");
+  int64_t pid = txq(d, "SELECT pg_backend_pid()").value;
+  char sql[96];
+  snprintf(sql, sizeof sql, "SELECT pg_terminate_backend(%lld)", (long long)pid);
+  admin(sql);
+  assert_int_equal(txq(d, "INSERT INTO txt VALUES (6, 'd')").status,
+                   ORM_ECONNLOST);
+  end_tx(d, 1, ORM_ECONNLOST);
+  assert_int_equal(count_rows("SELECT count(*) FROM txt WHERE who = 'd'"), 0);
+
+  /* The pool still serves, and transactions still work. */
+  orm_tx_t *e = begin();
+  txq(e, "INSERT INTO txt VALUES (7, 'e')");
+  end_tx(e, 1, 0);
+  assert_int_equal(count_rows("SELECT count(*) FROM txt"), 2);
+  admin("DROP TABLE txt");
+  close_pool();
+}
+
+/* ---- 8. closing with work queued and in flight --------------------------- */
+
+typedef struct {
+  int calls;
+  int status;
+} once_t;
+
+static void on_once(orm_future_t *f, void *data) {
+  once_t *o = data;
+  o->calls++;
+  o->status = orm_future_status(f);
+}
+
+static void test_close_with_work(void **state) {
+  open_pool((orm_pool_config_t){
+      .min_conns = 2, .max_conns = 2, .pipeline_depth = 4});
+  enum { N = 200 };
+  once_t once[N];
+  memset(once, 0, sizeof once);
+  count_rows("SELECT 1"); /* connected */
+  for (int i = 0; i < N; i++) {
+    const char *sql = i % 10 == 0 ? "SELECT pg_sleep(5)" : "SELECT 1";
+    assert_int_equal(
+        orm_query_async(pool, sql, NULL, 0, on_once, &once[i], NULL), 0);
+  }
+  run_ms(50); /* some are in flight, the rest queued */
+  uint64_t start = uv_hrtime();
+  close_pool();
+  /* The sleeps were cancelled, not waited for. */
+  assert_true(uv_hrtime() - start < 3000000000ULL);
+  int ok = 0, cancelled = 0;
+  for (int i = 0; i < N; i++) {
+    assert_int_equal(once[i].calls, 1);
+    if (once[i].status == 0)
+      ok++;
+    else if (once[i].status == ORM_ECANCELED)
+      cancelled++;
+  }
+  assert_int_equal(ok + cancelled, N);
+  assert_true(cancelled > 0);
+}
+
+static void close_from_callback(orm_future_t *f, void *data) {
+  once_t *o = data;
+  o->calls++;
+  assert_int_equal(orm_pool_close(pool, on_closed), 0);
+  /* Afterwards the pool refuses work, even here. */
+  assert_int_equal(orm_query_async(pool, "SELECT 1", NULL, 0, NULL, NULL, NULL),
+                   ORM_ECLOSED);
+}
+
+static void test_close_inside_callback(void **state) {
+  open_pool((orm_pool_config_t){0});
+  once_t first = {0}, later[20];
+  memset(later, 0, sizeof later);
+  assert_int_equal(orm_query_async(pool, "SELECT 1", NULL, 0,
+                                   close_from_callback, &first, NULL),
+                   0);
+  for (int i = 0; i < 20; i++)
+    assert_int_equal(
+        orm_query_async(pool, "SELECT 2", NULL, 0, on_once, &later[i], NULL),
+        0);
+  orm_test_run(&loop, 10000);
+  assert_int_equal(first.calls, 1);
+  assert_int_equal(closed, 1);
+  for (int i = 0; i < 20; i++)
+    assert_int_equal(later[i].calls, 1);
+  orm_test_loop_close(&loop);
+}
+
+/* A future the caller holds outlives the pool. */
+static void test_future_outlives_pool(void **state) {
+  open_pool((orm_pool_config_t){0});
+  once_t o = {0};
+  orm_future_t *f;
+  assert_int_equal(
+      orm_query_async(pool, "SELECT 42", NULL, 0, on_once, &o, &f), 0);
+  while (!o.calls)
+    uv_run(&loop, UV_RUN_ONCE);
+  close_pool();
+  assert_int_equal(orm_future_status(f), 0);
+  int64_t v;
+  assert_int_equal(orm_result_int(orm_future_value(f), 0, 0, &v), 0);
+  assert_int_equal(v, 42);
+  assert_int_equal(orm_future_cancel(f), ORM_ESTATE);
+  orm_future_release(f);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_transactions),
+      cmocka_unit_test(test_close_with_work),
+      cmocka_unit_test(test_close_inside_callback),
+      cmocka_unit_test(test_future_outlives_pool),
+      cmocka_unit_test(test_terminate_backend),
+      cmocka_unit_test(test_server_restart),
+      cmocka_unit_test(test_server_down_at_start),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
