@@ -137,6 +137,42 @@ static int burst_size(void) { return getenv("UVORM_TEST_QUICK") ? 10000 : 100000
 static void test_burst_pipelined(void **state) { burst(0, burst_size()); }
 static void test_burst_unpipelined(void **state) { burst(1, burst_size()); }
 
+/* ---- the hot path allocates nothing per query ---------------------------- */
+
+static unsigned long allocations;
+static void *count_malloc(size_t n) { allocations++; return malloc(n); }
+static void *count_realloc(void *p, size_t n) { allocations++; return realloc(p, n); }
+static void *count_calloc(size_t c, size_t n) { allocations++; return calloc(c, n); }
+
+static void steady_round(int n) {
+  own_t *own = calloc((size_t)n, sizeof *own);
+  int done = 0, wrong = 0;
+  for (int i = 0; i < n; i++) {
+    own[i] = (own_t){(int64_t)i * 3 + 7, &done, &wrong};
+    orm_param_t p = ORM_INT8(i);
+    assert_int_equal(orm_query_async(pool, "SELECT $1::int8 * 3 + 7", &p, 1,
+                                     on_own, &own[i], NULL),
+                     0);
+  }
+  run_until_count(&done, n, 60000);
+  assert_int_equal(wrong, 0);
+  free(own);
+}
+
+static void test_steady_state_allocates_nothing(void **state) {
+  assert_int_equal(
+      orm_replace_allocator(count_malloc, count_realloc, count_calloc, free), 0);
+  open_pool((orm_pool_config_t){.min_conns = 4, .max_conns = 4});
+  steady_round(2000); /* warm-up: requests, slots, statements */
+  unsigned long before = allocations;
+  for (int round = 0; round < 5; round++)
+    steady_round(1000);
+  /* Beyond libpq's PGresult, a query costs uvorm no allocation at all. */
+  assert_int_equal(allocations - before, 0);
+  close_pool();
+  assert_int_equal(orm_replace_allocator(malloc, realloc, calloc, free), 0);
+}
+
 /* ---- 2. a failure fails alone -------------------------------------------- */
 
 static void test_failures_stay_alone(void **state) {
@@ -480,6 +516,7 @@ int main(void) {
       cmocka_unit_test(test_queue_full_and_cancel),
       cmocka_unit_test(test_timeout_cancels_on_server),
       cmocka_unit_test(test_statement_timeout_config),
+      cmocka_unit_test(test_steady_state_allocates_nothing),
       cmocka_unit_test(test_burst_pipelined),
       cmocka_unit_test(test_burst_unpipelined),
   };
