@@ -12,13 +12,14 @@
 #define ORM_MODEL_ARENA_H
 
 #include <stddef.h>
+#include <string.h>
 
 #define ORM__ARENA_FIRST_CHUNK ((size_t)1024)
 #define ORM__ARENA_MAX_CHUNK ((size_t)1024 * 1024)
 
 typedef struct orm__arena_chunk_s orm__arena_chunk_t;
 
-/* The fields are private to arena.c. */
+/* The fields are private to arena.c (and the inline fast path below). */
 typedef struct {
   /* Every chunk, newest first: all of them are freed together. */
   orm__arena_chunk_t *chunks;
@@ -48,6 +49,21 @@ void *orm__arena_alloc_array(orm__arena_t *arena, size_t count, size_t size,
 /* A copy of the `len` bytes at `s` followed by a NUL; `s` need not be
  * NUL-terminated and may be NULL when `len` is 0. NULL on failure. */
 char *orm__arena_strndup(orm__arena_t *arena, const char *s, size_t len);
+
+/* orm__arena_strndup() with its common case inline: the copy fits in the
+ * current chunk. Hydration calls this once per string value. */
+static inline char *orm__arena_strndup_fast(orm__arena_t *arena, const char *s,
+                                            size_t len) {
+  if (arena->current != NULL && len < (size_t)(arena->end - arena->next)) {
+    char *copy = arena->next;
+    arena->next += len + 1;
+    if (len > 0)
+      memcpy(copy, s, len);
+    copy[len] = '\0';
+    return copy;
+  }
+  return orm__arena_strndup(arena, s, len);
+}
 
 /* Releases every allocation at once. The current regular chunk is kept and
  * rewound, so an arena reused for result after result stops calling the

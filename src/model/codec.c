@@ -177,28 +177,39 @@ typedef struct {
   const char *name;
   size_t size;
   uint32_t param_oid;
+  uint32_t array_oid; /* the array type of param_oid's type (text[] for
+                         TEXT and ENUM); 0 where arrays are not built */
 } type_info_t;
 
 static const type_info_t type_info[ORM_T_COUNT_] = {
-    [ORM_T_INT2] = {"int2", sizeof(int16_t), ORM_OID_INT2},
-    [ORM_T_INT4] = {"int4", sizeof(int32_t), ORM_OID_INT4},
-    [ORM_T_INT8] = {"int8", sizeof(int64_t), ORM_OID_INT8},
-    [ORM_T_FLOAT4] = {"float4", sizeof(float), ORM_OID_FLOAT4},
-    [ORM_T_FLOAT8] = {"float8", sizeof(double), ORM_OID_FLOAT8},
-    [ORM_T_BOOL] = {"bool", sizeof(bool), ORM_OID_BOOL},
-    [ORM_T_TEXT] = {"text", sizeof(char *), 0},
-    [ORM_T_ENUM] = {"enum", sizeof(char *), 0},
-    [ORM_T_JSON] = {"json", sizeof(char *), ORM_OID_JSON},
-    [ORM_T_JSONB] = {"jsonb", sizeof(char *), ORM_OID_JSONB},
-    [ORM_T_BYTEA] = {"bytea", sizeof(orm_bytes_t), ORM_OID_BYTEA},
-    [ORM_T_TIMESTAMP] = {"timestamp", sizeof(int64_t), ORM_OID_TIMESTAMP},
-    [ORM_T_TIMESTAMPTZ] = {"timestamptz", sizeof(int64_t), ORM_OID_TIMESTAMPTZ},
-    [ORM_T_DATE] = {"date", sizeof(int32_t), ORM_OID_DATE},
-    [ORM_T_UUID] = {"uuid", 16, ORM_OID_UUID},
-    [ORM_T_NUMERIC] = {"numeric", sizeof(char *), ORM_OID_NUMERIC},
-    [ORM_T_INT_ARRAY] = {"int8[]", sizeof(orm_int_array_t), ORM_OID_INT8_ARRAY},
+    [ORM_T_INT2] = {"int2", sizeof(int16_t), ORM_OID_INT2, ORM_OID_INT2_ARRAY},
+    [ORM_T_INT4] = {"int4", sizeof(int32_t), ORM_OID_INT4, ORM_OID_INT4_ARRAY},
+    [ORM_T_INT8] = {"int8", sizeof(int64_t), ORM_OID_INT8, ORM_OID_INT8_ARRAY},
+    [ORM_T_FLOAT4] = {"float4", sizeof(float), ORM_OID_FLOAT4,
+                      ORM_OID_FLOAT4_ARRAY},
+    [ORM_T_FLOAT8] = {"float8", sizeof(double), ORM_OID_FLOAT8,
+                      ORM_OID_FLOAT8_ARRAY},
+    [ORM_T_BOOL] = {"bool", sizeof(bool), ORM_OID_BOOL, ORM_OID_BOOL_ARRAY},
+    [ORM_T_TEXT] = {"text", sizeof(char *), 0, ORM_OID_TEXT_ARRAY},
+    [ORM_T_ENUM] = {"enum", sizeof(char *), 0, ORM_OID_TEXT_ARRAY},
+    [ORM_T_JSON] = {"json", sizeof(char *), ORM_OID_JSON, ORM_OID_JSON_ARRAY},
+    [ORM_T_JSONB] = {"jsonb", sizeof(char *), ORM_OID_JSONB,
+                     ORM_OID_JSONB_ARRAY},
+    [ORM_T_BYTEA] = {"bytea", sizeof(orm_bytes_t), ORM_OID_BYTEA,
+                     ORM_OID_BYTEA_ARRAY},
+    [ORM_T_TIMESTAMP] = {"timestamp", sizeof(int64_t), ORM_OID_TIMESTAMP,
+                         ORM_OID_TIMESTAMP_ARRAY},
+    [ORM_T_TIMESTAMPTZ] = {"timestamptz", sizeof(int64_t), ORM_OID_TIMESTAMPTZ,
+                           ORM_OID_TIMESTAMPTZ_ARRAY},
+    [ORM_T_DATE] = {"date", sizeof(int32_t), ORM_OID_DATE, ORM_OID_DATE_ARRAY},
+    [ORM_T_UUID] = {"uuid", sizeof(orm_uuid_t), ORM_OID_UUID,
+                    ORM_OID_UUID_ARRAY},
+    [ORM_T_NUMERIC] = {"numeric", sizeof(char *), ORM_OID_NUMERIC,
+                       ORM_OID_NUMERIC_ARRAY},
+    [ORM_T_INT_ARRAY] = {"int8[]", sizeof(orm_int_array_t), ORM_OID_INT8_ARRAY,
+                         0},
     [ORM_T_TEXT_ARRAY] = {"text[]", sizeof(orm_text_array_t),
-                          ORM_OID_TEXT_ARRAY},
+                          ORM_OID_TEXT_ARRAY, 0},
 };
 
 bool orm__codec_type_valid(orm_type_t type) {
@@ -215,6 +226,18 @@ size_t orm__codec_field_size(orm_type_t type) {
 
 uint32_t orm__codec_param_oid(orm_type_t type) {
   return orm__codec_type_valid(type) ? type_info[type].param_oid : 0;
+}
+
+uint32_t orm__codec_elem_oid(orm_type_t type) {
+  if (type == ORM_T_TEXT || type == ORM_T_ENUM)
+    return ORM_OID_TEXT;
+  return orm__codec_type_valid(type) && type_info[type].array_oid != 0
+             ? type_info[type].param_oid
+             : 0;
+}
+
+uint32_t orm__codec_array_oid(orm_type_t type) {
+  return orm__codec_type_valid(type) ? type_info[type].array_oid : 0;
 }
 
 static bool is_text_oid(uint32_t oid) {

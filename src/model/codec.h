@@ -25,7 +25,8 @@
  *                      time zone: the wall-clock value as stored)
  *   ORM_T_TIMESTAMPTZ  int64_t microseconds since 1970-01-01 00:00:00 UTC
  *   ORM_T_DATE         int32_t days since 1970-01-01
- *   ORM_T_UUID         uint8_t[16], network byte order as in the text form
+ *   ORM_T_UUID         orm_uuid_t (16 bytes), network byte order as in the
+ *                      text form
  *   ORM_T_NUMERIC      char *, a plain decimal string with exactly the
  *                      value's scale ("-12345.678900", "0", "NaN",
  *                      "Infinity", "-Infinity")
@@ -44,6 +45,7 @@
 #include <stdint.h>
 
 #include "uvorm/common.h"
+#include "uvorm/model.h"
 
 #include "model/arena.h"
 
@@ -73,70 +75,23 @@
 #define ORM_OID_BPCHAR_ARRAY 1014u
 #define ORM_OID_VARCHAR_ARRAY 1015u
 #define ORM_OID_INT8_ARRAY 1016u
+#define ORM_OID_JSON_ARRAY 199u
+#define ORM_OID_BOOL_ARRAY 1000u
+#define ORM_OID_BYTEA_ARRAY 1001u
+#define ORM_OID_FLOAT4_ARRAY 1021u
+#define ORM_OID_FLOAT8_ARRAY 1022u
+#define ORM_OID_TIMESTAMP_ARRAY 1115u
+#define ORM_OID_DATE_ARRAY 1182u
+#define ORM_OID_TIMESTAMPTZ_ARRAY 1185u
+#define ORM_OID_NUMERIC_ARRAY 1231u
+#define ORM_OID_UUID_ARRAY 2951u
+#define ORM_OID_JSONB_ARRAY 3807u
 /* The first OID the server hands out to objects created after initdb
  * (FirstNormalObjectId): every enum type's OID is at least this. */
 #define ORM_OID_FIRST_USER 16384u
 
-/* The uvorm value types. 0 is deliberately not a type, so a zeroed field
- * descriptor is rejected instead of silently read as some integer. The names
- * are meant for model descriptors and keep their values if the enum moves to
- * a public header. */
-typedef enum {
-  ORM_T_INT2 = 1,
-  ORM_T_INT4,
-  ORM_T_INT8,
-  ORM_T_FLOAT4,
-  ORM_T_FLOAT8,
-  ORM_T_BOOL,
-  ORM_T_TEXT,
-  ORM_T_ENUM,
-  ORM_T_JSON,
-  ORM_T_JSONB,
-  ORM_T_BYTEA,
-  ORM_T_TIMESTAMP,
-  ORM_T_TIMESTAMPTZ,
-  ORM_T_DATE,
-  ORM_T_UUID,
-  ORM_T_NUMERIC,
-  ORM_T_INT_ARRAY,
-  ORM_T_TEXT_ARRAY,
-  ORM_T_COUNT_ /* one past the last type; not a type */
-} orm_type_t;
-
-/* A bytea value. Decoded, `data` points into the result's arena and is never
- * NULL (also for an empty value). Encoded, `data` may be NULL when `len` is
- * 0. */
-typedef struct {
-  uint8_t *data;
-  size_t len;
-} orm_bytes_t;
-
-/* A one-dimensional integer array: int2[], int4[] and int8[] all decode into
- * int64_t items. `nulls` is NULL when no element is NULL (the common case
- * costs nothing); otherwise nulls[i] is true when element i is NULL, and
- * items[i] is then 0. The empty array has len 0 (items and nulls may be
- * NULL). Decoded, both arrays live in the result's arena. The server's lower
- * bound is not kept: item 0 is the first element whatever its subscript. */
-typedef struct {
-  int64_t *items;
-  bool *nulls;
-  size_t len;
-} orm_int_array_t;
-
-/* A one-dimensional text array: items[i] is the element's NUL-terminated
- * text, or NULL when element i is SQL NULL. The empty array has len 0
- * (items may be NULL). Decoded, the pointer array and every string live in
- * the result's arena. */
-typedef struct {
-  char **items;
-  size_t len;
-} orm_text_array_t;
-
-/* Whether element `i` of `array` is SQL NULL. */
-static inline bool orm_int_array_is_null(const orm_int_array_t *array,
-                                         size_t i) {
-  return array->nulls != NULL && array->nulls[i];
-}
+/* orm_type_t and the field types (orm_bytes_t, orm_uuid_t, the arrays) are
+ * public: see uvorm/model.h. */
 
 /* A growable byte buffer for encoded parameters. Zero-initialised (or
  * orm__buf_init()) it is empty and owns nothing. `data` moves when the
@@ -195,6 +150,15 @@ bool orm__codec_accepts(orm_type_t type, uint32_t oid);
  * where the SQL gives none. Every other type gives its own OID (INT_ARRAY is
  * sent as int8[], TEXT_ARRAY as text[]). 0 for an invalid type. */
 uint32_t orm__codec_param_oid(orm_type_t type);
+
+/* For building a one-dimensional binary array of values of `type`, each
+ * encoded with orm__codec_encode(): the element OID to write in the array's
+ * header (text for TEXT and ENUM, whose arrays must then be cast, e.g.
+ * $1::text[]::mood[]) and the array's type OID. Both are 0 for INT_ARRAY and
+ * TEXT_ARRAY (no arrays of arrays: PostgreSQL's arrays are
+ * multi-dimensional instead) and for an invalid type. */
+uint32_t orm__codec_elem_oid(orm_type_t type);
+uint32_t orm__codec_array_oid(orm_type_t type);
 
 /* Decodes one non-NULL binary value of `len` bytes at `wire` (PQgetvalue /
  * PQgetlength of a column fetched with resultFormat 1) into the field at

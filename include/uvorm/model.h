@@ -1,0 +1,448 @@
+/* uvorm — models: C structs that mirror tables, their descriptors, query
+ * building and hydrated results.
+ *
+ * A model is a static descriptor (orm_model_t): a table, and one field per
+ * column with the column's name, its uvorm type, where the value lives in
+ * the C struct, and flags. It is normally declared once with an X-macro list
+ * that generates both the struct and the descriptor:
+ *
+ *   #define USER_FIELDS(X)                                                 \
+ *     X(id,         ORM_T_INT8,        int64_t, ORM_F_PK | ORM_F_GENERATED) \
+ *     X(email,      ORM_T_TEXT,        char *,  ORM_F_UNIQUE)               \
+ *     X(name,       ORM_T_TEXT,        char *,  ORM_F_NULLABLE)             \
+ *     X(created_at, ORM_T_TIMESTAMPTZ, int64_t, ORM_F_GENERATED)
+ *
+ *   ORM_MODEL_DECLARE(user, USER_FIELDS);          (in a header)
+ *   ORM_MODEL_DEFINE(user, "users", USER_FIELDS);  (in one .c file)
+ *
+ * which gives `user_t` (a struct with members id, email, name, created_at
+ * and the null bitmap `orm_nulls`) and `const orm_model_t *user_model(void)`,
+ * returning the one static descriptor. Each field's C type is checked at
+ * compile time against its declared type (the table under orm_type_t):
+ * declaring ORM_T_INT8 with int32_t does not compile.
+ *
+ * Descriptors may also be written by hand (or generated from a schema);
+ * orm_model_check() validates any descriptor, and every uvorm call that
+ * takes a model validates it before first use.
+ *
+ * NULL. Every field can be SQL NULL, whatever its C type: bit i of the
+ * struct's null bitmap (a uint64_t at orm_model_t.nulls_offset) is set when
+ * field i is NULL. A NULL field's C value is zero (pointers NULL), but the
+ * bit alone says NULL: an int64_t field holding 0 with its bit clear is the
+ * number 0. When a struct is sent to the server, a field is sent as NULL if
+ * its bit is set, or if it is a string (char *) that is a NULL pointer. */
+#ifndef UVORM_MODEL_H
+#define UVORM_MODEL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "uvorm/common.h"
+#include "uvorm/pool.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- value types ---------------------------------------------------------
+ * The uvorm value types, and the C type of a field of each (binary both
+ * ways; see src/model/codec.h for the wire details):
+ *
+ *   ORM_T_INT2         int16_t      smallint
+ *   ORM_T_INT4         int32_t      integer (also reads smallint)
+ *   ORM_T_INT8         int64_t      bigint (also reads integer, smallint)
+ *   ORM_T_FLOAT4       float        real
+ *   ORM_T_FLOAT8       double       double precision (also reads real)
+ *   ORM_T_BOOL         bool         boolean
+ *   ORM_T_TEXT         char *       text, varchar, char(n), name
+ *   ORM_T_ENUM         char *       an enum's label (or text)
+ *   ORM_T_JSON         char *       json, as stored
+ *   ORM_T_JSONB        char *       jsonb, as the server renders it
+ *   ORM_T_BYTEA        orm_bytes_t  bytea
+ *   ORM_T_TIMESTAMP    int64_t      timestamp: microseconds since
+ *                                   1970-01-01 00:00:00, wall clock
+ *   ORM_T_TIMESTAMPTZ  int64_t      timestamptz: microseconds since the
+ *                                   Unix epoch, UTC
+ *   ORM_T_DATE         int32_t      date: days since 1970-01-01
+ *   ORM_T_UUID         orm_uuid_t   uuid
+ *   ORM_T_NUMERIC      char *       numeric, as an exact decimal string
+ *   ORM_T_INT_ARRAY    orm_int_array_t   int2[], int4[], int8[]
+ *   ORM_T_TEXT_ARRAY   orm_text_array_t  text[], varchar[], ...
+ *
+ * String fields may also be declared `const char *`. 0 is deliberately not
+ * a type, so a zeroed field descriptor is rejected. */
+typedef enum {
+  ORM_T_INT2 = 1,
+  ORM_T_INT4,
+  ORM_T_INT8,
+  ORM_T_FLOAT4,
+  ORM_T_FLOAT8,
+  ORM_T_BOOL,
+  ORM_T_TEXT,
+  ORM_T_ENUM,
+  ORM_T_JSON,
+  ORM_T_JSONB,
+  ORM_T_BYTEA,
+  ORM_T_TIMESTAMP,
+  ORM_T_TIMESTAMPTZ,
+  ORM_T_DATE,
+  ORM_T_UUID,
+  ORM_T_NUMERIC,
+  ORM_T_INT_ARRAY,
+  ORM_T_TEXT_ARRAY,
+  ORM_T_COUNT_ /* one past the last type; not a type */
+} orm_type_t;
+
+/* A bytea value. Decoded, `data` points into the result's memory and is
+ * never NULL (also for an empty value). To send, `data` may be NULL when
+ * `len` is 0. */
+typedef struct {
+  uint8_t *data;
+  size_t len;
+} orm_bytes_t;
+
+/* A uuid's 16 bytes in network order, as in its text form. */
+typedef struct {
+  uint8_t bytes[16];
+} orm_uuid_t;
+
+/* A one-dimensional integer array: int2[], int4[] and int8[] all decode into
+ * int64_t items. `nulls` is NULL when no element is NULL; otherwise nulls[i]
+ * is true when element i is NULL (items[i] is then 0). The empty array has
+ * len 0 (items and nulls may be NULL). The server's lower bound is not kept:
+ * item 0 is the first element whatever its subscript. */
+typedef struct {
+  int64_t *items;
+  bool *nulls;
+  size_t len;
+} orm_int_array_t;
+
+/* A one-dimensional text array: items[i] is element i's NUL-terminated
+ * text, or NULL when the element is SQL NULL. The empty array has len 0
+ * (items may be NULL). */
+typedef struct {
+  char **items;
+  size_t len;
+} orm_text_array_t;
+
+/* Whether element `i` of `array` is SQL NULL. */
+static inline bool orm_int_array_is_null(const orm_int_array_t *array,
+                                         size_t i) {
+  return array->nulls != NULL && array->nulls[i];
+}
+
+/* ---- descriptors -------------------------------------------------------- */
+
+/* Field flags. */
+#define ORM_F_PK 0x1u        /* the primary key (exactly one field) */
+#define ORM_F_GENERATED 0x2u /* filled by the server (serial/identity, a
+                                default, a trigger): left out of INSERT and
+                                of a full UPDATE, read back by RETURNING */
+#define ORM_F_NULLABLE 0x4u  /* documents that the column takes NULL */
+#define ORM_F_UNIQUE 0x8u    /* a unique column: an upsert may use it as its
+                                ON CONFLICT target */
+#define ORM_F_ALL_ 0xfu
+
+/* The most fields one model has (the null bitmap is one uint64_t). */
+#define ORM_MODEL_MAX_FIELDS 64
+
+/* The longest table, schema or column name in bytes: longer identifiers
+ * would be truncated by the server (NAMEDATALEN - 1). */
+#define ORM_MODEL_MAX_NAME 63
+
+typedef struct orm_field_s {
+  const char *column; /* the column's name, exactly as in the table */
+  orm_type_t type;
+  size_t offset;      /* offsetof the C member */
+  size_t size;        /* sizeof the C member; must match `type` */
+  unsigned flags;     /* ORM_F_* */
+} orm_field_t;
+
+typedef struct orm_model_s {
+  const char *schema; /* NULL: found through the search_path */
+  const char *table;
+  const orm_field_t *fields; /* in column order: results map by position */
+  size_t nfields;            /* 1 .. ORM_MODEL_MAX_FIELDS */
+  size_t struct_size;        /* sizeof the C struct */
+  size_t nulls_offset;       /* offsetof its uint64_t null bitmap */
+} orm_model_t;
+
+/* ---- declaring a model with an X-macro ---------------------------------
+ * FIELDS is a macro taking one argument X and expanding to one
+ * X(name, type, ctype, flags) per column, in column order: `name` is both
+ * the C member and the column, `type` an ORM_T_* constant, `ctype` the
+ * member's C type (see the table above), `flags` ORM_F_* or 0. */
+
+/* In a header: the struct `prefix_t`, compile-time checks of every field's
+ * C type, and the declaration of `prefix_model()`. Follow it with `;`. */
+#define ORM_MODEL_DECLARE(prefix, FIELDS)                                      \
+  typedef struct prefix##_s {                                                  \
+    FIELDS(ORM__MEMBER)                                                        \
+    uint64_t orm_nulls; /* bit ORM_FIELD(prefix, f) set: field f is NULL */    \
+  } prefix##_t;                                                                \
+  /* One char per field: a member's offset is its field index. */              \
+  struct prefix##_orm_index_ {                                                 \
+    FIELDS(ORM__INDEX_MEMBER)                                                  \
+  };                                                                           \
+  FIELDS(ORM__FIELD_CHECK)                                                     \
+  _Static_assert(sizeof(struct prefix##_orm_index_) ==                         \
+                     (FIELDS(ORM__COUNT_ONE) 0),                               \
+                 "uvorm: unexpected padding in the field index");              \
+  _Static_assert(sizeof(struct prefix##_orm_index_) <= ORM_MODEL_MAX_FIELDS,   \
+                 "uvorm: a model has at most ORM_MODEL_MAX_FIELDS fields");    \
+  const orm_model_t *prefix##_model(void)
+
+/* In one .c file: defines `prefix_model()`, which returns the model's
+ * static descriptor (the same pointer on every call). Follow it with `;`.
+ * The _IN form names the table's schema. (A function rather than an object
+ * because the field offsets need the struct's type, which the X rows
+ * cannot name: inside the function a local typedef does. Nothing runs at
+ * call time; the descriptor is constant data.) */
+#define ORM_MODEL_DEFINE(prefix, table, FIELDS)                                \
+  ORM_MODEL_DEFINE_IN(prefix, NULL, table, FIELDS)
+#define ORM_MODEL_DEFINE_IN(prefix, schema_name, table_name, FIELDS)           \
+  const orm_model_t *prefix##_model(void) {                                    \
+    typedef prefix##_t orm__self_t;                                            \
+    static const orm_field_t fields[] = {FIELDS(ORM__FIELD_DESC)};             \
+    static const orm_model_t model = {                                         \
+        .schema = (schema_name),                                               \
+        .table = (table_name),                                                 \
+        .fields = fields,                                                      \
+        .nfields = sizeof fields / sizeof fields[0],                           \
+        .struct_size = sizeof(prefix##_t),                                     \
+        .nulls_offset = offsetof(prefix##_t, orm_nulls)};                      \
+    return &model;                                                             \
+  }                                                                            \
+  _Static_assert(1, "")
+
+/* The index of field `name` of model `prefix`: an integer constant. */
+#define ORM_FIELD(prefix, name)                                                \
+  ((int)offsetof(struct prefix##_orm_index_, name))
+/* Its bit in the null bitmap and in field masks. */
+#define ORM_FIELD_BIT(prefix, name) (UINT64_C(1) << ORM_FIELD(prefix, name))
+
+/* Whether field `name` of `*row` (a prefix_t *) is NULL; set or clear its
+ * NULL bit. Setting NULL does not touch the member's value. */
+#define ORM_IS_NULL(row, prefix, name)                                         \
+  ((((row)->orm_nulls) & ORM_FIELD_BIT(prefix, name)) != 0)
+#define ORM_SET_NULL(row, prefix, name)                                        \
+  ((void)((row)->orm_nulls |= ORM_FIELD_BIT(prefix, name)))
+#define ORM_SET_NOT_NULL(row, prefix, name)                                    \
+  ((void)((row)->orm_nulls &= ~ORM_FIELD_BIT(prefix, name)))
+
+/* The same by field index, for any descriptor (hand-written ones too). */
+ORM_EXTERN bool orm_row_is_null(const orm_model_t *model, const void *row,
+                                size_t field);
+ORM_EXTERN void orm_row_set_null(const orm_model_t *model, void *row,
+                                 size_t field, bool is_null);
+
+/* ---- checking a descriptor ---------------------------------------------- */
+
+/* What went wrong, for errors that deserve more than a code: a bad
+ * descriptor, or a result that does not fit its model. `message` names the
+ * field or column concerned. */
+typedef struct orm_model_error_s {
+  int code;   /* the ORM_E* code returned; 0 if none */
+  int field;  /* the field concerned, or -1 */
+  int column; /* the result column concerned, or -1 */
+  char message[256];
+} orm_model_error_t;
+
+/* Validates a descriptor. Returns 0, or ORM_EMODEL for: a NULL model, table,
+ * fields array or column name; an empty name or one longer than
+ * ORM_MODEL_MAX_NAME; no fields or more than ORM_MODEL_MAX_FIELDS; an
+ * invalid type; a size that does not match the type; a field outside the
+ * struct, misaligned for its type, or overlapping another field or the null
+ * bitmap; a duplicate column; unknown flags; no primary key, more than one,
+ * or a nullable one. Never crashes on a garbage-filled descriptor whose
+ * pointers are valid or NULL. orm_model_check_detail() also fills `err`
+ * (which may be NULL) with the first defect found. */
+ORM_EXTERN int orm_model_check(const orm_model_t *model);
+ORM_EXTERN int orm_model_check_detail(const orm_model_t *model,
+                                      orm_model_error_t *err);
+
+/* The index of the field whose column is `column` (exact match), or
+ * ORM_ENOCOLUMN; ORM_EINVAL for a NULL argument. */
+ORM_EXTERN int orm_model_field(const orm_model_t *model, const char *column);
+
+/* The index of the primary key field, or ORM_EMODEL. */
+ORM_EXTERN int orm_model_pk(const orm_model_t *model);
+
+/* ---- hydrated results ----------------------------------------------------
+ * Rows decoded from a query's result: an array of the model's structs.
+ * Strings, bytes and arrays of all rows live in memory owned by the rows
+ * object; orm_rows_free() releases everything at once, after which no
+ * pointer taken from a row is valid. */
+typedef struct orm_rows_s orm_rows_t;
+
+ORM_EXTERN size_t orm_rows_count(const orm_rows_t *rows);
+/* The first struct of the array (cast it to the model's type), or NULL when
+ * there are no rows. Row i is at (char *)data + i * struct_size. */
+ORM_EXTERN void *orm_rows_data(const orm_rows_t *rows);
+/* Row `i`, or NULL when i >= count. */
+ORM_EXTERN void *orm_rows_at(const orm_rows_t *rows, size_t i);
+ORM_EXTERN const orm_model_t *orm_rows_model(const orm_rows_t *rows);
+/* Frees the rows and everything they point to. NULL is a no-op. */
+ORM_EXTERN void orm_rows_free(orm_rows_t *rows);
+
+/* ---- the query builder ---------------------------------------------------
+ * A query selects a model's rows: conditions, ordering, limit and offset,
+ * keyset pagination and FOR UPDATE. Column names are checked against the
+ * model at each call; values are bound parameters, converted to the
+ * column's type and copied into the query (the caller's buffers may go once
+ * a call returns).
+ *
+ * Errors stick: the first failing call's code is returned by every later
+ * call and by orm_query_sql(), and the query never produces SQL. Calls
+ * return 0 or:
+ *   ORM_ENOCOLUMN  the column is not one of the model's fields
+ *   ORM_ETYPE      the value cannot be given to the column (ORM_BOOL for an
+ *                  integer column, ORM_FLOAT8 for an integer column: no
+ *                  silent truncation), LIKE/ILIKE on a column that is not
+ *                  ORM_T_TEXT, comparing or ordering a json column (json
+ *                  has no operators; jsonb does), IN on an array column
+ *   ORM_ERANGE     the value does not fit the column (300 for a smallint)
+ *   ORM_EINVAL     a NULL argument, unknown operator, NULL value where one
+ *                  is needed (use orm_query_where_null)
+ *   ORM_ESTATE     the call is out of order (orm_query_end without a group,
+ *                  ordering after orm_query_after, unclosed group at
+ *                  orm_query_sql)
+ *   ORM_E2BIG      too many parameters or groups nested too deep
+ *   ORM_ENOMEM
+ *
+ * Values. A column takes a value of its own kind: ORM_INT2/4/8 for integer
+ * columns (and for float, numeric, timestamp/timestamptz as microseconds
+ * since the epoch, date as days since 1970-01-01), ORM_FLOAT4/8 for float
+ * and numeric columns, ORM_BOOL for boolean, ORM_BYTEA for bytea. ORM_TEXT
+ * and ORM_UNTYPED go to any column as text that the server parses with the
+ * column's type ("2024-05-01 12:00+00", a uuid, "12.50", an enum label).
+ * ORM_BINARY is passed through as is. */
+typedef struct orm_query_s orm_query_t;
+
+typedef enum {
+  ORM_OP_EQ = 1, /* =  */
+  ORM_OP_NE,     /* <> */
+  ORM_OP_LT,     /* <  */
+  ORM_OP_LE,     /* <= */
+  ORM_OP_GT,     /* >  */
+  ORM_OP_GE,     /* >= */
+  ORM_OP_LIKE,   /* LIKE (text columns) */
+  ORM_OP_ILIKE   /* ILIKE (text columns) */
+} orm_op_t;
+
+typedef enum { ORM_ASC = 0, ORM_DESC = 1 } orm_order_t;
+
+typedef enum {
+  ORM_QUERY_SELECT = 0, /* the model's columns, in field order */
+  ORM_QUERY_COUNT,      /* one bigint: how many rows match */
+  ORM_QUERY_EXISTS      /* one boolean: whether any row matches */
+} orm_query_kind_t;
+
+/* A new query over `model` (which must outlive it). Returns 0,
+ * ORM_EINVAL, ORM_EMODEL (the descriptor fails orm_model_check) or
+ * ORM_ENOMEM; *query is NULL on error. */
+ORM_EXTERN int orm_query_new(orm_query_t **query, const orm_model_t *model);
+/* Frees the query and everything it owns. NULL is a no-op. */
+ORM_EXTERN void orm_query_free(orm_query_t *query);
+/* The model the query selects from (its results hydrate into it). */
+ORM_EXTERN const orm_model_t *orm_query_model(const orm_query_t *query);
+
+/* column <op> value. */
+ORM_EXTERN int orm_query_where(orm_query_t *query, const char *column,
+                               orm_op_t op, orm_param_t value);
+/* column = ANY($n): the `n` values travel as one array parameter. An empty
+ * list matches nothing. NULL elements are allowed (and match nothing). */
+ORM_EXTERN int orm_query_where_in(orm_query_t *query, const char *column,
+                                  const orm_param_t *values, size_t n);
+/* column IS NULL / column IS NOT NULL. */
+ORM_EXTERN int orm_query_where_null(orm_query_t *query, const char *column);
+ORM_EXTERN int orm_query_where_not_null(orm_query_t *query,
+                                        const char *column);
+
+/* Conditions are joined with AND. orm_query_or() opens a group whose
+ * members are joined with OR, orm_query_and() one joined with AND (inside an
+ * OR group); orm_query_end() closes the innermost group. Groups nest up to
+ * 32 deep. An empty AND group is TRUE, an empty OR group FALSE. */
+ORM_EXTERN int orm_query_or(orm_query_t *query);
+ORM_EXTERN int orm_query_and(orm_query_t *query);
+ORM_EXTERN int orm_query_end(orm_query_t *query);
+
+/* ORDER BY column ASC|DESC; call again for more columns. */
+ORM_EXTERN int orm_query_order_by(orm_query_t *query, const char *column,
+                                  orm_order_t order);
+/* LIMIT n / OFFSET n (n >= 0; ORM_ERANGE otherwise). */
+ORM_EXTERN int orm_query_limit(orm_query_t *query, int64_t n);
+ORM_EXTERN int orm_query_offset(orm_query_t *query, int64_t n);
+
+/* Keyset pagination: only rows after the one whose sort key was `key`. The
+ * sort key is the ORDER BY columns given so far, followed by the primary key
+ * if it is not one of them (the query is then also ordered by it), so pass
+ * the last row's values for each, in that order (`n` of them). With no
+ * ORDER BY, the key is the primary key alone. All sort columns must have the
+ * same direction (ORM_ENOTSUP otherwise): the condition is one row
+ * comparison, (a, id) > ($1, $2), which an index on (a, id) serves. Call it
+ * after the last orm_query_order_by(), and at most once. */
+ORM_EXTERN int orm_query_after(orm_query_t *query, const orm_param_t *key,
+                               size_t n);
+
+/* Locks the selected rows (SELECT ... FOR UPDATE); meant for queries run in
+ * a transaction. COUNT and EXISTS ignore it. */
+ORM_EXTERN int orm_query_for_update(orm_query_t *query);
+
+/* The first error the query met, or 0. */
+ORM_EXTERN int orm_query_error(const orm_query_t *query);
+
+/* The query's SQL and parameters, for running it (a prepared statement can
+ * be kept for the SQL: the same query always gives the same text). The SQL
+ * selects the model's columns in field order, so its result hydrates into
+ * the model. The pointers stay valid until the query is changed or freed;
+ * the query can be run again and again. Returns 0, the query's sticky
+ * error, ORM_ESTATE (a group is still open), ORM_EINVAL, ORM_E2BIG or
+ * ORM_ENOMEM (these last do not stick: the call may be retried).
+ * `params` may be NULL when `nparams` is 0. */
+ORM_EXTERN int orm_query_sql(orm_query_t *query, orm_query_kind_t kind,
+                             const char **sql, const orm_param_t **params,
+                             size_t *nparams);
+
+#ifdef __cplusplus
+}
+#endif
+
+/* ---- implementation details of the macros above ------------------------- */
+/* (Parameters are named n_, t_, c_, f_ so that they never replace the
+ * designators .type and .flags.) */
+#define ORM__MEMBER(n_, t_, c_, f_) c_ n_;
+#define ORM__INDEX_MEMBER(n_, t_, c_, f_) char n_;
+#define ORM__COUNT_ONE(n_, t_, c_, f_) 1 +
+#define ORM__FIELD_DESC(n_, t_, c_, f_)                                        \
+  {.column = #n_,                                                              \
+   .type = (t_),                                                               \
+   .offset = offsetof(orm__self_t, n_),                                        \
+   .size = sizeof(c_),                                                         \
+   .flags = (f_)},
+#define ORM__FIELD_CHECK(n_, t_, c_, f_)                                       \
+  _Static_assert(ORM__TYPE_FITS(t_, c_),                                       \
+                 "uvorm: field '" #n_ "': its C type does not fit " #t_);
+#define ORM__IS_STRING_TYPE(t)                                                 \
+  ((t) == ORM_T_TEXT || (t) == ORM_T_ENUM || (t) == ORM_T_JSON ||              \
+   (t) == ORM_T_JSONB || (t) == ORM_T_NUMERIC)
+/* Exact C types: a pointer to the member's type selects the association. */
+#define ORM__TYPE_FITS(t, ctype)                                               \
+  _Generic((ctype *)0,                                                         \
+      int16_t *: (t) == ORM_T_INT2,                                            \
+      int32_t *: (t) == ORM_T_INT4 || (t) == ORM_T_DATE,                       \
+      int64_t *: (t) == ORM_T_INT8 || (t) == ORM_T_TIMESTAMP ||                \
+                     (t) == ORM_T_TIMESTAMPTZ,                                 \
+      float *: (t) == ORM_T_FLOAT4,                                            \
+      double *: (t) == ORM_T_FLOAT8,                                           \
+      bool *: (t) == ORM_T_BOOL,                                               \
+      char **: ORM__IS_STRING_TYPE(t),                                         \
+      const char **: ORM__IS_STRING_TYPE(t),                                   \
+      orm_bytes_t *: (t) == ORM_T_BYTEA,                                       \
+      orm_uuid_t *: (t) == ORM_T_UUID,                                         \
+      orm_int_array_t *: (t) == ORM_T_INT_ARRAY,                               \
+      orm_text_array_t *: (t) == ORM_T_TEXT_ARRAY,                             \
+      default: 0)
+
+#endif /* UVORM_MODEL_H */

@@ -1,0 +1,1109 @@
+/* Models without a server: descriptor checks, the exact SQL of every CRUD
+ * statement and of builder queries, parameter encoding, and out-of-memory
+ * sweeps over building. */
+#include "harness.h"
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <uvorm.h>
+#include <uvorm/model.h>
+
+#include "async/alloc.h"
+#include "model/params.h"
+#include "model/sql.h"
+
+/* The sample domain's models, compiled into this test. */
+#include "../../examples/domain/domain.c"
+
+/* ---- a counting allocator that fails from `alloc_budget` on ------------- */
+
+static long live_blocks;
+static long alloc_calls;
+static long alloc_budget = -1;
+
+static bool allow(void) {
+  return alloc_budget < 0 || alloc_calls++ < alloc_budget;
+}
+
+static void *counting_malloc(size_t size) {
+  void *p = allow() ? malloc(size) : NULL;
+  live_blocks += p != NULL;
+  return p;
+}
+
+static void *counting_realloc(void *ptr, size_t size) {
+  if (!allow())
+    return NULL;
+  void *p = realloc(ptr, size);
+  live_blocks += p != NULL && ptr == NULL;
+  return p;
+}
+
+static void *counting_calloc(size_t count, size_t size) {
+  void *p = allow() ? calloc(count, size) : NULL;
+  live_blocks += p != NULL;
+  return p;
+}
+
+static void counting_free(void *ptr) {
+  live_blocks -= ptr != NULL;
+  free(ptr);
+}
+
+static int counting_setup(void **state) {
+  live_blocks = 0;
+  alloc_calls = 0;
+  alloc_budget = -1;
+  assert_int_equal(orm_replace_allocator(counting_malloc, counting_realloc,
+                                         counting_calloc, counting_free),
+                   0);
+  return 0;
+}
+
+static int counting_teardown(void **state) {
+  alloc_budget = -1;
+  assert_int_equal(live_blocks, 0);
+  assert_int_equal(orm_replace_allocator(malloc, realloc, calloc, free), 0);
+  return 0;
+}
+
+/* ---- a hand-written model with hostile identifiers ---------------------- */
+
+typedef struct {
+  int64_t key;
+  char *label;
+  int16_t small;
+  bool flag;
+  uint64_t nulls;
+} odd_t;
+
+static const orm_field_t odd_fields[] = {
+    {"Key", ORM_T_INT8, offsetof(odd_t, key), sizeof(int64_t), ORM_F_PK},
+    {"la\"bel", ORM_T_TEXT, offsetof(odd_t, label), sizeof(char *),
+     ORM_F_UNIQUE},
+    {"small one", ORM_T_INT2, offsetof(odd_t, small), sizeof(int16_t), 0},
+    {"flag", ORM_T_BOOL, offsetof(odd_t, flag), sizeof(bool), 0},
+};
+
+static const orm_model_t odd_model = {
+    .schema = "my\"schema",
+    .table = "we\"ird table",
+    .fields = odd_fields,
+    .nfields = 4,
+    .struct_size = sizeof(odd_t),
+    .nulls_offset = offsetof(odd_t, nulls),
+};
+
+#define USER_COLS "\"id\", \"email\", \"name\", \"created_at\""
+#define AGENT_COLS                                                             \
+  "\"id\", \"owner_id\", \"name\", \"model\", \"status\", \"temperature\", "   \
+  "\"config\", \"tags\", \"created_at\""
+
+/* ---- descriptors -------------------------------------------------------- */
+
+static void test_declared_models(void **state) {
+  const orm_model_t *models[] = {user_model(),         agent_model(),
+                                 conversation_model(), message_model(),
+                                 knowledge_base_model(), usage_record_model(),
+                                 &odd_model};
+  for (size_t i = 0; i < sizeof models / sizeof models[0]; i++)
+    assert_int_equal(orm_model_check(models[i]), 0);
+  assert_ptr_equal(user_model(), user_model());
+
+  const orm_model_t *u = user_model();
+  assert_string_equal(u->table, "users");
+  assert_null(u->schema);
+  assert_int_equal(u->nfields, 4);
+  assert_int_equal(u->struct_size, sizeof(user_t));
+  assert_int_equal(u->nulls_offset, offsetof(user_t, orm_nulls));
+  assert_string_equal(u->fields[1].column, "email");
+  assert_int_equal(u->fields[1].type, ORM_T_TEXT);
+  assert_int_equal(u->fields[1].offset, offsetof(user_t, email));
+  assert_int_equal(u->fields[1].size, sizeof(char *));
+  assert_int_equal(u->fields[1].flags, ORM_F_UNIQUE);
+  assert_int_equal(u->fields[0].flags, ORM_F_PK | ORM_F_GENERATED);
+  assert_int_equal(orm_model_pk(u), 0);
+  assert_int_equal(orm_model_field(u, "name"), 2);
+  assert_int_equal(orm_model_field(u, "Name"), ORM_ENOCOLUMN);
+  assert_int_equal(orm_model_field(u, NULL), ORM_EINVAL);
+
+  /* Field indexes are constants; the null bitmap works by name and by
+   * index alike. */
+  _Static_assert(ORM_FIELD(user, created_at) == 3, "field index");
+  _Static_assert(ORM_FIELD(agent, tags) == 7, "field index");
+  user_t row = {0};
+  assert_false(ORM_IS_NULL(&row, user, name));
+  ORM_SET_NULL(&row, user, name);
+  assert_true(ORM_IS_NULL(&row, user, name));
+  assert_true(orm_row_is_null(u, &row, 2));
+  assert_false(orm_row_is_null(u, &row, 1));
+  orm_row_set_null(u, &row, 3, true);
+  assert_true(ORM_IS_NULL(&row, user, created_at));
+  ORM_SET_NOT_NULL(&row, user, name);
+  assert_false(orm_row_is_null(u, &row, 2));
+  assert_int_equal(row.orm_nulls, ORM_FIELD_BIT(user, created_at));
+}
+
+/* Each defect, applied to a copy of a good descriptor. */
+typedef struct {
+  const char *what;
+  orm_model_t model;
+  orm_field_t fields[4];
+} broken_t;
+
+static void start_broken(broken_t *b, const char *what) {
+  b->what = what;
+  b->model = odd_model;
+  memcpy(b->fields, odd_fields, sizeof odd_fields);
+  b->model.fields = b->fields;
+}
+
+static void expect_rejected(broken_t *b) {
+  orm_model_error_t err;
+  int rc = orm_model_check_detail(&b->model, &err);
+  if (rc != ORM_EMODEL)
+    fail_msg("%s: accepted (%d)", b->what, rc);
+  assert_int_equal(err.code, ORM_EMODEL);
+  assert_true(strlen(err.message) > 0);
+  assert_int_equal(orm_model_check(&b->model), ORM_EMODEL);
+  /* Every entry point that takes a model checks it. */
+  orm_query_t *q = (orm_query_t *)&b; /* poisoned: must be reset to NULL */
+  assert_int_equal(orm_query_new(&q, &b->model), ORM_EMODEL);
+  assert_null(q);
+  orm__model_sql_t *sql = (orm__model_sql_t *)&b;
+  assert_int_equal(orm__model_sql_new(&sql, &b->model, NULL), ORM_EMODEL);
+  assert_null(sql);
+}
+
+static void test_bad_descriptors(void **state) {
+  broken_t b;
+  assert_int_equal(orm_model_check(NULL), ORM_EMODEL);
+
+  start_broken(&b, "no table");
+  b.model.table = NULL;
+  expect_rejected(&b);
+  start_broken(&b, "empty table");
+  b.model.table = "";
+  expect_rejected(&b);
+  start_broken(&b, "table name too long");
+  b.model.table = "a_table_name_that_is_much_longer_than_the_servers_limit_of_"
+                  "63_bytes";
+  expect_rejected(&b);
+  start_broken(&b, "empty schema");
+  b.model.schema = "";
+  expect_rejected(&b);
+  start_broken(&b, "no fields array");
+  b.model.fields = NULL;
+  expect_rejected(&b);
+  start_broken(&b, "zero fields");
+  b.model.nfields = 0;
+  expect_rejected(&b);
+  start_broken(&b, "too many fields");
+  b.model.nfields = ORM_MODEL_MAX_FIELDS + 1;
+  expect_rejected(&b);
+  start_broken(&b, "NULL column name");
+  b.fields[2].column = NULL;
+  expect_rejected(&b);
+  start_broken(&b, "empty column name");
+  b.fields[2].column = "";
+  expect_rejected(&b);
+  start_broken(&b, "type 0");
+  b.fields[3].type = (orm_type_t)0;
+  expect_rejected(&b);
+  start_broken(&b, "type past the end");
+  b.fields[3].type = ORM_T_COUNT_;
+  expect_rejected(&b);
+  start_broken(&b, "size does not match type");
+  b.fields[0].size = 4;
+  expect_rejected(&b);
+  start_broken(&b, "type does not match size");
+  b.fields[0].type = ORM_T_INT4;
+  expect_rejected(&b);
+  start_broken(&b, "field outside the struct");
+  b.fields[0].offset = sizeof(odd_t);
+  expect_rejected(&b);
+  start_broken(&b, "huge offset");
+  b.fields[0].offset = SIZE_MAX - 2;
+  expect_rejected(&b);
+  start_broken(&b, "misaligned field");
+  b.fields[2].offset = offsetof(odd_t, small) + 1;
+  expect_rejected(&b);
+  start_broken(&b, "overlapping fields");
+  b.fields[3].offset = offsetof(odd_t, small);
+  b.fields[3].type = ORM_T_BOOL;
+  expect_rejected(&b);
+  start_broken(&b, "field over the null bitmap");
+  b.fields[0].offset = offsetof(odd_t, nulls);
+  expect_rejected(&b);
+  start_broken(&b, "null bitmap outside the struct");
+  b.model.nulls_offset = sizeof(odd_t);
+  expect_rejected(&b);
+  start_broken(&b, "misaligned null bitmap");
+  b.model.nulls_offset = offsetof(odd_t, nulls) - 4;
+  expect_rejected(&b);
+  start_broken(&b, "struct too small");
+  b.model.struct_size = 8;
+  expect_rejected(&b);
+  start_broken(&b, "duplicate column");
+  b.fields[3].column = "small one";
+  expect_rejected(&b);
+  start_broken(&b, "unknown flag");
+  b.fields[3].flags = 0x100;
+  expect_rejected(&b);
+  start_broken(&b, "no primary key");
+  b.fields[0].flags = 0;
+  expect_rejected(&b);
+  start_broken(&b, "two primary keys");
+  b.fields[2].flags = ORM_F_PK;
+  expect_rejected(&b);
+  start_broken(&b, "nullable primary key");
+  b.fields[0].flags = ORM_F_PK | ORM_F_NULLABLE;
+  expect_rejected(&b);
+
+  /* The message names what is wrong. */
+  orm_model_error_t err;
+  start_broken(&b, "duplicate");
+  b.fields[3].column = "Key";
+  assert_int_equal(orm_model_check_detail(&b.model, &err), ORM_EMODEL);
+  assert_non_null(strstr(err.message, "\"Key\" appears twice"));
+  assert_int_equal(err.field, 3);
+}
+
+/* ---- CRUD SQL ----------------------------------------------------------- */
+
+static void test_crud_sql_users(void **state) {
+  orm__model_sql_t *s;
+  assert_int_equal(orm__model_sql_new(&s, user_model(), NULL), 0);
+  assert_int_equal(s->pk, 0);
+  assert_string_equal(s->columns, USER_COLS);
+  assert_string_equal(s->find.sql,
+                      "SELECT " USER_COLS " FROM \"users\" WHERE \"id\" = $1");
+  assert_int_equal(s->find.fields, 0);
+  assert_int_equal(s->find.key, 0);
+  assert_string_equal(s->find_all.sql,
+                      "SELECT " USER_COLS " FROM \"users\" ORDER BY \"id\"");
+  assert_int_equal(s->find_all.key, -1);
+  assert_string_equal(s->count.sql, "SELECT count(*) FROM \"users\"");
+  assert_string_equal(
+      s->exists.sql,
+      "SELECT EXISTS (SELECT 1 FROM \"users\" WHERE \"id\" = $1)");
+  assert_int_equal(s->exists.key, 0);
+  assert_string_equal(s->insert.sql,
+                      "INSERT INTO \"users\" (\"email\", \"name\") VALUES "
+                      "($1, $2) RETURNING " USER_COLS);
+  assert_int_equal(s->insert.fields, ORM_FIELD_BIT(user, email) |
+                                         ORM_FIELD_BIT(user, name));
+  assert_int_equal(s->insert.key, -1);
+  assert_string_equal(
+      s->insert_many.sql,
+      "INSERT INTO \"users\" (\"email\", \"name\") SELECT u.\"email\", "
+      "u.\"name\" FROM unnest($1::text[], $2::text[]) AS u(\"email\", "
+      "\"name\") RETURNING " USER_COLS);
+  assert_int_equal(s->insert_many.fields, s->insert.fields);
+  assert_string_equal(s->update.sql,
+                      "UPDATE \"users\" SET \"email\" = $1, \"name\" = $2 "
+                      "WHERE \"id\" = $3 RETURNING " USER_COLS);
+  assert_int_equal(s->update.fields, s->insert.fields);
+  assert_int_equal(s->update.key, 0);
+  assert_string_equal(s->remove.sql, "DELETE FROM \"users\" WHERE \"id\" = $1");
+  assert_int_equal(s->remove.key, 0);
+  assert_string_equal(s->find_by[1].sql, "SELECT " USER_COLS
+                                         " FROM \"users\" WHERE \"email\" = $1");
+  assert_int_equal(s->find_by[1].key, 1);
+  assert_string_equal(s->find_by[3].sql,
+                      "SELECT " USER_COLS
+                      " FROM \"users\" WHERE \"created_at\" = $1");
+  assert_string_equal(
+      s->upsert[0].sql,
+      "INSERT INTO \"users\" (\"id\", \"email\", \"name\") VALUES ($1, $2, "
+      "$3) ON CONFLICT (\"id\") DO UPDATE SET \"email\" = EXCLUDED.\"email\", "
+      "\"name\" = EXCLUDED.\"name\" RETURNING " USER_COLS);
+  assert_int_equal(s->upsert[0].fields, 0x7);
+  assert_string_equal(
+      s->upsert[1].sql,
+      "INSERT INTO \"users\" (\"email\", \"name\") VALUES ($1, $2) ON "
+      "CONFLICT (\"email\") DO UPDATE SET \"name\" = EXCLUDED.\"name\" "
+      "RETURNING " USER_COLS);
+  assert_null(s->upsert[2].sql); /* not a key */
+  assert_null(s->upsert[3].sql);
+
+  orm__sql_stmt_t st;
+  assert_int_equal(orm__model_sql_update_fields(
+                       s, ORM_FIELD_BIT(user, name), &st),
+                   0);
+  assert_string_equal(st.sql, "UPDATE \"users\" SET \"name\" = $1 WHERE "
+                              "\"id\" = $2 RETURNING " USER_COLS);
+  assert_int_equal(st.fields, ORM_FIELD_BIT(user, name));
+  assert_int_equal(st.key, 0);
+  orm__free(st.sql);
+  assert_int_equal(orm__model_sql_update_fields(
+                       s, ORM_FIELD_BIT(user, name) | ORM_FIELD_BIT(user, id),
+                       &st),
+                   ORM_EINVAL);
+  assert_int_equal(orm__model_sql_update_fields(s, 0, &st), ORM_EINVAL);
+  assert_int_equal(orm__model_sql_update_fields(s, UINT64_C(1) << 4, &st),
+                   ORM_EINVAL);
+  orm__model_sql_free(s);
+}
+
+static void test_crud_sql_agents(void **state) {
+  orm__model_sql_t *s;
+  assert_int_equal(orm__model_sql_new(&s, agent_model(), NULL), 0);
+  assert_string_equal(s->insert.sql,
+                      "INSERT INTO \"agents\" (\"owner_id\", \"name\", "
+                      "\"model\", \"status\", \"temperature\", \"config\", "
+                      "\"tags\") VALUES ($1, $2, $3, $4, $5, $6, $7) "
+                      "RETURNING " AGENT_COLS);
+  /* Enums convert through the table's row type, arrays through literals. */
+  assert_string_equal(
+      s->insert_many.sql,
+      "INSERT INTO \"agents\" (\"owner_id\", \"name\", \"model\", \"status\", "
+      "\"temperature\", \"config\", \"tags\") SELECT u.\"owner_id\", "
+      "u.\"name\", u.\"model\", (json_populate_record(NULL::\"agents\", "
+      "json_build_object(E'status', u.\"status\"))).\"status\", "
+      "u.\"temperature\", u.\"config\", u.\"tags\"::text[] FROM "
+      "unnest($1::int8[], $2::text[], $3::text[], $4::text[], $5::float8[], "
+      "$6::jsonb[], $7::text[]) AS u(\"owner_id\", \"name\", \"model\", "
+      "\"status\", \"temperature\", \"config\", \"tags\") RETURNING " AGENT_COLS);
+  assert_string_equal(
+      s->update.sql,
+      "UPDATE \"agents\" SET \"owner_id\" = $1, \"name\" = $2, \"model\" = "
+      "$3, \"status\" = $4, \"temperature\" = $5, \"config\" = $6, \"tags\" = "
+      "$7 WHERE \"id\" = $8 RETURNING " AGENT_COLS);
+  orm__model_sql_free(s);
+
+  /* A json column has no equality operator: no find_by for it. */
+  assert_int_equal(orm__model_sql_new(&s, message_model(), NULL), 0);
+  assert_null(s->find_by[ORM_FIELD(message, metadata)].sql);
+  assert_non_null(s->find_by[ORM_FIELD(message, role)].sql);
+  orm__model_sql_free(s);
+
+  /* int[] columns travel as literals cast back to int8[]. */
+  assert_int_equal(orm__model_sql_new(&s, knowledge_base_model(), NULL), 0);
+  assert_non_null(strstr(s->insert_many.sql, "u.\"document_ids\"::int8[]"));
+  assert_non_null(strstr(s->insert_many.sql,
+                         "unnest($1::uuid[], $2::text[], $3::text[], "
+                         "$4::int2[], $5::text[], $6::bool[], "
+                         "$7::timestamp[])"));
+  orm__model_sql_free(s);
+  assert_int_equal(orm__model_sql_new(&s, usage_record_model(), NULL), 0);
+  assert_non_null(strstr(s->insert_many.sql,
+                         "unnest($1::int8[], $2::uuid[], $3::date[], "
+                         "$4::int4[], $5::int4[], $6::numeric[], "
+                         "$7::float4[], $8::bytea[])"));
+  orm__model_sql_free(s);
+}
+
+static void test_crud_sql_quoting(void **state) {
+  orm__model_sql_t *s;
+  assert_int_equal(orm__model_sql_new(&s, &odd_model, NULL), 0);
+#define ODD_TABLE "\"my\"\"schema\".\"we\"\"ird table\""
+#define ODD_COLS "\"Key\", \"la\"\"bel\", \"small one\", \"flag\""
+  assert_string_equal(s->find.sql, "SELECT " ODD_COLS " FROM " ODD_TABLE
+                                   " WHERE \"Key\" = $1");
+  assert_string_equal(s->insert.sql, "INSERT INTO " ODD_TABLE " (" ODD_COLS
+                                     ") VALUES ($1, $2, $3, $4) RETURNING "
+                                     ODD_COLS);
+  assert_string_equal(s->upsert[1].sql,
+                      "INSERT INTO " ODD_TABLE " (" ODD_COLS
+                      ") VALUES ($1, $2, $3, $4) ON CONFLICT (\"la\"\"bel\") "
+                      "DO UPDATE SET \"small one\" = EXCLUDED.\"small one\", "
+                      "\"flag\" = EXCLUDED.\"flag\" RETURNING " ODD_COLS);
+  assert_string_equal(s->remove.sql,
+                      "DELETE FROM " ODD_TABLE " WHERE \"Key\" = $1");
+  orm__model_sql_free(s);
+}
+
+/* A model whose every column is generated: no INSERT column list. */
+typedef struct {
+  int64_t id;
+  int64_t at;
+  uint64_t nulls;
+} stamp_t;
+
+static void test_crud_sql_all_generated(void **state) {
+  static const orm_field_t fields[] = {
+      {"id", ORM_T_INT8, offsetof(stamp_t, id), 8, ORM_F_PK | ORM_F_GENERATED},
+      {"at", ORM_T_TIMESTAMPTZ, offsetof(stamp_t, at), 8, ORM_F_GENERATED},
+  };
+  static const orm_model_t model = {NULL, "stamps", fields, 2, sizeof(stamp_t),
+                                    offsetof(stamp_t, nulls)};
+  orm__model_sql_t *s;
+  assert_int_equal(orm__model_sql_new(&s, &model, NULL), 0);
+  assert_string_equal(s->insert.sql, "INSERT INTO \"stamps\" DEFAULT VALUES "
+                                     "RETURNING \"id\", \"at\"");
+  assert_null(s->insert_many.sql);
+  assert_null(s->update.sql);
+  /* An upsert on the key inserts the key even though it is generated. */
+  assert_string_equal(s->upsert[0].sql,
+                      "INSERT INTO \"stamps\" (\"id\") VALUES ($1) ON CONFLICT "
+                      "(\"id\") DO UPDATE SET \"id\" = EXCLUDED.\"id\" "
+                      "RETURNING \"id\", \"at\"");
+  orm__model_sql_free(s);
+}
+
+/* ---- parameters --------------------------------------------------------- */
+
+static uint32_t be32(const char *p) {
+  const unsigned char *u = (const unsigned char *)p;
+  return (uint32_t)u[0] << 24 | (uint32_t)u[1] << 16 | (uint32_t)u[2] << 8 |
+         u[3];
+}
+
+static void assert_bytes(const orm_param_t *p, const void *bytes, size_t len) {
+  assert_int_equal(p->v.s.len, len);
+  assert_memory_equal(p->v.s.ptr, bytes, len);
+}
+
+static void test_params_row(void **state) {
+  orm__model_sql_t *s;
+  assert_int_equal(orm__model_sql_new(&s, user_model(), NULL), 0);
+  orm__params_t p = {0};
+
+  /* NULL by its bit, and a NULL string pointer is NULL too. */
+  user_t u = {.id = 7, .email = "a@b.c", .name = "ignored"};
+  ORM_SET_NULL(&u, user, name);
+  assert_int_equal(orm__params_bind_row(&p, user_model(), &s->update, &u), 0);
+  assert_int_equal(p.len, 3);
+  const orm_param_t *v = orm__params_finish(&p);
+  assert_int_equal(v[0].kind, ORM_PARAM_BINARY);
+  assert_int_equal(v[0].oid, 0); /* text: the server infers the column's type */
+  assert_bytes(&v[0], "a@b.c", 5);
+  assert_int_equal(v[1].kind, ORM_PARAM_NULL);
+  assert_int_equal(v[2].kind, ORM_PARAM_BINARY);
+  assert_int_equal(v[2].oid, 20);
+  assert_bytes(&v[2], "\0\0\0\0\0\0\0\7", 8);
+
+  orm__params_reset(&p);
+  user_t blank = {.email = NULL, .name = ""};
+  assert_int_equal(orm__params_bind_row(&p, user_model(), &s->insert, &blank),
+                   0);
+  v = orm__params_finish(&p);
+  assert_int_equal(v[0].kind, ORM_PARAM_NULL);
+  assert_int_equal(v[1].kind, ORM_PARAM_BINARY); /* "" stays "" */
+  assert_int_equal(v[1].v.s.len, 0);
+  assert_non_null(v[1].v.s.ptr);
+
+  /* insert_many: one array per column. */
+  orm__params_reset(&p);
+  user_t rows[3] = {{.email = "x"}, {.email = "y\"z", .name = "N"},
+                    {.email = "w"}};
+  ORM_SET_NULL(&rows[0], user, name);
+  assert_int_equal(orm__params_bind_rows(&p, user_model(), &s->insert_many,
+                                         rows, 3),
+                   0);
+  assert_int_equal(p.len, 2);
+  v = orm__params_finish(&p);
+  assert_int_equal(v[0].kind, ORM_PARAM_BINARY);
+  assert_int_equal(v[0].oid, 1009); /* text[] */
+  const char *a = v[0].v.s.ptr;
+  assert_int_equal(be32(a), 1);      /* ndim */
+  assert_int_equal(be32(a + 4), 0);  /* no NULL */
+  assert_int_equal(be32(a + 8), 25); /* text elements */
+  assert_int_equal(be32(a + 12), 3); /* three of them */
+  assert_int_equal(be32(a + 16), 1); /* from subscript 1 */
+  assert_int_equal(be32(a + 20), 1);
+  assert_memory_equal(a + 24, "x", 1);
+  assert_int_equal(be32(a + 25), 3);
+  assert_memory_equal(a + 29, "y\"z", 3);
+  assert_int_equal(v[0].v.s.len, 20 + 3 * 4 + 5);
+  a = v[1].v.s.ptr;
+  assert_int_equal(be32(a + 4), 1);          /* has NULL */
+  assert_int_equal(be32(a + 20), UINT32_MAX); /* row 0: NULL */
+  assert_int_equal(be32(a + 24), 1);
+  assert_memory_equal(a + 28, "N", 1);
+  assert_int_equal(be32(a + 29), UINT32_MAX); /* NULL pointer */
+
+  /* No rows: empty arrays (no dimensions). */
+  orm__params_reset(&p);
+  assert_int_equal(orm__params_bind_rows(&p, user_model(), &s->insert_many,
+                                         NULL, 0),
+                   0);
+  v = orm__params_finish(&p);
+  assert_int_equal(v[0].v.s.len, 12);
+  assert_int_equal(be32(v[0].v.s.ptr), 0);
+  orm__params_free(&p);
+  orm__model_sql_free(s);
+}
+
+static void test_params_agents(void **state) {
+  orm__model_sql_t *s;
+  assert_int_equal(orm__model_sql_new(&s, agent_model(), NULL), 0);
+  orm__params_t p = {0};
+  char t0[] = "a", t1[] = "b\"c\\d";
+  char *tags[] = {t0, t1, NULL};
+  agent_t ag = {.owner_id = 1,
+                .name = "n",
+                .model = "m",
+                .status = "active",
+                .temperature = 0.5,
+                .config = "{}",
+                .tags = {tags, 3}};
+  assert_int_equal(orm__params_bind_row(&p, agent_model(), &s->insert, &ag), 0);
+  const orm_param_t *v = orm__params_finish(&p);
+  uint32_t oids[] = {20, 0, 0, 0, 701, 3802, 1009};
+  assert_int_equal(p.len, 7);
+  for (size_t i = 0; i < 7; i++) {
+    assert_int_equal(v[i].kind, ORM_PARAM_BINARY);
+    assert_int_equal(v[i].oid, oids[i]);
+  }
+  assert_bytes(&v[5], "\1{}", 3); /* jsonb version 1 */
+
+  /* An array column in insert_many is an array literal per row. */
+  orm__params_reset(&p);
+  assert_int_equal(orm__params_bind_rows(&p, agent_model(), &s->insert_many,
+                                         &ag, 1),
+                   0);
+  v = orm__params_finish(&p);
+  const char *a = v[6].v.s.ptr;
+  const char lit[] = "{\"a\",\"b\\\"c\\\\d\",NULL}";
+  assert_int_equal(be32(a + 20), sizeof lit - 1);
+  assert_memory_equal(a + 24, lit, sizeof lit - 1);
+
+  /* A bad value leaves the params as they were. */
+  orm__params_reset(&p);
+  ag.config = "{}";
+  ag.tags.items = NULL; /* len 3 with no items */
+  assert_int_equal(orm__params_bind_row(&p, agent_model(), &s->insert, &ag),
+                   ORM_EINVAL);
+  assert_int_equal(p.len, 0);
+  assert_int_equal(p.buf.len, 0);
+  orm__params_free(&p);
+  orm__model_sql_free(s);
+}
+
+static void test_params_values(void **state) {
+  orm__params_t p = {0};
+  const orm_model_t *kb = knowledge_base_model();
+  const orm_model_t *ur = usage_record_model();
+  size_t dim = ORM_FIELD(knowledge_base, embedding_dim);
+  assert_int_equal(orm__params_add_value(&p, kb, dim, &ORM_INT8(300)), 0);
+  assert_int_equal(orm__params_add_value(&p, kb, dim, &ORM_INT8(40000)),
+                   ORM_ERANGE);
+  assert_int_equal(orm__params_add_value(&p, kb, dim, &ORM_BOOL(true)),
+                   ORM_ETYPE);
+  assert_int_equal(orm__params_add_value(&p, kb, dim, &ORM_FLOAT8(1.5)),
+                   ORM_ETYPE);
+  assert_int_equal(orm__params_add_value(&p, kb, dim, &ORM_NULL), ORM_EINVAL);
+  size_t cost = ORM_FIELD(usage_record, cost);
+  assert_int_equal(orm__params_add_value(&p, ur, cost, &ORM_INT8(-12)), 0);
+  assert_int_equal(orm__params_add_value(&p, ur, cost, &ORM_FLOAT8(0.25)), 0);
+  assert_int_equal(
+      orm__params_add_value(&p, ur, cost, &ORM_TEXT("123456789012.123456")),
+      0);
+  assert_int_equal(orm__params_add_value(&p, ur, ORM_FIELD(usage_record, day),
+                                         &ORM_INT4(19000)),
+                   0);
+  assert_int_equal(
+      orm__params_add_value(&p, ur, ORM_FIELD(usage_record, request_digest),
+                            &ORM_BYTEA("\0\1", 2)),
+      0);
+  assert_int_equal(orm__params_add_value(&p, ur, ORM_FIELD(usage_record, day),
+                                         &ORM_TEXT_N("a\0b", 3)),
+                   ORM_EINVAL);
+  assert_int_equal(p.len, 6);
+  const orm_param_t *v = orm__params_finish(&p);
+  assert_int_equal(v[0].oid, 21);
+  assert_bytes(&v[0], "\x01\x2c", 2);
+  assert_int_equal(v[1].oid, 1700);
+  assert_int_equal(v[2].oid, 1700);
+  assert_int_equal(v[3].kind, ORM_PARAM_UNTYPED);
+  assert_bytes(&v[3], "123456789012.123456", 19);
+  assert_int_equal(v[4].oid, 1082);
+  assert_int_equal(v[5].oid, 17);
+  assert_bytes(&v[5], "\0\1", 2);
+
+  /* IN lists: a binary array of the column's type, or an untyped literal. */
+  orm__params_reset(&p);
+  orm_param_t ids[] = {ORM_INT8(1), ORM_NULL, ORM_INT4(3)};
+  assert_int_equal(orm__params_add_value_array(&p, kb, dim, ids, 3), 0);
+  orm_param_t names[] = {ORM_TEXT("a"), ORM_TEXT("b\"c"), ORM_NULL,
+                         ORM_UNTYPED("d\\e")};
+  assert_int_equal(orm__params_add_value_array(
+                       &p, kb, ORM_FIELD(knowledge_base, name), names, 4),
+                   0);
+  assert_int_equal(orm__params_add_value_array(
+                       &p, kb, ORM_FIELD(knowledge_base, name), ids, 1),
+                   ORM_ETYPE);
+  assert_int_equal(orm__params_add_value_array(
+                       &p, kb, ORM_FIELD(knowledge_base, document_ids), ids, 1),
+                   ORM_ETYPE);
+  v = orm__params_finish(&p);
+  assert_int_equal(p.len, 2);
+  assert_int_equal(v[0].oid, 1005); /* int2[] */
+  const char *a = v[0].v.s.ptr;
+  assert_int_equal(be32(a + 4), 1);
+  assert_int_equal(be32(a + 8), 21);
+  assert_int_equal(be32(a + 12), 3);
+  assert_int_equal(be32(a + 20), 2);
+  assert_int_equal(be32(a + 26), UINT32_MAX);
+  assert_int_equal(v[1].kind, ORM_PARAM_UNTYPED);
+  const char lit[] = "{\"a\",\"b\\\"c\",NULL,\"d\\\\e\"}";
+  assert_bytes(&v[1], lit, sizeof lit - 1);
+  orm__params_free(&p);
+}
+
+/* ---- the query builder -------------------------------------------------- */
+
+typedef struct {
+  const char *sql;
+  const orm_param_t *params;
+  size_t n;
+} rendered_t;
+
+static rendered_t render(orm_query_t *q, orm_query_kind_t kind) {
+  rendered_t r = {0};
+  assert_int_equal(orm_query_sql(q, kind, &r.sql, &r.params, &r.n), 0);
+  return r;
+}
+
+static void test_query_simple(void **state) {
+  orm_query_t *q;
+  assert_int_equal(orm_query_new(&q, user_model()), 0);
+  assert_ptr_equal(orm_query_model(q), user_model());
+  rendered_t r = render(q, ORM_QUERY_SELECT);
+  assert_string_equal(r.sql, "SELECT " USER_COLS " FROM \"users\"");
+  assert_int_equal(r.n, 0);
+  assert_null(r.params);
+
+  char email[16];
+  strcpy(email, "a@b.c");
+  assert_int_equal(orm_query_where(q, "email", ORM_OP_EQ, ORM_TEXT(email)), 0);
+  memset(email, 'X', sizeof email); /* the query keeps its own copy */
+  assert_int_equal(orm_query_order_by(q, "created_at", ORM_DESC), 0);
+  assert_int_equal(orm_query_order_by(q, "name", ORM_ASC), 0);
+  assert_int_equal(orm_query_limit(q, 10), 0);
+  assert_int_equal(orm_query_offset(q, 20), 0);
+  r = render(q, ORM_QUERY_SELECT);
+  assert_string_equal(r.sql,
+                      "SELECT " USER_COLS " FROM \"users\" WHERE \"email\" = "
+                      "$1 ORDER BY \"created_at\" DESC, \"name\" LIMIT $2 "
+                      "OFFSET $3");
+  assert_int_equal(r.n, 3);
+  assert_int_equal(r.params[0].kind, ORM_PARAM_UNTYPED);
+  assert_bytes(&r.params[0], "a@b.c", 5);
+  assert_int_equal(r.params[1].kind, ORM_PARAM_BINARY);
+  assert_int_equal(r.params[1].oid, 20);
+  assert_bytes(&r.params[1], "\0\0\0\0\0\0\0\x0a", 8);
+  assert_bytes(&r.params[2], "\0\0\0\0\0\0\0\x14", 8);
+
+  /* The same query renders to the same text, again and again. */
+  rendered_t again = render(q, ORM_QUERY_SELECT);
+  assert_ptr_equal(again.sql, r.sql);
+  assert_ptr_equal(again.params, r.params);
+
+  r = render(q, ORM_QUERY_COUNT);
+  assert_string_equal(r.sql, "SELECT count(*) FROM (SELECT 1 FROM \"users\" "
+                             "WHERE \"email\" = $1 ORDER BY \"created_at\" "
+                             "DESC, \"name\" LIMIT $2 OFFSET $3) AS s");
+  assert_int_equal(r.n, 3);
+  r = render(q, ORM_QUERY_EXISTS);
+  assert_string_equal(r.sql, "SELECT EXISTS (SELECT 1 FROM \"users\" WHERE "
+                             "\"email\" = $1 ORDER BY \"created_at\" DESC, "
+                             "\"name\" LIMIT $2 OFFSET $3)");
+  orm_query_free(q);
+
+  assert_int_equal(orm_query_new(&q, user_model()), 0);
+  assert_int_equal(orm_query_where(q, "id", ORM_OP_GE, ORM_INT8(5)), 0);
+  assert_int_equal(orm_query_order_by(q, "id", ORM_ASC), 0);
+  assert_int_equal(orm_query_for_update(q), 0);
+  r = render(q, ORM_QUERY_SELECT);
+  assert_string_equal(r.sql, "SELECT " USER_COLS " FROM \"users\" WHERE "
+                             "\"id\" >= $1 ORDER BY \"id\" FOR UPDATE");
+  /* count and exists of an unpaged query leave out ORDER BY and locking. */
+  r = render(q, ORM_QUERY_COUNT);
+  assert_string_equal(r.sql,
+                      "SELECT count(*) FROM \"users\" WHERE \"id\" >= $1");
+  r = render(q, ORM_QUERY_EXISTS);
+  assert_string_equal(
+      r.sql, "SELECT EXISTS (SELECT 1 FROM \"users\" WHERE \"id\" >= $1)");
+  orm_query_free(q);
+}
+
+static void test_query_conditions(void **state) {
+  orm_query_t *q;
+  assert_int_equal(orm_query_new(&q, user_model()), 0);
+  orm_param_t ids[] = {ORM_INT8(1), ORM_INT8(2), ORM_INT8(3)};
+  assert_int_equal(orm_query_where(q, "id", ORM_OP_GT, ORM_INT8(5)), 0);
+  assert_int_equal(orm_query_or(q), 0);
+  assert_int_equal(orm_query_where(q, "name", ORM_OP_LIKE, ORM_TEXT("A%")), 0);
+  assert_int_equal(orm_query_where(q, "name", ORM_OP_ILIKE, ORM_TEXT("b%")),
+                   0);
+  assert_int_equal(orm_query_and(q), 0);
+  assert_int_equal(orm_query_where(q, "email", ORM_OP_NE, ORM_TEXT("x")), 0);
+  assert_int_equal(orm_query_where_null(q, "name"), 0);
+  assert_int_equal(orm_query_end(q), 0);
+  assert_int_equal(orm_query_end(q), 0);
+  assert_int_equal(orm_query_where_not_null(q, "created_at"), 0);
+  assert_int_equal(orm_query_where_in(q, "id", ids, 3), 0);
+  assert_int_equal(orm_query_where(q, "id", ORM_OP_LT, ORM_INT8(100)), 0);
+  assert_int_equal(orm_query_where(q, "id", ORM_OP_LE, ORM_INT8(99)), 0);
+  assert_int_equal(
+      orm_query_where(q, "created_at", ORM_OP_EQ,
+                      ORM_UNTYPED("2024-05-01 12:00:00+00")),
+      0);
+  assert_int_equal(orm_query_where(q, "created_at", ORM_OP_LT,
+                                   ORM_INT8(1714564800000000)),
+                   0);
+  rendered_t r = render(q, ORM_QUERY_SELECT);
+  assert_string_equal(
+      r.sql, "SELECT " USER_COLS " FROM \"users\" WHERE \"id\" > $1 AND "
+             "(\"name\" LIKE $2 OR \"name\" ILIKE $3 OR (\"email\" <> $4 AND "
+             "\"name\" IS NULL)) AND \"created_at\" IS NOT NULL AND \"id\" = "
+             "ANY($5) AND \"id\" < $6 AND \"id\" <= $7 AND \"created_at\" = $8 "
+             "AND \"created_at\" < $9");
+  assert_int_equal(r.n, 9);
+  assert_int_equal(r.params[4].oid, 1016); /* int8[] */
+  assert_int_equal(r.params[7].kind, ORM_PARAM_UNTYPED);
+  assert_int_equal(r.params[8].oid, 1184); /* timestamptz from microseconds */
+  orm_query_free(q);
+
+  /* Empty groups: AND is true, OR is false. */
+  assert_int_equal(orm_query_new(&q, user_model()), 0);
+  assert_int_equal(orm_query_or(q), 0);
+  assert_int_equal(orm_query_end(q), 0);
+  assert_int_equal(orm_query_and(q), 0);
+  assert_int_equal(orm_query_end(q), 0);
+  assert_int_equal(orm_query_where_in(q, "email", NULL, 0), 0);
+  r = render(q, ORM_QUERY_SELECT);
+  assert_string_equal(r.sql, "SELECT " USER_COLS " FROM \"users\" WHERE "
+                             "(FALSE) AND (TRUE) AND \"email\" = ANY($1)");
+  assert_bytes(&r.params[0], "{}", 2);
+  orm_query_free(q);
+
+  /* Hostile identifiers are quoted in the builder too. */
+  assert_int_equal(orm_query_new(&q, &odd_model), 0);
+  assert_int_equal(orm_query_where(q, "la\"bel", ORM_OP_EQ,
+                                   ORM_TEXT("'; DROP TABLE users; --")),
+                   0);
+  assert_int_equal(orm_query_order_by(q, "small one", ORM_DESC), 0);
+  r = render(q, ORM_QUERY_SELECT);
+  assert_string_equal(r.sql, "SELECT " ODD_COLS " FROM " ODD_TABLE
+                             " WHERE \"la\"\"bel\" = $1 ORDER BY \"small "
+                             "one\" DESC");
+  assert_bytes(&r.params[0], "'; DROP TABLE users; --", 23);
+  orm_query_free(q);
+}
+
+static void test_query_keyset(void **state) {
+  orm_query_t *q;
+  assert_int_equal(orm_query_new(&q, user_model()), 0);
+  assert_int_equal(orm_query_after(q, (orm_param_t[]){ORM_INT8(100)}, 1), 0);
+  assert_int_equal(orm_query_limit(q, 50), 0);
+  rendered_t r = render(q, ORM_QUERY_SELECT);
+  assert_string_equal(r.sql, "SELECT " USER_COLS " FROM \"users\" WHERE "
+                             "\"id\" > $1 ORDER BY \"id\" LIMIT $2");
+  assert_int_equal(r.n, 2);
+  orm_query_free(q);
+
+  /* Conditions, then the sort key (ORDER BY columns and the primary key,
+   * one direction), then LIMIT: placeholders in order whatever the order of
+   * the calls. */
+  assert_int_equal(orm_query_new(&q, user_model()), 0);
+  assert_int_equal(orm_query_limit(q, 20), 0);
+  assert_int_equal(orm_query_order_by(q, "created_at", ORM_DESC), 0);
+  orm_param_t key[] = {ORM_INT8(1714564800000000), ORM_INT8(42)};
+  assert_int_equal(orm_query_after(q, key, 2), 0);
+  assert_int_equal(orm_query_where_not_null(q, "name"), 0);
+  assert_int_equal(orm_query_where(q, "email", ORM_OP_LIKE, ORM_TEXT("%@x")),
+                   0);
+  r = render(q, ORM_QUERY_SELECT);
+  assert_string_equal(r.sql,
+                      "SELECT " USER_COLS " FROM \"users\" WHERE \"name\" IS "
+                      "NOT NULL AND \"email\" LIKE $1 AND (\"created_at\", "
+                      "\"id\") < ($2, $3) ORDER BY \"created_at\" DESC, "
+                      "\"id\" DESC LIMIT $4");
+  assert_int_equal(r.n, 4);
+  assert_int_equal(r.params[1].oid, 1184);
+  assert_int_equal(r.params[2].oid, 20);
+  /* Ordering is fixed once the key is given. */
+  assert_int_equal(orm_query_order_by(q, "email", ORM_ASC), ORM_ESTATE);
+  orm_query_free(q);
+
+  /* The primary key among the ORDER BY columns is not added again. */
+  assert_int_equal(orm_query_new(&q, user_model()), 0);
+  assert_int_equal(orm_query_order_by(q, "id", ORM_DESC), 0);
+  assert_int_equal(orm_query_after(q, (orm_param_t[]){ORM_INT8(9)}, 1), 0);
+  r = render(q, ORM_QUERY_SELECT);
+  assert_string_equal(r.sql, "SELECT " USER_COLS " FROM \"users\" WHERE "
+                             "\"id\" < $1 ORDER BY \"id\" DESC");
+  orm_query_free(q);
+
+  /* Wrong key length; mixed directions. */
+  assert_int_equal(orm_query_new(&q, user_model()), 0);
+  assert_int_equal(orm_query_order_by(q, "name", ORM_ASC), 0);
+  assert_int_equal(orm_query_after(q, (orm_param_t[]){ORM_TEXT("x")}, 1),
+                   ORM_EINVAL);
+  orm_query_free(q);
+  assert_int_equal(orm_query_new(&q, user_model()), 0);
+  assert_int_equal(orm_query_order_by(q, "name", ORM_ASC), 0);
+  assert_int_equal(orm_query_order_by(q, "email", ORM_DESC), 0);
+  assert_int_equal(
+      orm_query_after(q, (orm_param_t[]){ORM_TEXT("x"), ORM_TEXT("y"),
+                                         ORM_INT8(1)},
+                      3),
+      ORM_ENOTSUP);
+  orm_query_free(q);
+}
+
+static void expect_sticky(orm_query_t *q, int code) {
+  const char *sql = "unchanged";
+  const orm_param_t *params;
+  size_t n;
+  assert_int_equal(orm_query_error(q), code);
+  assert_int_equal(orm_query_where(q, "id", ORM_OP_EQ, ORM_INT8(1)), code);
+  assert_int_equal(orm_query_where_null(q, "name"), code);
+  assert_int_equal(orm_query_order_by(q, "id", ORM_ASC), code);
+  assert_int_equal(orm_query_limit(q, 1), code);
+  assert_int_equal(orm_query_sql(q, ORM_QUERY_SELECT, &sql, &params, &n),
+                   code);
+  assert_string_equal(sql, "unchanged");
+  orm_query_free(q);
+}
+
+static void test_query_errors(void **state) {
+  orm_query_t *q;
+  assert_int_equal(orm_query_new(NULL, user_model()), ORM_EINVAL);
+  assert_int_equal(orm_query_new(&q, NULL), ORM_EMODEL);
+  assert_null(orm_query_model(NULL));
+
+  /* Unknown columns, in every call that takes one. */
+  const char *bad[] = {"nope", "ID", "\"id\"", "id; DROP TABLE users", ""};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    assert_int_equal(orm_query_new(&q, user_model()), 0);
+    assert_int_equal(orm_query_where(q, bad[i], ORM_OP_EQ, ORM_INT8(1)),
+                     ORM_ENOCOLUMN);
+    expect_sticky(q, ORM_ENOCOLUMN);
+  }
+  assert_int_equal(orm_query_new(&q, user_model()), 0);
+  assert_int_equal(orm_query_where_in(q, "nope", NULL, 0), ORM_ENOCOLUMN);
+  expect_sticky(q, ORM_ENOCOLUMN);
+  assert_int_equal(orm_query_new(&q, user_model()), 0);
+  assert_int_equal(orm_query_where_null(q, "nope"), ORM_ENOCOLUMN);
+  expect_sticky(q, ORM_ENOCOLUMN);
+  assert_int_equal(orm_query_new(&q, user_model()), 0);
+  assert_int_equal(orm_query_where_not_null(q, "nope"), ORM_ENOCOLUMN);
+  expect_sticky(q, ORM_ENOCOLUMN);
+  assert_int_equal(orm_query_new(&q, user_model()), 0);
+  assert_int_equal(orm_query_order_by(q, "nope", ORM_ASC), ORM_ENOCOLUMN);
+  expect_sticky(q, ORM_ENOCOLUMN);
+  /* A good start does not save a query that later fails. */
+  assert_int_equal(orm_query_new(&q, user_model()), 0);
+  assert_int_equal(orm_query_where(q, "id", ORM_OP_EQ, ORM_INT8(1)), 0);
+  assert_int_equal(orm_query_where(q, NULL, ORM_OP_EQ, ORM_INT8(1)),
+                   ORM_EINVAL);
+  expect_sticky(q, ORM_EINVAL);
+
+  /* Values that do not fit their column. */
+  struct {
+    const char *column;
+    orm_op_t op;
+    orm_param_t value;
+    int code;
+  } cases[] = {
+      {"id", ORM_OP_EQ, ORM_BOOL(true), ORM_ETYPE},
+      {"id", ORM_OP_EQ, ORM_FLOAT8(1.5), ORM_ETYPE},
+      {"id", ORM_OP_LIKE, ORM_TEXT("1%"), ORM_ETYPE},
+      {"created_at", ORM_OP_ILIKE, ORM_TEXT("1%"), ORM_ETYPE},
+      {"email", ORM_OP_EQ, ORM_INT8(3), ORM_ETYPE},
+      {"email", ORM_OP_EQ, ORM_NULL, ORM_EINVAL},
+      {"email", (orm_op_t)0, ORM_TEXT("x"), ORM_EINVAL},
+      {"email", (orm_op_t)99, ORM_TEXT("x"), ORM_EINVAL},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    assert_int_equal(orm_query_new(&q, user_model()), 0);
+    assert_int_equal(
+        orm_query_where(q, cases[i].column, cases[i].op, cases[i].value),
+        cases[i].code);
+    expect_sticky(q, cases[i].code);
+  }
+  assert_int_equal(orm_query_new(&q, knowledge_base_model()), 0);
+  assert_int_equal(
+      orm_query_where(q, "embedding_dim", ORM_OP_EQ, ORM_INT4(70000)),
+      ORM_ERANGE);
+  expect_sticky(q, ORM_ERANGE);
+  assert_int_equal(orm_query_new(&q, message_model()), 0);
+  assert_int_equal(orm_query_order_by(q, "metadata", ORM_ASC), ORM_ETYPE);
+  expect_sticky(q, ORM_ETYPE);
+  assert_int_equal(orm_query_new(&q, user_model()), 0);
+  assert_int_equal(orm_query_limit(q, -1), ORM_ERANGE);
+  expect_sticky(q, ORM_ERANGE);
+  assert_int_equal(orm_query_new(&q, user_model()), 0);
+  assert_int_equal(orm_query_order_by(q, "id", ORM_ASC), 0);
+  assert_int_equal(orm_query_order_by(q, "id", ORM_DESC), ORM_EINVAL);
+  expect_sticky(q, ORM_EINVAL);
+
+  /* Groups out of order. */
+  assert_int_equal(orm_query_new(&q, user_model()), 0);
+  assert_int_equal(orm_query_end(q), ORM_ESTATE);
+  expect_sticky(q, ORM_ESTATE);
+  assert_int_equal(orm_query_new(&q, user_model()), 0);
+  for (int i = 0; i < 32; i++)
+    assert_int_equal(orm_query_or(q), 0);
+  assert_int_equal(orm_query_or(q), ORM_E2BIG);
+  expect_sticky(q, ORM_E2BIG);
+  /* An open group only delays the SQL. */
+  assert_int_equal(orm_query_new(&q, user_model()), 0);
+  assert_int_equal(orm_query_or(q), 0);
+  const char *sql;
+  const orm_param_t *params;
+  size_t n;
+  assert_int_equal(orm_query_sql(q, ORM_QUERY_SELECT, &sql, &params, &n),
+                   ORM_ESTATE);
+  assert_int_equal(orm_query_end(q), 0);
+  assert_int_equal(orm_query_sql(q, ORM_QUERY_SELECT, &sql, &params, &n), 0);
+  assert_int_equal(orm_query_sql(q, (orm_query_kind_t)7, &sql, &params, &n),
+                   ORM_EINVAL);
+  orm_query_free(q);
+  orm_query_free(NULL);
+}
+
+/* ---- out of memory ------------------------------------------------------ */
+
+#define OOM_SQL                                                                \
+  "SELECT " USER_COLS " FROM \"users\" WHERE \"email\" LIKE $1 AND "           \
+  "(\"name\" IS NULL OR \"id\" = ANY($2) OR \"name\" = ANY($3)) AND "          \
+  "(\"created_at\", \"id\") < ($4, $5) ORDER BY \"created_at\" DESC, \"id\" "  \
+  "DESC LIMIT $6 OFFSET $7 FOR UPDATE"
+
+/* Builds the query under the current budget: 0 when everything succeeded,
+ * ORM_ENOMEM when something failed (and nothing else may fail). */
+static int build_oom_query(void) {
+  orm_query_t *q;
+  int rc = orm_query_new(&q, user_model());
+  if (rc != 0) {
+    assert_int_equal(rc, ORM_ENOMEM);
+    return rc;
+  }
+  orm_param_t ids[] = {ORM_INT8(1), ORM_INT8(2)};
+  orm_param_t names[] = {ORM_TEXT("a"), ORM_TEXT("b")};
+  orm_param_t key[] = {ORM_INT8(5), ORM_INT8(6)};
+  int rcs[] = {
+      orm_query_where(q, "email", ORM_OP_LIKE, ORM_TEXT("%@example.com")),
+      orm_query_or(q),
+      orm_query_where_null(q, "name"),
+      orm_query_where_in(q, "id", ids, 2),
+      orm_query_where_in(q, "name", names, 2),
+      orm_query_end(q),
+      orm_query_order_by(q, "created_at", ORM_DESC),
+      orm_query_after(q, key, 2),
+      orm_query_limit(q, 10),
+      orm_query_offset(q, 30),
+      orm_query_for_update(q),
+  };
+  for (size_t i = 0; i < sizeof rcs / sizeof rcs[0]; i++)
+    if (rcs[i] != 0)
+      assert_int_equal(rcs[i], ORM_ENOMEM);
+  const char *sql;
+  const orm_param_t *params;
+  size_t n;
+  rc = orm_query_sql(q, ORM_QUERY_SELECT, &sql, &params, &n);
+  if (rc == 0) {
+    assert_string_equal(sql, OOM_SQL);
+    assert_int_equal(n, 7);
+  } else {
+    assert_int_equal(rc, ORM_ENOMEM);
+  }
+  orm_query_free(q);
+  return rc;
+}
+
+static void test_oom_query(void **state) {
+  for (long budget = 0;; budget++) {
+    assert_true(budget < 1000);
+    alloc_calls = 0;
+    alloc_budget = budget;
+    int rc = build_oom_query();
+    alloc_budget = -1;
+    assert_int_equal(live_blocks, 0);
+    if (rc == 0) {
+      assert_true(budget > 0);
+      break;
+    }
+  }
+}
+
+static void test_oom_model_sql(void **state) {
+  const orm_model_t *models[] = {user_model(), agent_model(), &odd_model};
+  for (size_t m = 0; m < sizeof models / sizeof models[0]; m++) {
+    for (long budget = 0;; budget++) {
+      assert_true(budget < 1000);
+      alloc_calls = 0;
+      alloc_budget = budget;
+      orm__model_sql_t *s;
+      int rc = orm__model_sql_new(&s, models[m], NULL);
+      alloc_budget = -1;
+      if (rc == 0) {
+        assert_non_null(s->upsert[orm_model_pk(models[m])].sql);
+        orm__model_sql_free(s);
+        assert_int_equal(live_blocks, 0);
+        break;
+      }
+      assert_int_equal(rc, ORM_ENOMEM);
+      assert_null(s);
+      assert_int_equal(live_blocks, 0);
+    }
+  }
+}
+
+static void test_oom_params(void **state) {
+  orm__model_sql_t *s;
+  assert_int_equal(orm__model_sql_new(&s, agent_model(), NULL), 0);
+  char t0[] = "x", t1[] = "y";
+  char *tags[] = {t0, t1};
+  agent_t rows[40];
+  for (size_t i = 0; i < 40; i++)
+    rows[i] = (agent_t){.owner_id = (int64_t)i,
+                        .name = "an agent with a longish name",
+                        .model = "m",
+                        .status = "paused",
+                        .config = "{\"k\": [1, 2, 3]}",
+                        .tags = {tags, 2}};
+  for (long budget = 0;; budget++) {
+    assert_true(budget < 1000);
+    orm__params_t p = {0};
+    alloc_calls = 0;
+    alloc_budget = budget;
+    int rc = orm__params_bind_rows(&p, agent_model(), &s->insert_many, rows,
+                                   40);
+    alloc_budget = -1;
+    if (rc == 0) {
+      assert_int_equal(p.len, 7);
+    } else {
+      assert_int_equal(rc, ORM_ENOMEM);
+      assert_int_equal(p.len, 0);
+    }
+    orm__params_free(&p);
+    if (rc == 0)
+      break;
+  }
+  orm__model_sql_free(s);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+#define C(fn)                                                                  \
+  cmocka_unit_test_setup_teardown(fn, counting_setup, counting_teardown)
+      C(test_declared_models),
+      C(test_bad_descriptors),
+      C(test_crud_sql_users),
+      C(test_crud_sql_agents),
+      C(test_crud_sql_quoting),
+      C(test_crud_sql_all_generated),
+      C(test_params_row),
+      C(test_params_agents),
+      C(test_params_values),
+      C(test_query_simple),
+      C(test_query_conditions),
+      C(test_query_keyset),
+      C(test_query_errors),
+      C(test_oom_query),
+      C(test_oom_model_sql),
+      C(test_oom_params),
+#undef C
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
