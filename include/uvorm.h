@@ -6,5 +6,6 @@
 #include "uvorm/common.h"
 #include "uvorm/async.h"
 #include "uvorm/pool.h"
+#include "uvorm/model.h"
 
 #endif /* UVORM_H */

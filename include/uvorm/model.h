@@ -405,6 +405,143 @@ ORM_EXTERN int orm_query_sql(orm_query_t *query, orm_query_kind_t kind,
                              const char **sql, const orm_param_t **params,
                              size_t *nparams);
 
+/* ---- models on a pool ------------------------------------------------------
+ * Each call builds its statement from SQL made once per model and pool,
+ * binds every value as a parameter, and resolves on the loop with the
+ * answer hydrated into the model's structs. Like every uvorm call: 0 or a
+ * negative ORM_E* code; on 0 the callback runs exactly once, later.
+ *
+ * Values:
+ *   - reads (find, find_by, find_all) and writes that return rows (insert,
+ *     insert_many, upsert) resolve with an orm_rows_t *; orm_future_row()
+ *     gives its first row. Take it with orm_future_take() and free it with
+ *     orm_rows_free();
+ *   - update, delete, count and exists resolve with an orm_result_t *:
+ *     orm_result_affected() for update and delete, one bigint (count) or one
+ *     boolean (exists) in row 0, column 0.
+ *
+ * Call errors: ORM_EINVAL (NULL pool or model or row, a conflict column
+ * that is neither the key nor unique), ORM_EMODEL (the descriptor fails
+ * orm_model_check), ORM_ENOCOLUMN, ORM_ETYPE / ORM_ERANGE (a value that
+ * does not fit its column), ORM_ENOTSUP (the model has no such statement,
+ * e.g. an update of a model whose columns are all generated), and those of
+ * orm_query_async(). Future errors: those of orm_query_async(), plus
+ * ORM_ENOTFOUND (orm_find_async: no row has the key) and ORM_ETYPE (a column
+ * whose type does not fit its field; the message names the column).
+ *
+ * Each call has a transaction form, orm_tx_*, which runs it on the
+ * transaction's connection. */
+
+/* The row whose primary key is `key`. */
+ORM_EXTERN int orm_find_async(orm_pool_t *pool, const orm_model_t *model,
+                              orm_param_t key, orm_future_cb cb, void *data,
+                              orm_future_t **out);
+/* Every row whose `column` equals `value`. */
+ORM_EXTERN int orm_find_by_async(orm_pool_t *pool, const orm_model_t *model,
+                                 const char *column, orm_param_t value,
+                                 orm_future_cb cb, void *data,
+                                 orm_future_t **out);
+/* The rows `query` selects (every row when it is NULL). The query must be
+ * over `model` (which may be NULL when a query is given) and may be freed
+ * once the call returns. */
+ORM_EXTERN int orm_find_all_async(orm_pool_t *pool, const orm_model_t *model,
+                                  orm_query_t *query, orm_future_cb cb,
+                                  void *data, orm_future_t **out);
+ORM_EXTERN int orm_count_async(orm_pool_t *pool, const orm_model_t *model,
+                               orm_query_t *query, orm_future_cb cb,
+                               void *data, orm_future_t **out);
+ORM_EXTERN int orm_exists_async(orm_pool_t *pool, const orm_model_t *model,
+                                orm_query_t *query, orm_future_cb cb,
+                                void *data, orm_future_t **out);
+/* Inserts `*row` (generated fields left to the server) and, before the
+ * callback runs, writes the row's generated fields (id, defaults,
+ * timestamps) back into it: `row` must stay valid until then. Strings
+ * written back point into the future's value. */
+ORM_EXTERN int orm_insert_async(orm_pool_t *pool, const orm_model_t *model,
+                                void *row, orm_future_cb cb, void *data,
+                                orm_future_t **out);
+/* Inserts `n` structs from the array `rows` in one statement and one round
+ * trip, writing generated fields back into each. */
+ORM_EXTERN int orm_insert_many_async(orm_pool_t *pool,
+                                     const orm_model_t *model, void *rows,
+                                     size_t n, orm_future_cb cb, void *data,
+                                     orm_future_t **out);
+/* Updates the row with `row`'s primary key: the fields in `fields` (a mask
+ * of ORM_FIELD_BIT()s), or every column but the key and generated ones
+ * when `fields` is 0. */
+ORM_EXTERN int orm_update_async(orm_pool_t *pool, const orm_model_t *model,
+                                const void *row, uint64_t fields,
+                                orm_future_cb cb, void *data,
+                                orm_future_t **out);
+ORM_EXTERN int orm_delete_async(orm_pool_t *pool, const orm_model_t *model,
+                                orm_param_t key, orm_future_cb cb, void *data,
+                                orm_future_t **out);
+/* INSERT ... ON CONFLICT (conflict_column) DO UPDATE: the primary key when
+ * `conflict_column` is NULL, or a column flagged ORM_F_UNIQUE. Writes back
+ * like orm_insert_async(). */
+ORM_EXTERN int orm_upsert_async(orm_pool_t *pool, const orm_model_t *model,
+                                void *row, const char *conflict_column,
+                                orm_future_cb cb, void *data,
+                                orm_future_t **out);
+
+ORM_EXTERN int orm_tx_find_async(orm_tx_t *tx, const orm_model_t *model,
+                                 orm_param_t key, orm_future_cb cb, void *data,
+                                 orm_future_t **out);
+ORM_EXTERN int orm_tx_find_by_async(orm_tx_t *tx, const orm_model_t *model,
+                                    const char *column, orm_param_t value,
+                                    orm_future_cb cb, void *data,
+                                    orm_future_t **out);
+ORM_EXTERN int orm_tx_find_all_async(orm_tx_t *tx, const orm_model_t *model,
+                                     orm_query_t *query, orm_future_cb cb,
+                                     void *data, orm_future_t **out);
+ORM_EXTERN int orm_tx_insert_async(orm_tx_t *tx, const orm_model_t *model,
+                                   void *row, orm_future_cb cb, void *data,
+                                   orm_future_t **out);
+ORM_EXTERN int orm_tx_insert_many_async(orm_tx_t *tx, const orm_model_t *model,
+                                        void *rows, size_t n, orm_future_cb cb,
+                                        void *data, orm_future_t **out);
+ORM_EXTERN int orm_tx_update_async(orm_tx_t *tx, const orm_model_t *model,
+                                   const void *row, uint64_t fields,
+                                   orm_future_cb cb, void *data,
+                                   orm_future_t **out);
+ORM_EXTERN int orm_tx_delete_async(orm_tx_t *tx, const orm_model_t *model,
+                                   orm_param_t key, orm_future_cb cb,
+                                   void *data, orm_future_t **out);
+ORM_EXTERN int orm_tx_upsert_async(orm_tx_t *tx, const orm_model_t *model,
+                                   void *row, const char *conflict_column,
+                                   orm_future_cb cb, void *data,
+                                   orm_future_t **out);
+
+/* The first row of a future that resolved with an orm_rows_t (cast it to
+ * the model's struct), or NULL. It lives as long as the future's value. */
+ORM_EXTERN void *orm_future_row(const orm_future_t *future);
+
+/* ---- checking a descriptor against the live table -------------------------
+ * Resolves with an orm_schema_report_t * (free it with
+ * orm_schema_report_free() once taken) listing each field whose column is
+ * missing (ORM_ENOCOLUMN) or whose column type does not fit the field
+ * (ORM_ETYPE); nproblems is 0 when the model fits. Extra columns in the
+ * table are fine. */
+typedef struct {
+  int field;          /* index in the model */
+  const char *column; /* the field's column */
+  int code;           /* ORM_ENOCOLUMN or ORM_ETYPE */
+  char message[192];  /* names the column and both types */
+} orm_schema_problem_t;
+
+typedef struct {
+  const orm_model_t *model;
+  bool table_exists;
+  size_t nproblems;
+  orm_schema_problem_t problems[]; /* nproblems of them */
+} orm_schema_report_t;
+
+ORM_EXTERN int orm_model_verify_async(orm_pool_t *pool,
+                                      const orm_model_t *model,
+                                      orm_future_cb cb, void *data,
+                                      orm_future_t **out);
+ORM_EXTERN void orm_schema_report_free(orm_schema_report_t *report);
+
 #ifdef __cplusplus
 }
 #endif

@@ -57,6 +57,7 @@ orm__request_t *orm__pool_req_new(orm_pool_t *pool, orm__req_kind_t kind,
   req->abandoned = 0;
   req->isolated = 0;
   req->retries = 0;
+  req->transform = NULL;
   req->nparams = 0;
   req->buf_len = 0;
   return req;
@@ -169,9 +170,12 @@ void orm__req_finish(orm__request_t *req, int defer) {
   case PGRES_COMMAND_OK:
   case PGRES_EMPTY_QUERY:
     if (req->kind == REQ_QUERY || req->kind == REQ_TX_QUERY) {
-      orm__future_set_value(&req->future, res,
-                            (void (*)(void *))orm_result_free);
       req->result = NULL;
+      if (req->transform != NULL)
+        status = req->transform(res, req->tctx, &req->future);
+      else
+        orm__future_set_value(&req->future, res,
+                              (void (*)(void *))orm_result_free);
     }
     break;
   case PGRES_FATAL_ERROR:
@@ -784,6 +788,13 @@ void orm__pool_cancel_on_server(orm_pool_t *pool, orm__conn_t *conn) {
   conn->cancel_guard_until = uv_now(pool->loop) + ORM_CANCEL_GUARD_MS;
 }
 
+void orm__req_set_transform(orm__request_t *req, orm__transform_fn fn,
+                            void *const *ctx) {
+  req->transform = fn;
+  for (int i = 0; i < ORM_SUBMIT_CTX; i++)
+    req->tctx[i] = ctx != NULL ? ctx[i] : NULL;
+}
+
 void orm__pool_req_fail_deferred(orm__request_t *req, int code) {
   complete(req, code, 1);
 }
@@ -877,6 +888,8 @@ static void pool_free(orm_pool_t *pool) {
   }
   orm__free(pool->buckets);
   orm__free(pool->conninfo);
+  if (pool->cache.free != NULL)
+    pool->cache.free(pool->cache.data);
   orm__free(pool);
 }
 
@@ -1079,9 +1092,22 @@ int orm__pool_usable(const orm_pool_t *pool) {
   return pool->closing ? ORM_ECLOSED : 0;
 }
 
+orm__pool_cache_t *orm__pool_cache(orm_pool_t *pool) { return &pool->cache; }
+
 int orm_query_async(orm_pool_t *pool, const char *sql,
                     const orm_param_t *params, size_t nparams,
                     orm_future_cb cb, void *data, orm_future_t **out) {
+  return orm__pool_submit(pool, NULL, sql, params, nparams, NULL, NULL, cb,
+                          data, out);
+}
+
+int orm__pool_submit(orm_pool_t *pool, orm_tx_t *tx, const char *sql,
+                     const orm_param_t *params, size_t nparams,
+                     orm__transform_fn transform, void *const *ctx,
+                     orm_future_cb cb, void *data, orm_future_t **out) {
+  if (tx != NULL)
+    return orm__tx_submit(tx, sql, params, nparams, transform, ctx, cb, data,
+                          out);
   if (out != NULL)
     *out = NULL;
   int rc = orm__pool_usable(pool);
@@ -1096,6 +1122,7 @@ int orm_query_async(orm_pool_t *pool, const char *sql,
   orm__request_t *req = orm__pool_req_new(pool, REQ_QUERY, cb, data);
   if (req == NULL)
     return ORM_ENOMEM;
+  orm__req_set_transform(req, transform, ctx);
   rc = orm__pool_prepare_request(req, sql, params, nparams,
                                  !pool->cfg.no_prepare);
   if (rc == 0 && !pool->down)

@@ -19,6 +19,7 @@
 #include "uvorm/pool.h"
 
 #include "async/future.h"
+#include "submit.h"
 
 typedef struct orm__link_s {
   struct orm__link_s *prev;
@@ -99,6 +100,8 @@ typedef struct orm__request_s {
   unsigned char abandoned; /* completed early; drop the result */
   unsigned char isolated;  /* needs a segment of its own */
   unsigned char retries;
+  orm__transform_fn transform; /* answer -> value, or NULL: the result */
+  void *tctx[ORM_SUBMIT_CTX];
   int nparams;
   int param_cap;
   Oid *types;
@@ -206,6 +209,7 @@ struct orm_pool_s {
   unsigned pending_cancels; /* PQcancel jobs on the thread pool */
   unsigned handles_open;
   orm_pool_close_cb close_cb;
+  orm__pool_cache_t cache; /* the model layer's */
   uint64_t rng;
 };
 
@@ -260,6 +264,8 @@ orm__request_t *orm__pool_req_new(orm_pool_t *pool, orm__req_kind_t kind,
 /* Fails a request that never entered the machine, from inside a call. */
 void orm__pool_req_fail_deferred(orm__request_t *req, int code);
 void orm__pool_req_discard(orm__request_t *req);
+void orm__req_set_transform(orm__request_t *req, orm__transform_fn fn,
+                            void *const *ctx);
 
 /* tx.c */
 /* The transaction's connection died: fail what waits, remember it. */
@@ -271,6 +277,10 @@ void orm__tx_end_done(orm_tx_t *tx, int status);
 void orm__tx_unpin(orm_tx_t *tx);
 /* Sends waiting transaction statements on their pinned connections. */
 void orm__tx_pump_all(orm_pool_t *pool);
+int orm__tx_submit(orm_tx_t *tx, const char *sql, const orm_param_t *params,
+                   size_t nparams, orm__transform_fn transform,
+                   void *const *ctx, orm_future_cb cb, void *data,
+                   orm_future_t **out);
 /* The pool is closing: fail what waits, detach from the pool. */
 void orm__tx_pool_closing(orm_tx_t *tx, int defer);
 

@@ -181,10 +181,12 @@ static int tx_usable(const orm_tx_t *tx) {
 /* Queues a statement of `tx`; `sql` is copied unless `named`. */
 static int tx_submit(orm_tx_t *tx, orm__req_kind_t kind, const char *sql,
                      const orm_param_t *params, size_t nparams, int named,
+                     orm__transform_fn transform, void *const *ctx,
                      orm_future_cb cb, void *data, orm_future_t **out) {
   orm__request_t *req = orm__pool_req_new(tx->pool, kind, cb, data);
   if (req == NULL)
     return ORM_ENOMEM;
+  orm__req_set_transform(req, transform, ctx);
   int rc = orm__pool_prepare_request(req, sql, params, nparams, named);
   if (rc != 0) {
     orm__pool_req_discard(req);
@@ -208,6 +210,17 @@ static int tx_submit(orm_tx_t *tx, orm__req_kind_t kind, const char *sql,
 int orm_tx_query_async(orm_tx_t *tx, const char *sql,
                        const orm_param_t *params, size_t nparams,
                        orm_future_cb cb, void *data, orm_future_t **out) {
+  return orm__tx_submit(tx, sql, params, nparams, NULL, NULL, cb, data, out);
+}
+
+orm_pool_t *orm__tx_pool(const orm_tx_t *tx) {
+  return tx != NULL ? tx->pool : NULL;
+}
+
+int orm__tx_submit(orm_tx_t *tx, const char *sql, const orm_param_t *params,
+                   size_t nparams, orm__transform_fn transform,
+                   void *const *ctx, orm_future_cb cb, void *data,
+                   orm_future_t **out) {
   if (out != NULL)
     *out = NULL;
   int rc = tx_usable(tx);
@@ -218,7 +231,7 @@ int orm_tx_query_async(orm_tx_t *tx, const char *sql,
   if (nparams > ORM_MAX_PARAMS)
     return ORM_E2BIG;
   return tx_submit(tx, REQ_TX_QUERY, sql, params, nparams,
-                   !tx->pool->cfg.no_prepare, cb, data, out);
+                   !tx->pool->cfg.no_prepare, transform, ctx, cb, data, out);
 }
 
 static int tx_end(orm_tx_t *tx, const char *sql, orm_future_cb cb, void *data,
@@ -282,7 +295,8 @@ static int savepoint(orm_tx_t *tx, const char *verb, const char *name,
   char sql[128];
   /* Quoted, so the name is taken exactly as given. */
   snprintf(sql, sizeof sql, "%s \"%s\"", verb, name);
-  return tx_submit(tx, REQ_TX_QUERY, sql, NULL, 0, 0, cb, data, out);
+  return tx_submit(tx, REQ_TX_QUERY, sql, NULL, 0, 0, NULL, NULL, cb, data,
+                   out);
 }
 
 int orm_tx_savepoint_async(orm_tx_t *tx, const char *name, orm_future_cb cb,

@@ -26,7 +26,7 @@
 #include "model/params.h"
 #include "model/sql.h"
 
-#include "../../examples/domain/domain.c"
+#include "domain.h"
 
 #define PG_EPOCH_USECS INT64_C(946684800000000)
 

@@ -1,6 +1,8 @@
 #include "harness.h"
 
 #include <stdio.h>
+
+#include <libpq-fe.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -12,6 +14,39 @@ const char *orm_test_dsn(void) {
              "./integration_test_...");
   }
   return dsn;
+}
+
+/* Appends key='value' with libpq's quoting. */
+static void append_pair(char **out, size_t *len, const char *key,
+                        const char *value) {
+  size_t need = *len + strlen(key) + 2 * strlen(value) + 8;
+  *out = realloc(*out, need);
+  assert_non_null(*out);
+  char *p = *out + *len;
+  p += sprintf(p, "%s%s='", *len ? " " : "", key);
+  for (const char *v = value; *v; v++) {
+    if (*v == '\\' || *v == '\'')
+      *p++ = '\\';
+    *p++ = *v;
+  }
+  *p++ = '\'';
+  *p = '\0';
+  *len = (size_t)(p - *out);
+}
+
+char *orm_test_dsn_with(const char *key, const char *value) {
+  char *err = NULL;
+  PQconninfoOption *opts = PQconninfoParse(orm_test_dsn(), &err);
+  if (opts == NULL)
+    fail_msg("cannot parse UVORM_TEST_DSN: %s", err ? err : "out of memory");
+  char *out = NULL;
+  size_t len = 0;
+  for (PQconninfoOption *o = opts; o->keyword != NULL; o++)
+    if (o->val != NULL && strcmp(o->keyword, key) != 0)
+      append_pair(&out, &len, o->keyword, o->val);
+  append_pair(&out, &len, key, value);
+  PQconninfoFree(opts);
+  return out;
 }
 
 int orm_test_server_managed(void) {

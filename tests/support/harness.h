@@ -16,6 +16,11 @@
  * `scripts/pg-test-server exec STATE -- ./test`. */
 const char *orm_test_dsn(void);
 
+/* The test server's conninfo as key=value pairs with `key` set to `value`
+ * (e.g. "options", "-c search_path=mine"), whatever form UVORM_TEST_DSN has.
+ * Free it with free(). */
+char *orm_test_dsn_with(const char *key, const char *value);
+
 /* Whether the server is one the suite started itself, which tests may stop,
  * start and restart. False with DATABASE_URL / PG* variables. */
 int orm_test_server_managed(void);

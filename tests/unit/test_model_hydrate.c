@@ -17,7 +17,7 @@
 #include "model/arena.h"
 #include "model/hydrate.h"
 
-#include "../../examples/domain/domain.c"
+#include "domain.h"
 
 #define PG_EPOCH_USECS INT64_C(946684800000000)
 

@@ -16,7 +16,7 @@
 #include "model/sql.h"
 
 /* The sample domain's models, compiled into this test. */
-#include "../../examples/domain/domain.c"
+#include "domain.h"
 
 /* ---- a counting allocator that fails from `alloc_budget` on ------------- */
 

@@ -1,0 +1,445 @@
+/* Models on a pool: CRUD and queries whose answers are hydrated into the
+ * caller's structs on the loop, before the callback runs. The SQL of each
+ * model is built once per pool, on first use. */
+#include <stdio.h>
+#include <string.h>
+
+#include "async/alloc.h"
+#include "async/future.h"
+#include "pool/submit.h"
+
+#include "model/hydrate.h"
+#include "model/params.h"
+#include "model/sql.h"
+
+/* ---- the per-pool cache: model -> its SQL --------------------------------- */
+
+typedef struct model_entry_s {
+  struct model_entry_s *next;
+  orm__model_sql_t *sql;
+} model_entry_t;
+
+typedef struct {
+  model_entry_t *models;
+  orm__params_t params; /* scratch: the pool copies parameters at once */
+} model_cache_t;
+
+static void cache_free(void *data) {
+  model_cache_t *c = data;
+  while (c->models != NULL) {
+    model_entry_t *e = c->models;
+    c->models = e->next;
+    orm__model_sql_free(e->sql);
+    orm__free(e);
+  }
+  orm__params_free(&c->params);
+  orm__free(c);
+}
+
+/* The model's SQL on this pool, built on first use (which also validates
+ * the descriptor). */
+static int model_sql(orm_pool_t *pool, const orm_model_t *model,
+                     orm__model_sql_t **out, model_cache_t **cache_out) {
+  orm__pool_cache_t *slot = orm__pool_cache(pool);
+  model_cache_t *c = slot->data;
+  if (c == NULL) {
+    c = orm__calloc(1, sizeof *c);
+    if (c == NULL)
+      return ORM_ENOMEM;
+    orm__params_init(&c->params);
+    slot->data = c;
+    slot->free = cache_free;
+  }
+  *cache_out = c;
+  model_entry_t **link = &c->models;
+  for (model_entry_t *e = c->models; e != NULL; link = &e->next, e = e->next) {
+    if (e->sql->model == model) {
+      /* Move to the front: hot models are found first. */
+      *link = e->next;
+      e->next = c->models;
+      c->models = e;
+      *out = e->sql;
+      return 0;
+    }
+  }
+  model_entry_t *e = orm__malloc(sizeof *e);
+  if (e == NULL)
+    return ORM_ENOMEM;
+  int rc = orm__model_sql_new(&e->sql, model, NULL);
+  if (rc != 0) {
+    orm__free(e);
+    return rc;
+  }
+  e->next = c->models;
+  c->models = e;
+  *out = e->sql;
+  return 0;
+}
+
+/* ---- transforms: answers into values --------------------------------------- */
+
+static int hydrate_value(PGresult *res, const orm_model_t *model,
+                         orm_future_t *f, orm_rows_t **rows_out) {
+  orm_model_error_t err = {0};
+  orm_rows_t *rows = NULL;
+  int rc = orm__hydrate(&rows, model, res, &err);
+  PQclear(res);
+  if (rc != 0) {
+    if (err.message[0] != '\0')
+      orm__future_set_message(f, "%s", err.message);
+    return rc;
+  }
+  orm__future_set_value(f, rows, (void (*)(void *))orm_rows_free);
+  if (rows_out != NULL)
+    *rows_out = rows;
+  return 0;
+}
+
+/* ctx: model */
+static int to_rows(PGresult *res, void *const *ctx, orm_future_t *f) {
+  return hydrate_value(res, ctx[0], f, NULL);
+}
+
+/* ctx: model */
+static int to_one_row(PGresult *res, void *const *ctx, orm_future_t *f) {
+  const orm_model_t *model = ctx[0];
+  orm_rows_t *rows;
+  int rc = hydrate_value(res, model, f, &rows);
+  if (rc == 0 && orm_rows_count(rows) == 0) {
+    orm__future_set_message(f, "no row of \"%s\" has that key", model->table);
+    return ORM_ENOTFOUND;
+  }
+  return rc;
+}
+
+/* ctx: model, the caller's rows, field mask, row count. RETURNING gave the
+ * rows as stored: generated fields are written back into the caller's
+ * structs, their strings pointing into the future's value. */
+static int write_back(PGresult *res, void *const *ctx, orm_future_t *f) {
+  const orm_model_t *model = ctx[0];
+  char *dst = ctx[1];
+  uint64_t mask = (uint64_t)(uintptr_t)ctx[2];
+  size_t n = (size_t)(uintptr_t)ctx[3];
+  if ((size_t)PQntuples(res) != n) {
+    PQclear(res);
+    orm__future_set_message(f, "RETURNING gave %d rows for %zu", PQntuples(res),
+                            n);
+    return ORM_EPROTO;
+  }
+  orm_model_error_t err = {0};
+  orm_rows_t *rows = NULL;
+  int rc = orm__hydrate(&rows, model, res, &err);
+  for (size_t i = 0; rc == 0 && mask != 0 && i < n; i++)
+    rc = orm__hydrate_into(model, res, (int)i, dst + i * model->struct_size,
+                           mask, &rows->arena, &err);
+  PQclear(res);
+  if (rc != 0) {
+    orm_rows_free(rows);
+    if (err.message[0] != '\0')
+      orm__future_set_message(f, "%s", err.message);
+    return rc;
+  }
+  orm__future_set_value(f, rows, (void (*)(void *))orm_rows_free);
+  return 0;
+}
+
+void *orm_future_row(const orm_future_t *f) {
+  if (f == NULL || f->state != ORM_FUTURE_RESOLVED ||
+      f->value_free != (void (*)(void *))orm_rows_free)
+    return NULL;
+  return orm_rows_at(f->value, 0);
+}
+
+/* ---- one entry point for every model call ----------------------------------- */
+
+typedef struct {
+  orm_pool_t *pool;
+  orm_tx_t *tx;
+  const orm_model_t *model;
+  orm__model_sql_t *sql;
+  orm__params_t *params;
+} call_t;
+
+static int call_begin(call_t *c, orm_pool_t *pool, orm_tx_t *tx,
+                      const orm_model_t *model, orm_future_t **out) {
+  if (out != NULL)
+    *out = NULL;
+  if (tx != NULL)
+    pool = orm__tx_pool(tx);
+  if ((pool == NULL && tx == NULL) || model == NULL)
+    return ORM_EINVAL;
+  if (pool == NULL)
+    return ORM_ECLOSED;
+  model_cache_t *cache;
+  int rc = model_sql(pool, model, &c->sql, &cache);
+  if (rc != 0)
+    return rc;
+  c->pool = pool;
+  c->tx = tx;
+  c->model = model;
+  c->params = &cache->params;
+  orm__params_reset(c->params);
+  return 0;
+}
+
+static int call_run(call_t *c, const char *sql, orm__transform_fn fn,
+                    void *const *ctx, orm_future_cb cb, void *data,
+                    orm_future_t **out) {
+  if (sql == NULL)
+    return ORM_ENOTSUP;
+  const orm_param_t *params = orm__params_finish(c->params);
+  return orm__pool_submit(c->pool, c->tx, sql, params, c->params->len, fn, ctx,
+                          cb, data, out);
+}
+
+static int find(orm_pool_t *pool, orm_tx_t *tx, const orm_model_t *model,
+                orm_param_t key, orm_future_cb cb, void *data,
+                orm_future_t **out) {
+  call_t c;
+  int rc = call_begin(&c, pool, tx, model, out);
+  if (rc == 0)
+    rc = orm__params_add_value(c.params, model, (size_t)c.sql->pk, &key);
+  void *ctx[ORM_SUBMIT_CTX] = {(void *)(uintptr_t)model};
+  return rc != 0 ? rc
+                 : call_run(&c, c.sql->find.sql, to_one_row, ctx, cb, data, out);
+}
+
+static int find_by(orm_pool_t *pool, orm_tx_t *tx, const orm_model_t *model,
+                   const char *column, orm_param_t value, orm_future_cb cb,
+                   void *data, orm_future_t **out) {
+  call_t c;
+  int rc = call_begin(&c, pool, tx, model, out);
+  if (rc != 0)
+    return rc;
+  if (column == NULL)
+    return ORM_EINVAL;
+  int f = orm_model_field(model, column);
+  if (f < 0)
+    return f;
+  rc = orm__params_add_value(c.params, model, (size_t)f, &value);
+  void *ctx[ORM_SUBMIT_CTX] = {(void *)(uintptr_t)model};
+  return rc != 0 ? rc
+                 : call_run(&c, c.sql->find_by[f].sql, to_rows, ctx, cb, data,
+                            out);
+}
+
+/* find_all / count / exists: a query, or every row. */
+static int select_query(orm_pool_t *pool, orm_tx_t *tx,
+                        const orm_model_t *model, orm_query_t *query,
+                        orm_query_kind_t kind, orm_future_cb cb, void *data,
+                        orm_future_t **out) {
+  call_t c;
+  if (query != NULL && model == NULL)
+    model = orm_query_model(query);
+  int rc = call_begin(&c, pool, tx, model, out);
+  if (rc != 0)
+    return rc;
+  if (query != NULL && orm_query_model(query) != model)
+    return ORM_EINVAL;
+  orm__transform_fn fn = kind == ORM_QUERY_SELECT ? to_rows : NULL;
+  void *ctx[ORM_SUBMIT_CTX] = {(void *)(uintptr_t)model};
+  if (query == NULL) {
+    const char *sql = kind == ORM_QUERY_SELECT  ? c.sql->find_all.sql
+                      : kind == ORM_QUERY_COUNT ? c.sql->count.sql
+                                                : c.sql->exists.sql;
+    return call_run(&c, sql, fn, ctx, cb, data, out);
+  }
+  const char *sql;
+  const orm_param_t *params;
+  size_t n;
+  rc = orm_query_sql(query, kind, &sql, &params, &n);
+  if (rc != 0)
+    return rc;
+  return orm__pool_submit(c.pool, c.tx, sql, params, n, fn, ctx, cb, data,
+                          out);
+}
+
+static int insert(orm_pool_t *pool, orm_tx_t *tx, const orm_model_t *model,
+                  void *rows, size_t n, orm_future_cb cb, void *data,
+                  orm_future_t **out) {
+  call_t c;
+  int rc = call_begin(&c, pool, tx, model, out);
+  if (rc != 0)
+    return rc;
+  if (rows == NULL || n == 0)
+    return ORM_EINVAL;
+  const orm__sql_stmt_t *stmt = n == 1 ? &c.sql->insert : &c.sql->insert_many;
+  rc = n == 1 ? orm__params_bind_row(c.params, model, stmt, rows)
+              : orm__params_bind_rows(c.params, model, stmt, rows, n);
+  if (rc != 0)
+    return rc;
+  void *ctx[ORM_SUBMIT_CTX] = {(void *)(uintptr_t)model, rows,
+                               (void *)(uintptr_t)c.sql->generated,
+                               (void *)(uintptr_t)n};
+  return call_run(&c, stmt->sql, write_back, ctx, cb, data, out);
+}
+
+static int update(orm_pool_t *pool, orm_tx_t *tx, const orm_model_t *model,
+                  const void *row, uint64_t fields, orm_future_cb cb,
+                  void *data, orm_future_t **out) {
+  call_t c;
+  int rc = call_begin(&c, pool, tx, model, out);
+  if (rc != 0)
+    return rc;
+  if (row == NULL)
+    return ORM_EINVAL;
+  if (fields == 0) {
+    if ((rc = orm__params_bind_row(c.params, model, &c.sql->update, row)) != 0)
+      return rc;
+    return call_run(&c, c.sql->update.sql, NULL, NULL, cb, data, out);
+  }
+  orm__sql_stmt_t stmt;
+  if ((rc = orm__model_sql_update_fields(c.sql, fields, &stmt)) != 0)
+    return rc;
+  rc = orm__params_bind_row(c.params, model, &stmt, row);
+  if (rc == 0)
+    rc = call_run(&c, stmt.sql, NULL, NULL, cb, data, out);
+  orm__free(stmt.sql);
+  return rc;
+}
+
+static int delete_by_key(orm_pool_t *pool, orm_tx_t *tx,
+                         const orm_model_t *model, orm_param_t key,
+                         orm_future_cb cb, void *data, orm_future_t **out) {
+  call_t c;
+  int rc = call_begin(&c, pool, tx, model, out);
+  if (rc == 0)
+    rc = orm__params_add_value(c.params, model, (size_t)c.sql->pk, &key);
+  return rc != 0 ? rc
+                 : call_run(&c, c.sql->remove.sql, NULL, NULL, cb, data, out);
+}
+
+static int upsert(orm_pool_t *pool, orm_tx_t *tx, const orm_model_t *model,
+                  void *row, const char *conflict, orm_future_cb cb, void *data,
+                  orm_future_t **out) {
+  call_t c;
+  int rc = call_begin(&c, pool, tx, model, out);
+  if (rc != 0)
+    return rc;
+  if (row == NULL)
+    return ORM_EINVAL;
+  int f = conflict != NULL ? orm_model_field(model, conflict) : c.sql->pk;
+  if (f < 0)
+    return f;
+  const orm__sql_stmt_t *stmt = &c.sql->upsert[f];
+  if (stmt->sql == NULL)
+    return ORM_EINVAL; /* neither the primary key nor a unique column */
+  if ((rc = orm__params_bind_row(c.params, model, stmt, row)) != 0)
+    return rc;
+  void *ctx[ORM_SUBMIT_CTX] = {(void *)(uintptr_t)model, row,
+                               (void *)(uintptr_t)c.sql->generated,
+                               (void *)(uintptr_t)1};
+  return call_run(&c, stmt->sql, write_back, ctx, cb, data, out);
+}
+
+/* ---- public calls: on a pool, and inside a transaction -------------------- */
+
+int orm_find_async(orm_pool_t *pool, const orm_model_t *model, orm_param_t key,
+                   orm_future_cb cb, void *data, orm_future_t **out) {
+  return pool ? find(pool, NULL, model, key, cb, data, out) : ORM_EINVAL;
+}
+int orm_tx_find_async(orm_tx_t *tx, const orm_model_t *model, orm_param_t key,
+                      orm_future_cb cb, void *data, orm_future_t **out) {
+  return tx ? find(NULL, tx, model, key, cb, data, out) : ORM_EINVAL;
+}
+
+int orm_find_by_async(orm_pool_t *pool, const orm_model_t *model,
+                      const char *column, orm_param_t value, orm_future_cb cb,
+                      void *data, orm_future_t **out) {
+  return pool ? find_by(pool, NULL, model, column, value, cb, data, out)
+              : ORM_EINVAL;
+}
+int orm_tx_find_by_async(orm_tx_t *tx, const orm_model_t *model,
+                         const char *column, orm_param_t value,
+                         orm_future_cb cb, void *data, orm_future_t **out) {
+  return tx ? find_by(NULL, tx, model, column, value, cb, data, out)
+            : ORM_EINVAL;
+}
+
+int orm_find_all_async(orm_pool_t *pool, const orm_model_t *model,
+                       orm_query_t *query, orm_future_cb cb, void *data,
+                       orm_future_t **out) {
+  return pool ? select_query(pool, NULL, model, query, ORM_QUERY_SELECT, cb,
+                             data, out)
+              : ORM_EINVAL;
+}
+int orm_tx_find_all_async(orm_tx_t *tx, const orm_model_t *model,
+                          orm_query_t *query, orm_future_cb cb, void *data,
+                          orm_future_t **out) {
+  return tx ? select_query(NULL, tx, model, query, ORM_QUERY_SELECT, cb, data,
+                           out)
+            : ORM_EINVAL;
+}
+
+int orm_count_async(orm_pool_t *pool, const orm_model_t *model,
+                    orm_query_t *query, orm_future_cb cb, void *data,
+                    orm_future_t **out) {
+  return pool ? select_query(pool, NULL, model, query, ORM_QUERY_COUNT, cb,
+                             data, out)
+              : ORM_EINVAL;
+}
+
+int orm_exists_async(orm_pool_t *pool, const orm_model_t *model,
+                     orm_query_t *query, orm_future_cb cb, void *data,
+                     orm_future_t **out) {
+  return pool ? select_query(pool, NULL, model, query, ORM_QUERY_EXISTS, cb,
+                             data, out)
+              : ORM_EINVAL;
+}
+
+int orm_insert_async(orm_pool_t *pool, const orm_model_t *model, void *row,
+                     orm_future_cb cb, void *data, orm_future_t **out) {
+  return pool ? insert(pool, NULL, model, row, 1, cb, data, out) : ORM_EINVAL;
+}
+int orm_tx_insert_async(orm_tx_t *tx, const orm_model_t *model, void *row,
+                        orm_future_cb cb, void *data, orm_future_t **out) {
+  return tx ? insert(NULL, tx, model, row, 1, cb, data, out) : ORM_EINVAL;
+}
+
+int orm_insert_many_async(orm_pool_t *pool, const orm_model_t *model,
+                          void *rows, size_t n, orm_future_cb cb, void *data,
+                          orm_future_t **out) {
+  return pool ? insert(pool, NULL, model, rows, n, cb, data, out) : ORM_EINVAL;
+}
+int orm_tx_insert_many_async(orm_tx_t *tx, const orm_model_t *model,
+                             void *rows, size_t n, orm_future_cb cb,
+                             void *data, orm_future_t **out) {
+  return tx ? insert(NULL, tx, model, rows, n, cb, data, out) : ORM_EINVAL;
+}
+
+int orm_update_async(orm_pool_t *pool, const orm_model_t *model,
+                     const void *row, uint64_t fields, orm_future_cb cb,
+                     void *data, orm_future_t **out) {
+  return pool ? update(pool, NULL, model, row, fields, cb, data, out)
+              : ORM_EINVAL;
+}
+int orm_tx_update_async(orm_tx_t *tx, const orm_model_t *model,
+                        const void *row, uint64_t fields, orm_future_cb cb,
+                        void *data, orm_future_t **out) {
+  return tx ? update(NULL, tx, model, row, fields, cb, data, out) : ORM_EINVAL;
+}
+
+int orm_delete_async(orm_pool_t *pool, const orm_model_t *model,
+                     orm_param_t key, orm_future_cb cb, void *data,
+                     orm_future_t **out) {
+  return pool ? delete_by_key(pool, NULL, model, key, cb, data, out)
+              : ORM_EINVAL;
+}
+int orm_tx_delete_async(orm_tx_t *tx, const orm_model_t *model,
+                        orm_param_t key, orm_future_cb cb, void *data,
+                        orm_future_t **out) {
+  return tx ? delete_by_key(NULL, tx, model, key, cb, data, out) : ORM_EINVAL;
+}
+
+int orm_upsert_async(orm_pool_t *pool, const orm_model_t *model, void *row,
+                     const char *conflict_column, orm_future_cb cb, void *data,
+                     orm_future_t **out) {
+  return pool ? upsert(pool, NULL, model, row, conflict_column, cb, data, out)
+              : ORM_EINVAL;
+}
+int orm_tx_upsert_async(orm_tx_t *tx, const orm_model_t *model, void *row,
+                        const char *conflict_column, orm_future_cb cb,
+                        void *data, orm_future_t **out) {
+  return tx ? upsert(NULL, tx, model, row, conflict_column, cb, data, out)
+            : ORM_EINVAL;
+}

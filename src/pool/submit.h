@@ -1,0 +1,44 @@
+/* What the pool offers the layers above it (models): statements whose
+ * answer is turned into the future's value by the caller's code, on the
+ * loop, before the callback runs; and a slot for a per-pool cache. */
+#ifndef ORM_POOL_SUBMIT_H
+#define ORM_POOL_SUBMIT_H
+
+#include <libpq-fe.h>
+
+#include "uvorm/pool.h"
+
+/* Turns a successful answer into the future's value. It owns `res` (keep it
+ * or PQclear it) and sets the value with orm__future_set_value(). Returns 0,
+ * or an ORM_E* code that fails the future (after setting a message with
+ * orm__future_set_message(), if it has one to give). `ctx` is the copy of
+ * the context given to orm__pool_submit(). */
+typedef int (*orm__transform_fn)(PGresult *res, void *const *ctx,
+                                 orm_future_t *future);
+
+#define ORM_SUBMIT_CTX 4
+
+/* orm_query_async() or orm_tx_query_async() (when `tx` is not NULL) with a
+ * transform and up to ORM_SUBMIT_CTX context pointers, copied. */
+int orm__pool_submit(orm_pool_t *pool, orm_tx_t *tx, const char *sql,
+                     const orm_param_t *params, size_t nparams,
+                     orm__transform_fn transform, void *const *ctx,
+                     orm_future_cb cb, void *data, orm_future_t **out);
+
+/* The pool behind a transaction (NULL once the pool has closed). */
+orm_pool_t *orm__tx_pool(const orm_tx_t *tx);
+
+/* A cache the layer above keeps per pool, freed with the pool. */
+typedef struct {
+  void *data;
+  void (*free)(void *data);
+} orm__pool_cache_t;
+
+orm__pool_cache_t *orm__pool_cache(orm_pool_t *pool);
+
+/* The PGresult behind a result. */
+static inline PGresult *orm__result_pg(orm_result_t *result) {
+  return (PGresult *)(void *)result;
+}
+
+#endif /* ORM_POOL_SUBMIT_H */
