@@ -1,14 +1,27 @@
 #!/usr/bin/env bash
 # The main job: install what is missing, build uvorm, start a throwaway
-# PostgreSQL (or use DATABASE_URL), run the demo against it, stop the server.
+# PostgreSQL (or use DATABASE_URL), create the sample domain's tables in a
+# schema of their own (uvorm_demo), run the demo programs, stop the server.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 scripts/install-deps.sh
-cmake -S . -B build/demo -DCMAKE_BUILD_TYPE=RelWithDebInfo -DUVORM_BUILD_TESTS=OFF >/dev/null
-cmake --build build/demo -j "$(nproc)" --target demo
+cmake -S . -B build/demo -DCMAKE_BUILD_TYPE=RelWithDebInfo -DUVORM_BUILD_TESTS=OFF \
+  -DUVORM_BUILD_BENCH=OFF >/dev/null
+cmake --build build/demo -j "$(nproc)" --target demo assistant
 
 state=build/demo/pg
 trap 'scripts/pg-test-server teardown "$state"' EXIT
 scripts/pg-test-server setup "$state" --watch $$
-scripts/pg-test-server exec "$state" -- sh -c 'exec build/demo/examples/demo "$UVORM_TEST_DSN"'
+scripts/pg-test-server exec "$state" -- bash -c '
+  set -euo pipefail
+  quiet="-c client_min_messages=warning"
+  PGOPTIONS="$quiet" psql -X -q -v ON_ERROR_STOP=1 "$UVORM_TEST_DSN" \
+    -c "DROP SCHEMA IF EXISTS uvorm_demo CASCADE" -c "CREATE SCHEMA uvorm_demo"
+  PGOPTIONS="$quiet -c search_path=uvorm_demo" psql -X -q -v ON_ERROR_STOP=1 \
+    "$UVORM_TEST_DSN" -f examples/domain/schema.sql
+  echo "== examples/demo.c: the pool"
+  build/demo/examples/demo "$UVORM_TEST_DSN"
+  echo "== examples/assistant.c: models of the sample AI backend"
+  PGOPTIONS="-c search_path=uvorm_demo" build/demo/examples/assistant "$UVORM_TEST_DSN"
+'
