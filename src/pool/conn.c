@@ -144,9 +144,13 @@ static void connected(orm__conn_t *conn) {
 }
 
 static void connect_step(orm__conn_t *conn) {
+  /* Each host or address libpq tries has a socket of its own, and the new
+   * one may reuse the old one's number: stop watching before the step
+   * (epoll forgets the closed socket) and watch afresh after it. */
+  uv_poll_stop(conn->poll);
+  conn->poll_events = 0;
   PostgresPollingStatusType st = PQconnectPoll(conn->pg);
   uv_os_sock_t fd = PQsocket(conn->pg);
-  /* Each host or address libpq tries has a socket of its own. */
   if (st != PGRES_POLLING_FAILED && fd != conn->fd) {
     poll_close(conn);
     int rc = fd < 0 ? ORM_EIO : poll_open(conn, fd);

@@ -98,7 +98,7 @@ static int setup(void **state) {
   fclose(f);
   sql(ddl);
   assert_int_equal(uv_loop_init(&loop), 0);
-  char *dsn = orm_test_dsn_with("options", "-c search_path=" SCHEMA);
+  char *dsn = orm_test_dsn_with("options", "-c search_path=" SCHEMA, NULL);
   assert_int_equal(orm_pool_open(&pool, &loop,
                                  &(orm_pool_config_t){.conninfo = dsn,
                                                       .max_conns = 3}),

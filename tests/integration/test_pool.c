@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <libpq-fe.h>
+
 #include <uvorm.h>
 
 typedef struct {
@@ -348,6 +350,45 @@ static void test_queue_full_and_cancel(void **state) {
   close_pool();
 }
 
+/* ---- the socket changes while connecting ---------------------------------- */
+
+/* Two hosts: the first refuses, libpq moves on to the second with a new
+ * socket, which the pool must watch instead of the first. */
+static void test_socket_changes_during_connect(void **state) {
+  PQconninfoOption *opts = PQconninfoParse(orm_test_dsn(), NULL);
+  assert_non_null(opts);
+  const char *port = NULL, *host = NULL;
+  for (PQconninfoOption *o = opts; o->keyword != NULL; o++) {
+    if (strcmp(o->keyword, "port") == 0)
+      port = o->val;
+    if (strcmp(o->keyword, "host") == 0)
+      host = o->val;
+  }
+  if (port == NULL || host == NULL || strchr(host, ',') != NULL) {
+    PQconninfoFree(opts);
+    skip();
+  }
+  char hosts[512], ports[64];
+  snprintf(hosts, sizeof hosts, "127.0.0.1,%s", host);
+  snprintf(ports, sizeof ports, "1,%s", port);
+  PQconninfoFree(opts);
+  char *dsn = orm_test_dsn_with("host", hosts, "port", ports, NULL);
+
+  assert_int_equal(uv_loop_init(&loop), 0);
+  closed = 0;
+  assert_int_equal(orm_pool_open(&pool, &loop,
+                                 &(orm_pool_config_t){.conninfo = dsn,
+                                                      .min_conns = 2,
+                                                      .max_conns = 2}),
+                   0);
+  free(dsn);
+  assert_int_equal(scalar("SELECT 6 * 7"), 42);
+  orm_pool_stats_t st;
+  orm_pool_stats(pool, &st);
+  assert_int_equal(st.connect_failures, 0); /* libpq's own failover */
+  close_pool();
+}
+
 /* ---- parameters and getters ------------------------------------------------ */
 
 static void test_params_and_getters(void **state) {
@@ -510,6 +551,7 @@ static void test_bad_input(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_params_and_getters),
+      cmocka_unit_test(test_socket_changes_during_connect),
       cmocka_unit_test(test_bad_input),
       cmocka_unit_test(test_error_details),
       cmocka_unit_test(test_failures_stay_alone),

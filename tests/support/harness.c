@@ -34,17 +34,30 @@ static void append_pair(char **out, size_t *len, const char *key,
   *len = (size_t)(p - *out);
 }
 
-char *orm_test_dsn_with(const char *key, const char *value) {
+char *orm_test_dsn_with(const char *key, ...) {
   char *err = NULL;
   PQconninfoOption *opts = PQconninfoParse(orm_test_dsn(), &err);
   if (opts == NULL)
     fail_msg("cannot parse UVORM_TEST_DSN: %s", err ? err : "out of memory");
   char *out = NULL;
   size_t len = 0;
-  for (PQconninfoOption *o = opts; o->keyword != NULL; o++)
-    if (o->val != NULL && strcmp(o->keyword, key) != 0)
+  for (PQconninfoOption *o = opts; o->keyword != NULL; o++) {
+    int replaced = 0;
+    va_list ap;
+    va_start(ap, key);
+    for (const char *k = key; k != NULL; k = va_arg(ap, const char *)) {
+      (void)va_arg(ap, const char *);
+      replaced |= strcmp(o->keyword, k) == 0;
+    }
+    va_end(ap);
+    if (o->val != NULL && !replaced)
       append_pair(&out, &len, o->keyword, o->val);
-  append_pair(&out, &len, key, value);
+  }
+  va_list ap;
+  va_start(ap, key);
+  for (const char *k = key; k != NULL; k = va_arg(ap, const char *))
+    append_pair(&out, &len, k, va_arg(ap, const char *));
+  va_end(ap);
   PQconninfoFree(opts);
   return out;
 }

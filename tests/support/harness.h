@@ -16,10 +16,15 @@
  * `scripts/pg-test-server exec STATE -- ./test`. */
 const char *orm_test_dsn(void);
 
-/* The test server's conninfo as key=value pairs with `key` set to `value`
- * (e.g. "options", "-c search_path=mine"), whatever form UVORM_TEST_DSN has.
+/* The test server's conninfo as key=value pairs, whatever form
+ * UVORM_TEST_DSN has, with the given keys set to the given values: pairs of
+ * strings ending with NULL, e.g. ("options", "-c search_path=mine", NULL).
  * Free it with free(). */
-char *orm_test_dsn_with(const char *key, const char *value);
+char *orm_test_dsn_with(const char *key, ...)
+#if defined(__GNUC__)
+    __attribute__((sentinel))
+#endif
+    ;
 
 /* Whether the server is one the suite started itself, which tests may stop,
  * start and restart. False with DATABASE_URL / PG* variables. */
