@@ -3,8 +3,8 @@
  * own; rows written with the generated INSERT SQL and encoded parameters,
  * read back with the generated SELECT SQL and hydrated, then compared field
  * by field with what a plain text-format query sees. Hostile strings,
- * extremes, NULLs, type mismatches, builder queries, and a timing of
- * hydration against a hand-written libpq loop. */
+ * extremes, NULLs, type mismatches and builder queries. (What hydration
+ * costs is measured in bench/hydrate.c.) */
 #include "harness.h"
 
 #include <inttypes.h>
@@ -13,7 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <libpq-fe.h>
@@ -28,7 +27,6 @@
 
 #include "domain.h"
 
-#define PG_EPOCH_USECS INT64_C(946684800000000)
 
 static PGconn *conn;
 static char schema[64];
@@ -906,130 +904,6 @@ static void test_builder(void **state) {
   orm_query_free(q);
 }
 
-/* ---- hydration cost against a hand-written libpq loop ------------------- */
-
-typedef struct raw_chunk_s {
-  struct raw_chunk_s *next;
-  size_t used, size;
-  char data[];
-} raw_chunk_t;
-
-/* What a careful hand-written loop does: decode the same binary columns
- * into a struct array, strings into one bump-allocated block list. */
-typedef struct {
-  int64_t id;
-  char *email;
-  char *name;
-  int64_t created_at;
-  bool name_null, created_at_null;
-} raw_user_t;
-
-static char *raw_copy(raw_chunk_t **chunks, const char *s, size_t len) {
-  raw_chunk_t *c = *chunks;
-  if (c == NULL || c->size - c->used < len + 1) {
-    size_t size = len + 1 > (1 << 20) ? len + 1 : (1 << 20);
-    c = malloc(sizeof *c + size);
-    c->next = *chunks, c->used = 0, c->size = size;
-    *chunks = c;
-  }
-  char *out = c->data + c->used;
-  memcpy(out, s, len);
-  out[len] = '\0';
-  c->used += len + 1;
-  return out;
-}
-
-static uint64_t load64(const char *p) {
-  const unsigned char *u = (const unsigned char *)p;
-  uint64_t v = 0;
-  for (int i = 0; i < 8; i++)
-    v = v << 8 | u[i];
-  return v;
-}
-
-static double seconds(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static double hand_written(const PGresult *res) {
-  double t0 = seconds();
-  int n = PQntuples(res);
-  raw_user_t *rows = malloc((size_t)n * sizeof *rows);
-  raw_chunk_t *chunks = NULL;
-  for (int r = 0; r < n; r++) {
-    raw_user_t *u = &rows[r];
-    u->id = (int64_t)load64(PQgetvalue(res, r, 0));
-    u->email = raw_copy(&chunks, PQgetvalue(res, r, 1),
-                        (size_t)PQgetlength(res, r, 1));
-    u->name_null = PQgetisnull(res, r, 2);
-    u->name = u->name_null ? NULL
-                           : raw_copy(&chunks, PQgetvalue(res, r, 2),
-                                      (size_t)PQgetlength(res, r, 2));
-    u->created_at_null = PQgetisnull(res, r, 3);
-    u->created_at = u->created_at_null
-                        ? 0
-                        : (int64_t)load64(PQgetvalue(res, r, 3)) +
-                              PG_EPOCH_USECS;
-  }
-  double t = seconds() - t0;
-  assert_true(rows[n - 1].id > 0);
-  free(rows);
-  while (chunks != NULL) {
-    raw_chunk_t *next = chunks->next;
-    free(chunks);
-    chunks = next;
-  }
-  return t;
-}
-
-static double hydrated(const PGresult *res) {
-  double t0 = seconds();
-  orm_rows_t *rows;
-  assert_int_equal(orm__hydrate(&rows, user_model(), res, NULL), 0);
-  double t = seconds() - t0;
-  assert_int_equal(orm_rows_count(rows), (size_t)PQntuples(res));
-  orm_rows_free(rows);
-  return t;
-}
-
-static void test_hydration_cost(void **state) {
-  /* 100,000 users inserted in one statement. */
-  enum { N = 100000 };
-  orm__model_sql_t *s = sql_of(user_model());
-  user_t *users = calloc(N, sizeof *users);
-  char (*emails)[40] = calloc(N, sizeof *emails);
-  for (size_t i = 0; i < N; i++) {
-    snprintf(emails[i], sizeof emails[i], "bench%zu@example.com", i);
-    users[i].email = emails[i];
-    users[i].name = i % 10 == 0 ? NULL : "A. Benchmark User";
-  }
-  double t0 = seconds();
-  orm_rows_t *inserted = insert_rows(s, users, N);
-  double insert_time = seconds() - t0;
-  orm_rows_free(inserted);
-  free(users);
-  free(emails);
-
-  PGresult *res = run_ok("SELECT \"id\", \"email\", \"name\", \"created_at\" "
-                         "FROM \"users\" WHERE \"email\" LIKE 'bench%'",
-                         NULL, 0, 1);
-  assert_int_equal(PQntuples(res), N);
-  double best_raw = 1e9, best_orm = 1e9;
-  for (int round = 0; round < 7; round++) {
-    double a = hand_written(res), b = hydrated(res);
-    best_raw = a < best_raw ? a : best_raw;
-    best_orm = b < best_orm ? b : best_orm;
-  }
-  PQclear(res);
-  printf("# insert_many of %d users: %.1f ms\n", N, insert_time * 1e3);
-  printf("# hydrating %d users: hand-written %.2f ms, uvorm %.2f ms, "
-         "ratio %.2f\n",
-         N, best_raw * 1e3, best_orm * 1e3, best_orm / best_raw);
-  orm__model_sql_free(s);
-}
-
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_users),
@@ -1037,7 +911,6 @@ int main(void) {
       cmocka_unit_test(test_domain),
       cmocka_unit_test(test_type_mismatch),
       cmocka_unit_test(test_builder),
-      cmocka_unit_test(test_hydration_cost),
   };
   return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
