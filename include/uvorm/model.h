@@ -426,7 +426,9 @@ ORM_EXTERN int orm_query_sql(orm_query_t *query, orm_query_kind_t kind,
  * does not fit its column), ORM_ENOTSUP (the model has no such statement,
  * e.g. an update of a model whose columns are all generated), and those of
  * orm_query_async(). Future errors: those of orm_query_async(), plus
- * ORM_ENOTFOUND (orm_find_async: no row has the key) and ORM_ETYPE (a column
+ * ORM_ENOTFOUND (orm_find_async: no row has the key; an insert or upsert
+ * that a trigger or rule skipped, so RETURNING gave fewer rows than were
+ * sent) and ORM_ETYPE (a column
  * whose type does not fit its field; the message names the column).
  *
  * Each call has a transaction form, orm_tx_*, which runs it on the

@@ -120,11 +120,16 @@ static int write_back(PGresult *res, void *const *ctx, orm_future_t *f) {
   char *dst = ctx[1];
   uint64_t mask = (uint64_t)(uintptr_t)ctx[2];
   size_t n = (size_t)(uintptr_t)ctx[3];
-  if ((size_t)PQntuples(res) != n) {
+  int got = PQntuples(res);
+  if ((size_t)got != n) {
     PQclear(res);
-    orm__future_set_message(f, "RETURNING gave %d rows for %zu", PQntuples(res),
-                            n);
-    return ORM_EPROTO;
+    /* A BEFORE trigger (or a rule) may skip rows: not everything was
+     * written, which the caller must hear about. */
+    orm__future_set_message(f,
+                            "RETURNING gave %d rows for %zu: a trigger or "
+                            "rule skipped the others",
+                            got, n);
+    return ORM_ENOTFOUND;
   }
   orm_model_error_t err = {0};
   orm_rows_t *rows = NULL;
