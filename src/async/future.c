@@ -36,7 +36,31 @@ void orm__future_init(orm_future_t *f, const orm__future_ops_t *ops,
   f->joined_by = NULL;
   f->next_deferred = NULL;
   f->deadline = 0;
+  f->user_deadline = 0;
+  f->owner_deadline = 0;
   f->heap_index = 0;
+}
+
+static uint64_t due_in(const orm_future_t *f, uint64_t ms) {
+  uint64_t now = uv_now(f->sched->loop);
+  return ms > UINT64_MAX - now ? UINT64_MAX : now + ms;
+}
+
+/* Arms the earlier of the two deadlines, or none. */
+static int arm_deadline(orm_future_t *f) {
+  uint64_t due = f->user_deadline;
+  if (f->owner_deadline != 0 && (due == 0 || f->owner_deadline < due))
+    due = f->owner_deadline;
+  if (due == 0) {
+    orm__sched_clear_deadline(f->sched, f);
+    return 0;
+  }
+  return orm__sched_set_deadline(f->sched, f, due);
+}
+
+int orm__future_owner_deadline(orm_future_t *f, uint64_t ms) {
+  f->owner_deadline = ms == 0 ? 0 : due_in(f, ms);
+  return arm_deadline(f);
 }
 
 void orm__future_ref(orm_future_t *f) { f->refs++; }
@@ -179,7 +203,12 @@ int orm_future_timeout(orm_future_t *f, uint64_t timeout_ms) {
     return ORM_ESTATE;
   if (f->sched == NULL)
     return ORM_ESTATE;
-  return orm__sched_deadline_in(f->sched, f, timeout_ms);
+  uint64_t previous = f->user_deadline;
+  f->user_deadline = due_in(f, timeout_ms);
+  int rc = arm_deadline(f);
+  if (rc != 0)
+    f->user_deadline = previous;
+  return rc;
 }
 
 /* ---- orm_future_all ----------------------------------------------------- */

@@ -39,6 +39,11 @@ struct orm_future_s {
   orm__future_all_t *joined_by;
   orm_future_t *next_deferred;
   uint64_t deadline;   /* uv_now() ms; valid while heap_index != 0 */
+  /* The two deadlines a future can have, 0 for none: the caller's
+   * (orm_future_timeout) and its owner's (a pool's acquire or statement
+   * timeout). The earlier one is armed; neither replaces the other. */
+  uint64_t user_deadline;
+  uint64_t owner_deadline;
   size_t heap_index;   /* 1-based slot in sched's heap, 0 when not there */
 };
 
@@ -99,8 +104,9 @@ void orm__sched_drain(orm__sched_t *s);
 /* Sets or moves the deadline of `f` (absolute, uv_now() ms); on expiry the
  * owner's abort() runs with ORM_ETIMEDOUT. 0 or ORM_ENOMEM. */
 int orm__sched_set_deadline(orm__sched_t *s, orm_future_t *f, uint64_t due);
-/* The same, `ms` from now; a sum past the end of time saturates. */
-int orm__sched_deadline_in(orm__sched_t *s, orm_future_t *f, uint64_t ms);
+/* Sets the owner's deadline `ms` from now (0: none) and arms the earlier of
+ * it and the caller's. A sum past the end of time saturates. */
+int orm__future_owner_deadline(orm_future_t *f, uint64_t ms);
 void orm__sched_clear_deadline(orm__sched_t *s, orm_future_t *f);
 
 #endif /* ORM_FUTURE_H */

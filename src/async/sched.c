@@ -133,12 +133,6 @@ int orm__sched_set_deadline(orm__sched_t *s, orm_future_t *f, uint64_t due) {
   return 0;
 }
 
-int orm__sched_deadline_in(orm__sched_t *s, orm_future_t *f, uint64_t ms) {
-  uint64_t now = uv_now(s->loop);
-  return orm__sched_set_deadline(s, f, ms > UINT64_MAX - now ? UINT64_MAX
-                                                              : now + ms);
-}
-
 void orm__sched_clear_deadline(orm__sched_t *s, orm_future_t *f) {
   size_t i = f->heap_index;
   if (i == 0)

@@ -350,13 +350,22 @@ static orm__request_t *executing(orm__conn_t *conn) {
   return NULL;
 }
 
+/* A cancel request stops whatever the backend runs at that moment, so it
+ * goes out only while an abandoned request is that statement, and once. */
+static void cancel_if_abandoned(orm__conn_t *conn) {
+  orm__request_t *req = executing(conn);
+  if (req != NULL && req->abandoned && !req->cancel_sent) {
+    req->cancel_sent = 1;
+    orm__pool_cancel_on_server(conn->pool, conn);
+  }
+}
+
 void orm__conn_abandon(orm__conn_t *conn, orm__request_t *req) {
   req->abandoned = 1;
-  /* A cancel request stops whatever the backend runs at that moment, so it
-   * is sent only while `req` is that statement; one still waiting behind
-   * others is cancelled when it reaches the front (see process()). */
-  if (req->state == REQ_SENT && executing(conn) == req)
-    orm__pool_cancel_on_server(conn->pool, conn);
+  /* One still waiting behind others is cancelled when it reaches the
+   * front (see process()). */
+  if (req->state == REQ_SENT)
+    cancel_if_abandoned(conn);
 }
 
 /* ---- receiving ---------------------------------------------------------- */
@@ -491,13 +500,12 @@ static void prepare_done(orm__conn_t *conn, orm__request_t *req) {
       orm__req_finish(req, 0);
     return;
   }
+  /* The slot is free: the PREPARE's was just popped. */
+  slot_push(conn, SLOT_QUERY, req, 0);
   if (send_query(conn, req) != 0) {
-    conn->in_flight--;
-    req->conn = NULL;
-    orm__req_complete(req, ORM_ECONNLOST, 0);
+    conn_lost(conn, NULL); /* fails req with the rest */
     return;
   }
-  slot_push(conn, SLOT_QUERY, req, 0);
   orm__conn_flush(conn);
 }
 
@@ -532,11 +540,6 @@ static void process(orm__conn_t *conn) {
       }
       slot_pop(conn);
       query_answered(conn, req);
-      if (conn->pg != NULL) {
-        orm__request_t *next = executing(conn);
-        if (next != NULL && next->abandoned)
-          orm__pool_cancel_on_server(conn->pool, conn);
-      }
       break;
     }
     case SLOT_PREPARE:
@@ -575,6 +578,11 @@ static void process(orm__conn_t *conn) {
   if (conn->pg != NULL && conn->state == CONN_CHECKING &&
       conn->slot_count == 0)
     check_done(conn, check_ok);
+  /* Only now, with everything buffered read, is the first unanswered
+   * statement the one the server may be running: a cancel for a request
+   * abandoned behind others goes out only when it reaches the front. */
+  if (conn->pg != NULL)
+    cancel_if_abandoned(conn);
 }
 
 static void on_poll(uv_poll_t *handle, int status, int events) {

@@ -11,7 +11,10 @@
 #define ORM_FREE_REQS_MAX 4096
 #define ORM_STMTS_MAX 4096
 #define ORM_MAINT_MS 1000
-#define ORM_CANCEL_GUARD_MS 5000
+/* How long after a cancel a 57014 on another statement counts as a stray
+ * (the signal lands within milliseconds; a real statement_timeout error
+ * inside the window is retried, at most three times). */
+#define ORM_CANCEL_GUARD_MS 1000
 
 static void req_abort(orm_future_t *f, int code);
 static void req_reclaim(orm_future_t *f);
@@ -55,6 +58,7 @@ orm__request_t *orm__pool_req_new(orm_pool_t *pool, orm__req_kind_t kind,
   req->result = NULL;
   req->prepare_error = NULL;
   req->abandoned = 0;
+  req->cancel_sent = 0;
   req->isolated = 0;
   req->retries = 0;
   req->transform = NULL;
@@ -212,6 +216,16 @@ static void req_abort(orm_future_t *f, int code) {
   orm_pool_t *pool = req->pool;
   switch (req->state) {
   case REQ_QUEUED:
+    if (req->kind == REQ_TX_END && req->tx->conn != NULL && !req->tx->lost) {
+      /* Not sent yet, but the transaction must still end on the server:
+       * a cancelled COMMIT becomes a ROLLBACK nobody waits for. */
+      orm__pool_prepare_request(req, "ROLLBACK", NULL, 0, 0);
+      req->abandoned = 1;
+      count_outcome(pool, code);
+      orm__future_complete(&req->future, code, 1);
+      orm__pool_kick(pool);
+      break;
+    }
     orm__list_remove(&req->link);
     if (req->kind == REQ_QUERY || req->kind == REQ_BEGIN)
       pool->queued--;
@@ -508,9 +522,8 @@ int orm__pool_prepare_request(orm__request_t *req, const char *sql,
 int orm__pool_enqueue(orm_pool_t *pool, orm__request_t *req) {
   if (pool->queued >= pool->cfg.queue_max)
     return ORM_EQUEUEFULL;
-  if (pool->cfg.acquire_timeout_ms > 0 &&
-      orm__sched_deadline_in(&pool->sched, &req->future,
-                             pool->cfg.acquire_timeout_ms) != 0)
+  if (orm__future_owner_deadline(&req->future, pool->cfg.acquire_timeout_ms) !=
+      0)
     return ORM_ENOMEM;
   req->state = REQ_QUEUED;
   orm__list_push_back(&pool->queue, &req->link);
@@ -561,8 +574,8 @@ static orm__conn_t *pick(orm_pool_t *pool, int idle_only, int *all_busy) {
     if (conn->in_flight == 0)
       *all_busy = 0;
     if (conn->in_flight >= orm__conn_capacity(conn) ||
-        (idle_only && conn->in_flight > 0))
-      continue;
+        (idle_only && (conn->in_flight > 0 || now < conn->cancel_guard_until)))
+      continue; /* a stray cancel would abort a new transaction */
     if (best == NULL || conn->in_flight < best->in_flight)
       best = conn;
     if (best->in_flight == 0)
@@ -621,13 +634,9 @@ void orm__pool_dispatch(orm_pool_t *pool) {
       orm__pool_conn_failed(pool, conn, 1, 0);
       continue;
     }
-    if (pool->cfg.statement_timeout_ms > 0 &&
-        orm__sched_deadline_in(&pool->sched, &req->future,
-                               pool->cfg.statement_timeout_ms) != 0)
-      orm__sched_clear_deadline(&pool->sched, &req->future);
-    else if (pool->cfg.statement_timeout_ms == 0 && req->future.heap_index &&
-             pool->cfg.acquire_timeout_ms > 0)
-      orm__sched_clear_deadline(&pool->sched, &req->future);
+    /* Sent: the acquire deadline gives way to the statement's. Without
+     * memory for the heap it runs untimed rather than failing. */
+    orm__future_owner_deadline(&req->future, pool->cfg.statement_timeout_ms);
   }
 }
 
@@ -808,12 +817,24 @@ void orm__pool_req_discard(orm__request_t *req) {
 
 static void on_maint(uv_timer_t *timer) {
   orm_pool_t *pool = timer->data;
+  if (pool->closing)
+    return;
   uint64_t now = uv_now(pool->loop);
-  orm__link_t *l = pool->ready.next;
+  /* Broken connections beyond the minimum go first: not worth retrying
+   * while nobody waits, and never kept in place of a working one. */
+  orm__link_t *l = pool->broken.next;
+  while (l != &pool->broken && pool->nconns > pool->cfg.min_conns &&
+         pool->queued == 0) {
+    orm__conn_t *conn = ORM_CONTAINER_OF(l, orm__conn_t, link);
+    l = l->next;
+    orm__conn_destroy(conn);
+  }
+  l = pool->ready.next;
   while (l != &pool->ready) {
     orm__conn_t *conn = ORM_CONTAINER_OF(l, orm__conn_t, link);
     l = l->next;
-    if (conn->in_flight > 0)
+    /* Idle means nothing in its slots and no answer held for a sync. */
+    if (conn->slot_count > 0 || !orm__list_empty(&conn->held))
       continue;
     int too_old = pool->cfg.max_lifetime_ms > 0 &&
                   now - conn->created_at >= pool->cfg.max_lifetime_ms;
@@ -822,15 +843,6 @@ static void on_maint(uv_timer_t *timer) {
                      now - conn->idle_since >= pool->cfg.idle_timeout_ms;
     if (too_old || idle_extra)
       orm__conn_destroy(conn);
-  }
-  /* Broken connections beyond the minimum are not worth retrying while
-   * nobody waits. */
-  l = pool->broken.next;
-  while (l != &pool->broken && pool->nconns > pool->cfg.min_conns &&
-         pool->queued == 0) {
-    orm__conn_t *conn = ORM_CONTAINER_OF(l, orm__conn_t, link);
-    l = l->next;
-    orm__conn_destroy(conn);
   }
   while (pool->nconns < pool->cfg.min_conns && new_conn(pool) != NULL)
     ;

@@ -98,6 +98,7 @@ typedef struct orm__request_s {
   PGresult *result;
   PGresult *prepare_error; /* the PREPARE before it failed */
   unsigned char abandoned; /* completed early; drop the result */
+  unsigned char cancel_sent; /* a server cancel went out for it */
   unsigned char isolated;  /* needs a segment of its own */
   unsigned char retries;
   orm__transform_fn transform; /* answer -> value, or NULL: the result */

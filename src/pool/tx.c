@@ -22,16 +22,34 @@ void orm__tx_unpin(orm_tx_t *tx) {
   if (conn == NULL)
     return;
   conn->tx = NULL;
-  if (conn->state == CONN_PINNED && conn->pg != NULL && tx->pool != NULL &&
-      !tx->pool->closing)
+  if (conn->state != CONN_PINNED || conn->pg == NULL || tx->pool == NULL ||
+      tx->pool->closing)
+    return;
+  /* A connection goes back only outside any transaction: one whose
+   * ROLLBACK failed (a stray cancel) would fail everything after it. */
+  if (PQtransactionStatus(conn->pg) == PQTRANS_IDLE)
     orm__pool_conn_ready(tx->pool, conn);
+  else
+    orm__pool_conn_failed(tx->pool, conn, 1, 0);
 }
 
 static void fail_waiting(orm_tx_t *tx, int code, int defer) {
+  /* Completing COMMIT or ROLLBACK frees the transaction: walk a list of
+   * our own, never tx->queue. */
+  orm__link_t waiting;
+  orm__list_init(&waiting);
   while (!orm__list_empty(&tx->queue)) {
-    orm__request_t *req =
-        ORM_CONTAINER_OF(tx->queue.next, orm__request_t, link);
+    orm__link_t *l = tx->queue.next;
+    orm__list_remove(l);
+    orm__list_push_back(&waiting, l);
+  }
+  while (!orm__list_empty(&waiting)) {
+    orm__request_t *req = ORM_CONTAINER_OF(waiting.next, orm__request_t, link);
     orm__list_remove(&req->link);
+    if (req->abandoned) { /* a cancelled COMMIT turned ROLLBACK */
+      orm__req_drop(req);
+      continue;
+    }
     /* A lost connection rolled the transaction back: ROLLBACK succeeded. */
     int status = code;
     if (req->kind == REQ_TX_END && code == ORM_ECONNLOST &&
@@ -87,12 +105,6 @@ void orm__tx_end_done(orm_tx_t *tx, int status) {
   tx_free(tx);
 }
 
-static void arm_deadline(orm_pool_t *pool, orm__request_t *req) {
-  if (pool->cfg.statement_timeout_ms > 0)
-    orm__sched_deadline_in(&pool->sched, &req->future,
-                           pool->cfg.statement_timeout_ms);
-}
-
 void orm__tx_pump_all(orm_pool_t *pool) {
   for (orm__link_t *l = pool->txs.next; l != &pool->txs;) {
     orm_tx_t *tx = ORM_CONTAINER_OF(l, orm_tx_t, link);
@@ -112,7 +124,8 @@ void orm__tx_pump_all(orm_pool_t *pool) {
         orm__pool_conn_failed(pool, conn, 1, 0); /* fails the transaction */
         break;
       } else {
-        arm_deadline(pool, req);
+        orm__future_owner_deadline(&req->future,
+                                   pool->cfg.statement_timeout_ms);
       }
     }
   }
