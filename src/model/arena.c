@@ -65,10 +65,14 @@ void *orm__arena_alloc(orm__arena_t *arena, size_t size, size_t align) {
 
   if (need > arena->next_chunk_size / 2) {
     /* Large values get their own chunk so the current one keeps its free
-     * space for the small allocations that follow. */
+     * space for the small allocations that follow. The regular chunks grow
+     * all the same, so that a run of mid-sized requests (hydration asks
+     * for a block of rows' strings at once) soon fits in them. */
     orm__arena_chunk_t *own = chunk_new(arena, need);
     if (own == NULL)
       return NULL;
+    if (arena->next_chunk_size < ORM__ARENA_MAX_CHUNK)
+      arena->next_chunk_size *= 2;
     char *p = (char *)own->data;
     return p + padding_for(p, align);
   }

@@ -5,9 +5,10 @@
  * free per field. Memory comes from orm__malloc() in chunks: the first is
  * small (ORM__ARENA_FIRST_CHUNK), each later one twice the size of the one
  * before up to ORM__ARENA_MAX_CHUNK, and a request too big for a regular
- * chunk gets a chunk of its own, so one large value never wastes the rest of
- * the current chunk. An arena is not thread-safe; like the result it belongs
- * to, it is used from one loop thread. */
+ * chunk (over half the next one's size) gets a chunk of its own, so one
+ * large value never wastes the rest of the current chunk; the next regular
+ * chunk still doubles then. An arena is not thread-safe; like the result it
+ * belongs to, it is used from one loop thread. */
 #ifndef ORM_MODEL_ARENA_H
 #define ORM_MODEL_ARENA_H
 

@@ -4,9 +4,11 @@
  * of the model's select list matches position by position at the cost of
  * one strcmp per column). Each matched column's type OID is checked against
  * its field (orm__codec_accepts) before any row is read; fields absent from
- * the result are NULL in every row. The row loop then only switches on the
- * field type: no lookups, no allocation per row (strings, bytes and arrays
- * are copied into one arena that grows by doubling chunks). */
+ * the result are NULL in every row. Rows are then decoded in small blocks,
+ * column by column, with one loop per common type: no lookups, no type
+ * dispatch per value, no allocation per row (strings, bytes and arrays are
+ * copied into one arena that grows by doubling chunks; the strings of a
+ * block's column take one arena allocation). */
 #ifndef ORM_MODEL_HYDRATE_H
 #define ORM_MODEL_HYDRATE_H
 
