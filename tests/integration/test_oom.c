@@ -4,6 +4,7 @@
  * public call returns 0 or ORM_ENOMEM, each callback that fires reports an
  * outcome we can name, and once the loop is closed nothing of ours is left.
  * libpq allocates with libc's malloc; only uvorm's memory is counted here. */
+#include "alloc_fault.h"
 #include "harness.h"
 
 #include <stdio.h>
@@ -11,98 +12,6 @@
 #include <string.h>
 
 #include <uvorm.h>
-
-/* ---- a counting allocator that runs out on demand ---------------------- */
-
-#define OOM_MAGIC 0x6f6f6d2d626c6b21ULL
-
-typedef union {
-  max_align_t align;
-  struct {
-    unsigned long long magic;
-    size_t size;
-  } h;
-} oom_head_t;
-
-typedef enum {
-  FAIL_FROM_N, /* allocation N and all after it fail */
-  FAIL_ONLY_N  /* allocation N fails, later ones succeed again */
-} fail_mode_t;
-
-static long live_blocks;
-static long alloc_calls;
-static long fail_at = -1; /* 0-based index of the first call to fail; -1: none */
-static fail_mode_t fail_mode;
-static long refusals;
-
-static int may_allocate(void) {
-  long i = alloc_calls++;
-  if (fail_at < 0 || i < fail_at || (fail_mode == FAIL_ONLY_N && i > fail_at))
-    return 1;
-  refusals++;
-  return 0;
-}
-
-static oom_head_t *oom_head(void *ptr) {
-  oom_head_t *h = (oom_head_t *)ptr - 1;
-  if (h->h.magic != OOM_MAGIC)
-    fail_msg("%p did not come from the replaced allocator", ptr);
-  return h;
-}
-
-static void *oom_malloc(size_t size) {
-  if (!may_allocate() || size > SIZE_MAX - sizeof(oom_head_t))
-    return NULL;
-  oom_head_t *h = malloc(sizeof *h + size);
-  if (h == NULL)
-    return NULL;
-  h->h.magic = OOM_MAGIC;
-  h->h.size = size;
-  live_blocks++;
-  return h + 1;
-}
-
-static void *oom_calloc(size_t count, size_t size) {
-  if (size != 0 && count > SIZE_MAX / size) {
-    alloc_calls++;
-    return NULL;
-  }
-  void *p = oom_malloc(count * size);
-  if (p != NULL)
-    memset(p, 0, count * size);
-  return p;
-}
-
-static void *oom_realloc(void *ptr, size_t size) {
-  if (ptr == NULL)
-    return oom_malloc(size);
-  oom_head_t *h = oom_head(ptr);
-  if (!may_allocate() || size > SIZE_MAX - sizeof *h)
-    return NULL;
-  oom_head_t *moved = realloc(h, sizeof *h + size);
-  if (moved == NULL)
-    return NULL;
-  moved->h.size = size;
-  return moved + 1;
-}
-
-static void oom_free(void *ptr) {
-  if (ptr == NULL)
-    return;
-  oom_head_t *h = oom_head(ptr);
-  h->h.magic = 0;
-  live_blocks--;
-  free(h);
-}
-
-static int install_allocator(void **state) {
-  live_blocks = 0;
-  return orm_replace_allocator(oom_malloc, oom_realloc, oom_calloc, oom_free);
-}
-
-static int restore_allocator(void **state) {
-  return orm_replace_allocator(malloc, realloc, calloc, free);
-}
 
 /* ---- one run: open, two queries, close ---------------------------------- */
 
@@ -184,14 +93,11 @@ static void run_until_answered(uv_loop_t *loop, const probe_t *p, int n,
 }
 
 /* Returns whether any allocation was refused. */
-static int oom_step(fail_mode_t mode, long n, long *allocations) {
+static int oom_step(orm_test_alloc_mode_t mode, long n, long *allocations) {
   uv_loop_t loop;
   assert_int_equal(uv_loop_init(&loop), 0);
   pool_closed = 0;
-  alloc_calls = 0;
-  refusals = 0;
-  fail_mode = mode;
-  fail_at = n;
+  orm_test_alloc_fail(mode, n);
 
   orm_pool_t *pool = (orm_pool_t *)(void *)&pool;
   int rc = orm_pool_open(&pool, &loop,
@@ -238,11 +144,11 @@ static int oom_step(fail_mode_t mode, long n, long *allocations) {
   }
   orm_test_loop_close(&loop);
 
-  int refused = refusals > 0;
-  *allocations = alloc_calls;
-  fail_at = -1;
-  if (live_blocks != 0)
-    fail_msg("step %ld: %ld block(s) leaked", n, live_blocks);
+  int refused = orm_test_alloc_refusals() > 0;
+  *allocations = orm_test_alloc_calls();
+  orm_test_alloc_fail_none();
+  if (orm_test_alloc_live() != 0)
+    fail_msg("step %ld: %ld block(s) leaked", n, orm_test_alloc_live());
   if (!refused) {
     /* Nothing was refused: the run must have worked end to end. */
     assert_true(pool != NULL && issued[0] && issued[1]);
@@ -261,7 +167,7 @@ static void report(const char *what, long steps, long allocations) {
   fprintf(stderr, "\n");
 }
 
-static void sweep(fail_mode_t mode, const char *what) {
+static void sweep(orm_test_alloc_mode_t mode, const char *what) {
   memset(outcomes, 0, sizeof outcomes);
   unclear_messages = 0;
   unclear_example[0] = '\0';
@@ -280,12 +186,12 @@ static void sweep(fail_mode_t mode, const char *what) {
 }
 
 static void test_oom_from_n(void **state) {
-  sweep(FAIL_FROM_N, "fail from N on");
+  sweep(ORM_TEST_ALLOC_FAIL_FROM_N, "fail from N on");
 }
 
 /* One failure, then memory again: the paths that recover from it. */
 static void test_oom_only_n(void **state) {
-  sweep(FAIL_ONLY_N, "fail only N");
+  sweep(ORM_TEST_ALLOC_FAIL_ONLY_N, "fail only N");
 }
 
 static int group_setup(void **state) {
@@ -302,13 +208,13 @@ static int group_setup(void **state) {
     return -1;
   for (size_t i = 0; i < BIG_LEN; i++)
     big_text[i] = (char)('a' + i % 26);
-  return install_allocator(state);
+  return orm_test_alloc_install();
 }
 
 static int group_teardown(void **state) {
   free(big_text);
   big_text = NULL;
-  return restore_allocator(state);
+  return orm_test_alloc_restore();
 }
 
 int main(void) {

@@ -2,6 +2,7 @@
  * bytes in both directions, malformed input, and out-of-memory sweeps. Wire
  * values are decoded from exact-size heap copies so that AddressSanitizer
  * catches any read past the end. */
+#include "alloc_fault.h"
 #include "harness.h"
 
 #include <math.h>
@@ -1010,101 +1011,47 @@ static void test_arena_alignment_and_limits(void **state) {
   assert_string_equal(s, "");
 }
 
-/* A counting allocator: live blocks and calls, failing every call from
- * `budget` on. */
-static long live_blocks;
-static long alloc_calls;
-static long alloc_budget = -1;
-
-static bool allow(void) {
-  if (alloc_budget >= 0 && alloc_calls >= alloc_budget) {
-    alloc_calls++;
-    return false;
-  }
-  alloc_calls++;
-  return true;
-}
-
-static void *counting_malloc(size_t size) {
-  if (!allow())
-    return NULL;
-  void *p = malloc(size);
-  if (p != NULL)
-    live_blocks++;
-  return p;
-}
-
-static void *counting_realloc(void *ptr, size_t size) {
-  if (!allow())
-    return NULL;
-  void *p = realloc(ptr, size);
-  if (p != NULL && ptr == NULL)
-    live_blocks++;
-  return p;
-}
-
-static void *counting_calloc(size_t count, size_t size) {
-  if (!allow())
-    return NULL;
-  void *p = calloc(count, size);
-  if (p != NULL)
-    live_blocks++;
-  return p;
-}
-
-static void counting_free(void *ptr) {
-  if (ptr != NULL)
-    live_blocks--;
-  free(ptr);
-}
-
+/* Tests of the library's memory run on the test allocator (alloc_fault.h),
+ * with the shared arena. */
 static int counting_setup(void **state) {
-  live_blocks = 0;
-  alloc_calls = 0;
-  alloc_budget = -1;
-  assert_int_equal(orm_replace_allocator(counting_malloc, counting_realloc,
-                                         counting_calloc, counting_free),
-                   0);
   orm__arena_init(&arena);
-  return 0;
+  return orm_test_alloc_setup(state);
 }
 
 static int counting_teardown(void **state) {
   orm__arena_free(&arena);
-  assert_int_equal(live_blocks, 0);
-  assert_int_equal(orm_replace_allocator(malloc, realloc, calloc, free), 0);
-  return 0;
+  return orm_test_alloc_teardown(state);
 }
 
 static void test_arena_chunks(void **state) {
   /* Nothing is allocated until the first request. */
-  assert_int_equal(alloc_calls, 0);
+  assert_int_equal(orm_test_alloc_calls(), 0);
   char *a = orm__arena_alloc(&arena, 10, 1);
   assert_non_null(a);
-  assert_int_equal(live_blocks, 1);
+  assert_int_equal(orm_test_alloc_live(), 1);
   /* A large value gets its own chunk; small ones keep bumping the current
    * chunk right after the previous one. */
   void *big = orm__arena_alloc(&arena, 10 * 1024 * 1024, 16);
   assert_non_null(big);
   memset(big, 1, 10 * 1024 * 1024);
-  assert_int_equal(live_blocks, 2);
+  assert_int_equal(orm_test_alloc_live(), 2);
   char *b = orm__arena_alloc(&arena, 10, 1);
   assert_ptr_equal(b, a + 10);
-  assert_int_equal(live_blocks, 2);
+  assert_int_equal(orm_test_alloc_live(), 2);
 
   /* Reset keeps one chunk: refilling it calls the allocator no more. */
   orm__arena_reset(&arena);
-  assert_int_equal(live_blocks, 1);
-  long calls = alloc_calls;
+  assert_int_equal(orm_test_alloc_live(), 1);
+  long calls = orm_test_alloc_calls();
   for (int i = 0; i < 40; i++)
     assert_non_null(orm__arena_alloc(&arena, 8, 8));
-  assert_int_equal(alloc_calls, calls);
+  assert_int_equal(orm_test_alloc_calls(), calls);
   /* Chunks grow: 2000 small allocations take far fewer than 2000 chunks. */
   for (int i = 0; i < 2000; i++)
     assert_non_null(orm__arena_alloc(&arena, 24, 8));
-  assert_true(live_blocks < 10);
+  assert_true(orm_test_alloc_live() < 10);
   orm__arena_free(&arena);
-  assert_int_equal(live_blocks, 0);
+  assert_int_equal(orm_test_alloc_live(), 0);
   /* Usable again after free, and reset of an empty arena is harmless. */
   orm__arena_reset(&arena);
   assert_non_null(orm__arena_strndup(&arena, "again", 5));
@@ -1193,12 +1140,11 @@ static void test_oom_sweep(void **state) {
   int failures = 0;
   for (long budget = 0;; budget++) {
     assert_true(budget < 10000);
-    alloc_calls = 0;
-    alloc_budget = budget;
+    orm_test_alloc_fail(ORM_TEST_ALLOC_FAIL_FROM_N, budget);
     int rc = oom_scenario(values, nvalues);
-    alloc_budget = -1;
+    orm_test_alloc_fail_none();
     orm__arena_free(&arena);
-    assert_int_equal(live_blocks, 0);
+    assert_int_equal(orm_test_alloc_live(), 0);
     if (rc == 0)
       break;
     assert_int_equal(rc, ORM_ENOMEM);
@@ -1222,12 +1168,11 @@ static void test_oom_encode_growth(void **state) {
   for (long budget = 0;; budget++) {
     orm__buf_t buf;
     orm__buf_init(&buf);
-    alloc_calls = 0;
-    alloc_budget = budget;
+    orm_test_alloc_fail(ORM_TEST_ALLOC_FAIL_FROM_N, budget);
     int rc = orm__buf_append(&buf, "seed", 4);
     if (rc == 0)
       rc = orm__codec_encode(ORM_T_TEXT_ARRAY, &array, &buf);
-    alloc_budget = -1;
+    orm_test_alloc_fail_none();
     if (rc == 0) {
       assert_int_equal(buf.len, 4 + 20 + 4 * 4 + 69999 * 2 + 1);
       orm__buf_free(&buf);
@@ -1236,7 +1181,7 @@ static void test_oom_encode_growth(void **state) {
     assert_int_equal(rc, ORM_ENOMEM);
     assert_true(buf.len == 0 || buf.len == 4);
     orm__buf_free(&buf);
-    assert_int_equal(live_blocks, 0);
+    assert_int_equal(orm_test_alloc_live(), 0);
     failures++;
   }
   assert_true(failures >= 2);

@@ -3,6 +3,7 @@
  * uv_loop_t, so the public contracts of include/uvorm/async.h can be checked
  * one by one: one callback, never inside the call, value ownership,
  * references, cancellation, deadlines, orm_future_all, out of memory. */
+#include "alloc_fault.h"
 #include "harness.h"
 
 #include <stdlib.h>
@@ -12,101 +13,11 @@
 
 #include "async/future.h"
 
-/* ---- an allocator that counts live blocks and can run out --------------
- * Every block carries a header with a magic number, so memory freed through
- * the wrong allocator fails loudly instead of passing unnoticed. */
+/* The library's memory goes through the test allocator (alloc_fault.h): it
+ * counts live blocks and fails allocations on demand. */
+static int group_setup(void **state) { return orm_test_alloc_install(); }
 
-#define BLOCK_MAGIC 0x6675747572650a5aULL
-
-typedef union {
-  max_align_t align;
-  struct {
-    unsigned long long magic;
-    size_t size;
-  } h;
-} block_head_t;
-
-static long live_blocks;    /* allocated through us and not yet freed */
-static long alloc_calls;    /* malloc, calloc and realloc calls seen */
-static long alloc_budget;   /* calls that succeed; -1 for no limit */
-static int alloc_refused;   /* a call failed because of the budget */
-
-static int budget_allows(void) {
-  alloc_calls++;
-  if (alloc_budget >= 0 && alloc_calls > alloc_budget) {
-    alloc_refused = 1;
-    return 0;
-  }
-  return 1;
-}
-
-static block_head_t *head_of(void *ptr) {
-  block_head_t *h = (block_head_t *)ptr - 1;
-  if (h->h.magic != BLOCK_MAGIC)
-    fail_msg("%p was not allocated through the replaced allocator", ptr);
-  return h;
-}
-
-static void *t_malloc(size_t size) {
-  if (!budget_allows() || size > SIZE_MAX - sizeof(block_head_t))
-    return NULL;
-  block_head_t *h = malloc(sizeof *h + size);
-  if (h == NULL)
-    return NULL;
-  h->h.magic = BLOCK_MAGIC;
-  h->h.size = size;
-  live_blocks++;
-  return h + 1;
-}
-
-static void *t_calloc(size_t count, size_t size) {
-  if (size != 0 && count > SIZE_MAX / size) {
-    alloc_calls++;
-    return NULL;
-  }
-  void *p = t_malloc(count * size);
-  if (p != NULL)
-    memset(p, 0, count * size);
-  return p;
-}
-
-static void *t_realloc(void *ptr, size_t size) {
-  if (ptr == NULL)
-    return t_malloc(size);
-  block_head_t *h = head_of(ptr);
-  if (!budget_allows() || size > SIZE_MAX - sizeof *h)
-    return NULL;
-  block_head_t *moved = realloc(h, sizeof *h + size);
-  if (moved == NULL)
-    return NULL;
-  moved->h.size = size;
-  return moved + 1;
-}
-
-static void t_free(void *ptr) {
-  if (ptr == NULL)
-    return;
-  block_head_t *h = head_of(ptr);
-  h->h.magic = 0;
-  live_blocks--;
-  free(h);
-}
-
-static void budget_set(long budget) {
-  alloc_calls = 0;
-  alloc_budget = budget;
-  alloc_refused = 0;
-}
-
-static int group_setup(void **state) {
-  budget_set(-1);
-  live_blocks = 0;
-  return orm_replace_allocator(t_malloc, t_realloc, t_calloc, t_free);
-}
-
-static int group_teardown(void **state) {
-  return orm_replace_allocator(malloc, realloc, calloc, free);
-}
+static int group_teardown(void **state) { return orm_test_alloc_restore(); }
 
 /* ---- the test owner ------------------------------------------------------ */
 
@@ -201,7 +112,7 @@ static long blocks_at_start;
 
 static void start(void) {
   /* Relative, so that a failed test's leftovers do not fail the next. */
-  blocks_at_start = live_blocks;
+  blocks_at_start = orm_test_alloc_live();
   jobs_made = jobs_reclaimed = 0;
   inside_call = 0;
   sequence = 0;
@@ -225,7 +136,7 @@ static void finish(void) {
   orm_test_loop_close(&loop);
   assert_int_equal(sched_closed, 1);
   assert_int_equal(jobs_reclaimed, jobs_made);
-  assert_int_equal(live_blocks, blocks_at_start);
+  assert_int_equal(orm_test_alloc_live(), blocks_at_start);
 }
 
 static void run(void) { orm_test_run(&loop, 5000); }
@@ -993,7 +904,7 @@ static void test_all_busy_and_invalid(void **state) {
   job_t *jobs[3];
   for (int i = 0; i < 3; i++)
     jobs[i] = job_new(&sched, on_done, &s[i], &f[i]);
-  long blocks = live_blocks;
+  long blocks = orm_test_alloc_live();
 
   assert_int_equal(orm_future_all(NULL, 1, on_done, &sb, &other), ORM_EINVAL);
   assert_null(other);
@@ -1003,7 +914,7 @@ static void test_all_busy_and_invalid(void **state) {
                    ORM_EINVAL);
   orm_future_t *dup[3] = {f[0], f[1], f[0]};
   assert_int_equal(orm_future_all(dup, 3, on_done, &sb, NULL), ORM_EINVAL);
-  assert_int_equal(live_blocks, blocks);
+  assert_int_equal(orm_test_alloc_live(), blocks);
 
   assert_int_equal(orm_future_all(f, 2, on_done, &sa, &all), 0);
   orm_future_t *overlap[2] = {f[2], f[1]};
@@ -1050,7 +961,7 @@ static int oom_step(long budget) {
     timed[i] = job_new(&sched, on_done, &st[i], &ft[i]);
   orm__future_set_value(f[0], value_new(1), value_free);
 
-  budget_set(budget);
+  orm_test_alloc_fail(ORM_TEST_ALLOC_FAIL_FROM_N, budget);
   inside_call = 1;
   int rc = orm_future_all(f, KIDS, on_done, &sa, &all);
   if (rc != 0) {
@@ -1076,8 +987,8 @@ static int oom_step(long budget) {
   }
   inside_call = 0;
   assert_true(sched.heap_len >= timed_in);
-  int refused = alloc_refused;
-  budget_set(-1);
+  int refused = orm_test_alloc_refusals() > 0;
+  orm_test_alloc_fail_none();
 
   for (int i = 0; i < KIDS; i++)
     job_finish(jobs[i], 0, 1);

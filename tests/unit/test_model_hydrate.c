@@ -2,9 +2,9 @@
  * constructors (PQmakeEmptyPGresult, PQsetResultAttrs, PQsetvalue), decoded
  * into model structs. Mapping by name, NULLs, type mismatches named by
  * column, write-back of RETURNING columns, and an out-of-memory sweep. */
+#include "alloc_fault.h"
 #include "harness.h"
 
-#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,58 +20,6 @@
 #include "domain.h"
 
 #define PG_EPOCH_USECS INT64_C(946684800000000)
-
-/* ---- a counting allocator that fails from `alloc_budget` on ------------- */
-
-static long live_blocks;
-static long alloc_calls;
-static long alloc_budget = -1;
-
-static bool allow(void) {
-  return alloc_budget < 0 || alloc_calls++ < alloc_budget;
-}
-
-static void *counting_malloc(size_t size) {
-  void *p = allow() ? malloc(size) : NULL;
-  live_blocks += p != NULL;
-  return p;
-}
-
-static void *counting_realloc(void *ptr, size_t size) {
-  if (!allow())
-    return NULL;
-  void *p = realloc(ptr, size);
-  live_blocks += p != NULL && ptr == NULL;
-  return p;
-}
-
-static void *counting_calloc(size_t count, size_t size) {
-  void *p = allow() ? calloc(count, size) : NULL;
-  live_blocks += p != NULL;
-  return p;
-}
-
-static void counting_free(void *ptr) {
-  live_blocks -= ptr != NULL;
-  free(ptr);
-}
-
-static int setup(void **state) {
-  live_blocks = 0;
-  alloc_calls = 0;
-  alloc_budget = -1;
-  assert_int_equal(orm_replace_allocator(counting_malloc, counting_realloc,
-                                         counting_calloc, counting_free),
-                   0);
-  return 0;
-}
-
-static int teardown(void **state) {
-  alloc_budget = -1;
-  assert_int_equal(live_blocks, 0);
-  assert_int_equal(orm_replace_allocator(malloc, realloc, calloc, free), 0);
-  return 0;
-}
 
 /* ---- building results --------------------------------------------------- */
 
@@ -387,10 +335,9 @@ static void test_oom(void **state) {
     assert_true(budget < 1000);
     orm_rows_t *rows;
     orm_model_error_t err;
-    alloc_calls = 0;
-    alloc_budget = budget;
+    orm_test_alloc_fail(ORM_TEST_ALLOC_FAIL_FROM_N, budget);
     int rc = orm__hydrate(&rows, user_model(), res, &err);
-    alloc_budget = -1;
+    orm_test_alloc_fail_none();
     if (rc == 0) {
       assert_true(budget > 2);
       const user_t *u = orm_rows_at(rows, 39);
@@ -401,14 +348,17 @@ static void test_oom(void **state) {
     assert_int_equal(rc, ORM_ENOMEM);
     assert_int_equal(err.code, ORM_ENOMEM);
     assert_null(rows);
-    assert_int_equal(live_blocks, 0);
+    assert_int_equal(orm_test_alloc_live(), 0);
   }
   PQclear(res);
 }
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+/* The library's memory goes through the test allocator (alloc_fault.h). */
+#define T(fn)                                                                  \
+  cmocka_unit_test_setup_teardown(fn, orm_test_alloc_setup,                    \
+                                  orm_test_alloc_teardown)
       T(test_users),       T(test_empty_result), T(test_columns_by_name),
       T(test_mismatches),  T(test_every_type),   T(test_write_back),
       T(test_oom),

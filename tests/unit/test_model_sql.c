@@ -1,6 +1,7 @@
 /* Models without a server: descriptor checks, the exact SQL of every CRUD
  * statement and of builder queries, parameter encoding, and out-of-memory
  * sweeps over building. */
+#include "alloc_fault.h"
 #include "harness.h"
 
 #include <stdbool.h>
@@ -17,58 +18,6 @@
 
 /* The sample domain's models, compiled into this test. */
 #include "domain.h"
-
-/* ---- a counting allocator that fails from `alloc_budget` on ------------- */
-
-static long live_blocks;
-static long alloc_calls;
-static long alloc_budget = -1;
-
-static bool allow(void) {
-  return alloc_budget < 0 || alloc_calls++ < alloc_budget;
-}
-
-static void *counting_malloc(size_t size) {
-  void *p = allow() ? malloc(size) : NULL;
-  live_blocks += p != NULL;
-  return p;
-}
-
-static void *counting_realloc(void *ptr, size_t size) {
-  if (!allow())
-    return NULL;
-  void *p = realloc(ptr, size);
-  live_blocks += p != NULL && ptr == NULL;
-  return p;
-}
-
-static void *counting_calloc(size_t count, size_t size) {
-  void *p = allow() ? calloc(count, size) : NULL;
-  live_blocks += p != NULL;
-  return p;
-}
-
-static void counting_free(void *ptr) {
-  live_blocks -= ptr != NULL;
-  free(ptr);
-}
-
-static int counting_setup(void **state) {
-  live_blocks = 0;
-  alloc_calls = 0;
-  alloc_budget = -1;
-  assert_int_equal(orm_replace_allocator(counting_malloc, counting_realloc,
-                                         counting_calloc, counting_free),
-                   0);
-  return 0;
-}
-
-static int counting_teardown(void **state) {
-  alloc_budget = -1;
-  assert_int_equal(live_blocks, 0);
-  assert_int_equal(orm_replace_allocator(malloc, realloc, calloc, free), 0);
-  return 0;
-}
 
 /* ---- a hand-written model with hostile identifiers ---------------------- */
 
@@ -1014,11 +963,10 @@ static int build_oom_query(void) {
 static void test_oom_query(void **state) {
   for (long budget = 0;; budget++) {
     assert_true(budget < 1000);
-    alloc_calls = 0;
-    alloc_budget = budget;
+    orm_test_alloc_fail(ORM_TEST_ALLOC_FAIL_FROM_N, budget);
     int rc = build_oom_query();
-    alloc_budget = -1;
-    assert_int_equal(live_blocks, 0);
+    orm_test_alloc_fail_none();
+    assert_int_equal(orm_test_alloc_live(), 0);
     if (rc == 0) {
       assert_true(budget > 0);
       break;
@@ -1031,20 +979,19 @@ static void test_oom_model_sql(void **state) {
   for (size_t m = 0; m < sizeof models / sizeof models[0]; m++) {
     for (long budget = 0;; budget++) {
       assert_true(budget < 1000);
-      alloc_calls = 0;
-      alloc_budget = budget;
+      orm_test_alloc_fail(ORM_TEST_ALLOC_FAIL_FROM_N, budget);
       orm__model_sql_t *s;
       int rc = orm__model_sql_new(&s, models[m], NULL);
-      alloc_budget = -1;
+      orm_test_alloc_fail_none();
       if (rc == 0) {
         assert_non_null(s->upsert[orm_model_pk(models[m])].sql);
         orm__model_sql_free(s);
-        assert_int_equal(live_blocks, 0);
+        assert_int_equal(orm_test_alloc_live(), 0);
         break;
       }
       assert_int_equal(rc, ORM_ENOMEM);
       assert_null(s);
-      assert_int_equal(live_blocks, 0);
+      assert_int_equal(orm_test_alloc_live(), 0);
     }
   }
 }
@@ -1065,11 +1012,10 @@ static void test_oom_params(void **state) {
   for (long budget = 0;; budget++) {
     assert_true(budget < 1000);
     orm__params_t p = {0};
-    alloc_calls = 0;
-    alloc_budget = budget;
+    orm_test_alloc_fail(ORM_TEST_ALLOC_FAIL_FROM_N, budget);
     int rc = orm__params_bind_rows(&p, agent_model(), &s->insert_many, rows,
                                    40);
-    alloc_budget = -1;
+    orm_test_alloc_fail_none();
     if (rc == 0) {
       assert_int_equal(p.len, 7);
     } else {
@@ -1085,8 +1031,10 @@ static void test_oom_params(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
+/* The library's memory goes through the test allocator (alloc_fault.h). */
 #define C(fn)                                                                  \
-  cmocka_unit_test_setup_teardown(fn, counting_setup, counting_teardown)
+  cmocka_unit_test_setup_teardown(fn, orm_test_alloc_setup,                    \
+                                  orm_test_alloc_teardown)
       C(test_declared_models),
       C(test_bad_descriptors),
       C(test_crud_sql_users),
