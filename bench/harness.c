@@ -8,6 +8,24 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 
+/* ---- messages -------------------------------------------------------------- */
+
+void bench_vwarn(const char *driver, const char *fmt, va_list ap) {
+  char msg[1024];
+  vsnprintf(msg, sizeof(msg), fmt, ap);
+  size_t len = strlen(msg);
+  while (len > 0 && msg[len - 1] == '\n')
+    msg[--len] = '\0';
+  fprintf(stderr, "bench_%s: %s\n", driver, msg);
+}
+
+void bench_warn(const char *driver, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  bench_vwarn(driver, fmt, ap);
+  va_end(ap);
+}
+
 /* ---- clock and process figures ------------------------------------------ */
 
 uint64_t bench_now_ns(void) {
@@ -257,6 +275,31 @@ int bench_opts_parse(bench_opts_t *opts, int argc, char **argv,
   return 0;
 }
 
+int bench_opts_mode(const bench_opts_t *opts, const char *driver,
+                    const char *const *names, size_t count) {
+  for (size_t i = 0; i < count; i++)
+    if (strcmp(opts->mode, names[i]) == 0)
+      return (int)i;
+  /* "(a or b)", "(a, b or c)" */
+  char list[256] = "";
+  size_t len = 0;
+  for (size_t i = 0; i < count && len < sizeof(list); i++) {
+    const char *sep = i == 0 ? "" : i + 1 == count ? " or " : ", ";
+    int n = snprintf(list + len, sizeof(list) - len, "%s%s", sep, names[i]);
+    if (n < 0)
+      break;
+    len += (size_t)n;
+  }
+  bench_warn(driver, "unknown mode '%s' (%s)", opts->mode, list);
+  return -1;
+}
+
+void bench_opts_announce(const bench_opts_t *opts, const char *driver) {
+  fprintf(stderr, "bench_%s: mode=%s P=%d C=%d, %.1f s warm-up + %.1f s measured\n",
+          driver, opts->mode, opts->conns, opts->inflight, opts->warmup_s,
+          opts->duration_s);
+}
+
 /* ---- results ------------------------------------------------------------- */
 
 void bench_result_print(const bench_result_t *r, FILE *out) {
@@ -318,6 +361,22 @@ int bench_run_init(bench_run_t *run, uv_loop_t *loop, const bench_opts_t *opts,
   if (rc == 0)
     run->timer.data = run;
   return rc;
+}
+
+int bench_run_open(bench_run_t *run, uv_loop_t *loop, const bench_opts_t *opts,
+                   bench_done_cb done_cb, void *data, const char *driver) {
+  int rc = uv_loop_init(loop);
+  if (rc != 0) {
+    bench_warn(driver, "uv_loop_init: %s", uv_strerror(rc));
+    return -1;
+  }
+  rc = bench_run_init(run, loop, opts, done_cb);
+  if (rc != 0) {
+    bench_warn(driver, "%s", uv_strerror(rc));
+    return -1;
+  }
+  run->data = data;
+  return 0;
 }
 
 static void begin_phase(bench_run_t *run, bench_phase_t phase, uint64_t now) {
@@ -406,6 +465,16 @@ void bench_run_fail(bench_run_t *run) {
   run->failures++;
 }
 
+void bench_run_wrong(bench_run_t *run, const char *driver, const char *fmt, ...) {
+  bench_run_fail(run);
+  if (run->failures > BENCH_WRONG_SHOWN)
+    return;
+  va_list ap;
+  va_start(ap, fmt);
+  bench_vwarn(driver, fmt, ap);
+  va_end(ap);
+}
+
 void bench_run_stop(bench_run_t *run) {
   finish(run, bench_now_ns());
 }
@@ -430,4 +499,34 @@ void bench_run_result(const bench_run_t *run, const bench_opts_t *opts,
   r->p99_us = (double)bench_hist_percentile(&run->hist, 99.0) / 1000.0;
   r->p999_us = (double)bench_hist_percentile(&run->hist, 99.9) / 1000.0;
   r->peak_rss_kb = bench_peak_rss_kb();
+}
+
+/* ---- the end of a driver ---------------------------------------------------- */
+
+int bench_loop_close(uv_loop_t *loop, const char *driver) {
+  int rc = uv_loop_close(loop);
+  if (rc == 0)
+    return 0;
+  bench_warn(driver, "uv_loop_close: %s (a handle was left open)", uv_strerror(rc));
+  return -1;
+}
+
+int bench_report(const bench_run_t *run, const bench_opts_t *opts,
+                 const char *driver, int failed) {
+  bench_result_t result;
+  bench_run_result(run, opts, driver, &result);
+  if (!failed) {
+    bench_result_print(&result, stdout);
+    if (opts->csv_path && bench_result_append_csv(&result, opts->csv_path) != 0) {
+      perror(opts->csv_path);
+      failed = 1;
+    }
+  }
+  if (!failed && result.ops == 0) {
+    bench_warn(driver, "no query completed in the measured phase");
+    failed = 1;
+  }
+  if (!failed && result.failures > 0)
+    bench_warn(driver, "%" PRIu64 " wrong answers", result.failures);
+  return failed || result.failures > 0 ? 1 : 0;
 }

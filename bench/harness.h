@@ -1,21 +1,45 @@
 /* harness.h: what every bench driver shares.
  *
- * A driver parses its command line with bench_opts_parse(), runs its own
- * libuv loop, and hands the loop to a bench_run_t, which times a warm-up and
- * then a measured phase with one timer, prints progress to stderr once a
- * second, and calls the driver back when the measured phase is over. The
- * driver reports each completed operation with bench_run_record() and, when
- * everything is closed, asks for the figures with bench_run_result().
+ * A driver parses its command line with bench_opts_parse() and
+ * bench_opts_mode(), opens its libuv loop and a bench_run_t on it with
+ * bench_run_open(). The run times a warm-up and then a measured phase with
+ * one timer, prints progress to stderr once a second, and calls the driver
+ * back when the measured phase is over. The driver reports each completed
+ * operation with bench_run_record() (and each wrong answer with
+ * bench_run_wrong()) and, when everything is closed and uv_run() has
+ * returned, ends with bench_loop_close() and bench_report(), or asks for the
+ * figures itself with bench_run_result().
+ *
+ * A driver has a short name ("raw", "uvorm"): the result line shows it, and
+ * its messages on stderr start with "bench_<name>: ", its program's name.
  *
  * Everything here is single-threaded: call it from the loop's thread only.
  */
 #ifndef UVORM_BENCH_HARNESS_H
 #define UVORM_BENCH_HARNESS_H
 
+#include <stdarg.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 
 #include <uv.h>
+
+#if defined(__GNUC__)
+#define BENCH_PRINTF(fmt_arg, first_arg) \
+  __attribute__((format(printf, fmt_arg, first_arg)))
+#else
+#define BENCH_PRINTF(fmt_arg, first_arg)
+#endif
+
+/* ---- messages -------------------------------------------------------------- */
+
+/* Prints "bench_<driver>: " and the formatted message to stderr, with exactly
+ * one newline: newlines ending the message (libpq's messages end in one) are
+ * dropped first. Messages are cut at 1 KB. */
+void bench_warn(const char *driver, const char *fmt, ...) BENCH_PRINTF(2, 3);
+void bench_vwarn(const char *driver, const char *fmt, va_list ap)
+    BENCH_PRINTF(2, 0);
 
 /* ---- clock and process figures ------------------------------------------ */
 
@@ -91,6 +115,15 @@ typedef struct bench_opts_s {
 int bench_opts_parse(bench_opts_t *opts, int argc, char **argv,
                      const char *default_mode, const char *modes_help);
 
+/* The index of opts->mode in names[0 .. count-1]; -1 after printing, e.g.,
+ * "bench_raw: unknown mode 'x' (nopipe, sync or batch)" to stderr. */
+int bench_opts_mode(const bench_opts_t *opts, const char *driver,
+                    const char *const *names, size_t count);
+
+/* Prints what is about to run to stderr: "bench_<driver>: mode=M P=N C=N,
+ * W s warm-up + D s measured". */
+void bench_opts_announce(const bench_opts_t *opts, const char *driver);
+
 /* ---- results ------------------------------------------------------------- */
 
 typedef struct bench_result_s {
@@ -161,6 +194,12 @@ struct bench_run_s {
 int bench_run_init(bench_run_t *run, uv_loop_t *loop, const bench_opts_t *opts,
                    bench_done_cb done_cb);
 
+/* Initialises loop, then a run on it as bench_run_init() does, with
+ * run->data set to data. Returns 0, or -1 after printing the libuv error to
+ * stderr. */
+int bench_run_open(bench_run_t *run, uv_loop_t *loop, const bench_opts_t *opts,
+                   bench_done_cb done_cb, void *data, const char *driver);
+
 /* Starts the clock: the warm-up begins now (or, with no warm-up, the
  * measured phase). Call it when the driver is connected and about to issue
  * its first operation. */
@@ -181,6 +220,15 @@ static inline void bench_run_record(bench_run_t *run, uint64_t latency_ns) {
  * non-zero (see bench_result_t.failures). */
 void bench_run_fail(bench_run_t *run);
 
+/* Wrong answers bench_run_wrong() prints before it only counts them. */
+#define BENCH_WRONG_SHOWN 5
+
+/* Counts one wrong answer as bench_run_fail() does and, for the first
+ * BENCH_WRONG_SHOWN failures only, prints the formatted message as
+ * bench_warn() does. */
+void bench_run_wrong(bench_run_t *run, const char *driver, const char *fmt, ...)
+    BENCH_PRINTF(3, 4);
+
 /* Ends the run early (for a fatal error): closes the timer and calls the
  * done callback if it has not been called. Safe to call more than once. */
 void bench_run_stop(bench_run_t *run);
@@ -194,5 +242,20 @@ static inline int bench_run_active(const bench_run_t *run) {
  * inflight come from opts and driver. Call after uv_run() has returned. */
 void bench_run_result(const bench_run_t *run, const bench_opts_t *opts,
                       const char *driver, bench_result_t *r);
+
+/* ---- the end of a driver ---------------------------------------------------- */
+
+/* Closes loop once uv_run() has returned. Returns 0, or -1 after printing to
+ * stderr that a handle was left open. */
+int bench_loop_close(uv_loop_t *loop, const char *driver);
+
+/* Reports a finished run and returns the driver's exit status. Unless failed
+ * is set (the driver has already said why), prints the result line to
+ * stdout and appends it to opts->csv_path when one was given; a run in which
+ * no operation completed in the measured phase, or whose CSV line could not
+ * be written, fails. Wrong answers are counted on stderr. Returns 0, or 1 for
+ * a failure or any wrong answer. */
+int bench_report(const bench_run_t *run, const bench_opts_t *opts,
+                 const char *driver, int failed);
 
 #endif /* UVORM_BENCH_HARNESS_H */

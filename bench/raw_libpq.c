@@ -21,7 +21,6 @@
 #include <arpa/inet.h>
 #include <inttypes.h>
 #include <stdarg.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -30,13 +29,12 @@
 
 #include "harness.h"
 
+#define DRIVER "raw"
 #define STMT_NAME "bench_raw_select"
 #define STMT_SQL "SELECT $1::int4"
 #define INT4_OID 23
 /* How long the in-flight requests get to finish after the measured phase. */
 #define DRAIN_TIMEOUT_MS 10000
-/* Wrong answers printed before we only count them. */
-#define MISMATCHES_SHOWN 5
 
 typedef enum { MODE_NOPIPE, MODE_SYNC, MODE_BATCH } send_mode_t;
 
@@ -102,7 +100,6 @@ struct driver {
   int nopen; /* connections not yet CONN_CLOSED */
   int failed;
   uint32_t next_value;
-  uint64_t mismatches;
   /* Starts the run one loop turn after the last connection is ready, then
    * bounds the drain. */
   uv_timer_t timer;
@@ -126,20 +123,12 @@ static void conn_closed(struct conn *c) {
     close_timer(d);
 }
 
-#if defined(__GNUC__)
-__attribute__((format(printf, 2, 3)))
-#endif
+BENCH_PRINTF(2, 3)
 static void fatal(struct driver *d, const char *fmt, ...) {
-  char msg[1024];
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(msg, sizeof(msg), fmt, ap);
+  bench_vwarn(DRIVER, fmt, ap);
   va_end(ap);
-  /* libpq's messages end in a newline; print exactly one. */
-  size_t len = strlen(msg);
-  while (len > 0 && msg[len - 1] == '\n')
-    msg[--len] = '\0';
-  fprintf(stderr, "bench_raw: %s\n", msg);
   d->failed = 1;
   bench_run_stop(&d->run);
   for (int i = 0; i < d->nconns; i++)
@@ -353,7 +342,6 @@ static void pump(struct conn *c) {
 /* ---- results -------------------------------------------------------------- */
 
 static void check_answer(struct conn *c, struct request *r, const PGresult *res) {
-  struct driver *d = c->drv;
   uint32_t got_net;
   const char *why = NULL;
 
@@ -366,12 +354,9 @@ static void check_answer(struct conn *c, struct request *r, const PGresult *res)
     if (ntohl(got_net) != r->value)
       why = "wrong value";
   }
-  if (why == NULL)
-    return;
-  d->mismatches++;
-  bench_run_fail(&d->run);
-  if (d->mismatches <= MISMATCHES_SHOWN)
-    fprintf(stderr, "bench_raw: conn %d: answer to %" PRIu32 ": %s\n", c->index, r->value, why);
+  if (why != NULL)
+    bench_run_wrong(&c->drv->run, DRIVER, "conn %d: answer to %" PRIu32 ": %s",
+                    c->index, r->value, why);
 }
 
 static void conn_ready(struct conn *c) {
@@ -593,15 +578,6 @@ static void on_timer(uv_timer_t *timer) {
     fatal(d, "in-flight requests did not finish within %d ms", DRAIN_TIMEOUT_MS);
 }
 
-static int parse_mode(const char *name, send_mode_t *mode) {
-  for (size_t i = 0; i < sizeof(mode_names) / sizeof(mode_names[0]); i++)
-    if (strcmp(name, mode_names[i]) == 0) {
-      *mode = (send_mode_t)i;
-      return 0;
-    }
-  return -1;
-}
-
 int main(int argc, char **argv) {
   static struct driver drv;
   struct driver *d = &drv;
@@ -610,21 +586,18 @@ int main(int argc, char **argv) {
                             "nopipe | sync | batch (default batch; see bench/README.md)");
   if (rc != 0)
     return rc > 0 ? 0 : 2;
-  if (parse_mode(d->opts.mode, &d->mode) != 0) {
-    fprintf(stderr, "bench_raw: unknown mode '%s' (nopipe, sync or batch)\n", d->opts.mode);
+  int mode = bench_opts_mode(&d->opts, DRIVER, mode_names,
+                             sizeof(mode_names) / sizeof(mode_names[0]));
+  if (mode < 0)
     return 2;
-  }
+  d->mode = (send_mode_t)mode;
 
-  if ((rc = uv_loop_init(&d->loop)) != 0) {
-    fprintf(stderr, "bench_raw: uv_loop_init: %s\n", uv_strerror(rc));
+  if (bench_run_open(&d->run, &d->loop, &d->opts, on_run_done, d, DRIVER) != 0)
+    return 1;
+  if ((rc = uv_timer_init(&d->loop, &d->timer)) != 0) {
+    bench_warn(DRIVER, "%s", uv_strerror(rc));
     return 1;
   }
-  if ((rc = bench_run_init(&d->run, &d->loop, &d->opts, on_run_done)) != 0 ||
-      (rc = uv_timer_init(&d->loop, &d->timer)) != 0) {
-    fprintf(stderr, "bench_raw: %s\n", uv_strerror(rc));
-    return 1;
-  }
-  d->run.data = d;
   d->timer.data = d;
   d->next_value = 1;
 
@@ -632,7 +605,7 @@ int main(int argc, char **argv) {
   d->conns = calloc((size_t)d->nconns, sizeof(*d->conns));
   struct request *reqs = calloc((size_t)d->opts.inflight, sizeof(*reqs));
   if (d->conns == NULL || reqs == NULL) {
-    fprintf(stderr, "bench_raw: out of memory\n");
+    bench_warn(DRIVER, "out of memory");
     return 1;
   }
   struct request *next_req = reqs;
@@ -651,44 +624,24 @@ int main(int argc, char **argv) {
     c->expect_cap = 2 * (unsigned)c->nreqs + 4;
     c->expect = calloc(c->expect_cap, sizeof(*c->expect));
     if (c->expect == NULL) {
-      fprintf(stderr, "bench_raw: out of memory\n");
+      bench_warn(DRIVER, "out of memory");
       return 1;
     }
   }
 
-  fprintf(stderr, "bench_raw: mode=%s P=%d C=%d, %.1f s warm-up + %.1f s measured\n",
-          mode_names[d->mode], d->nconns, d->opts.inflight, d->opts.warmup_s,
-          d->opts.duration_s);
+  bench_opts_announce(&d->opts, DRIVER);
   for (int i = 0; i < d->nconns && !d->failed; i++)
     if (conn_open(d, &d->conns[i]) != 0)
       break;
 
   uv_run(&d->loop, UV_RUN_DEFAULT);
 
-  rc = uv_loop_close(&d->loop);
-  if (rc != 0) {
-    fprintf(stderr, "bench_raw: uv_loop_close: %s (a handle was left open)\n", uv_strerror(rc));
+  if (bench_loop_close(&d->loop, DRIVER) != 0)
     d->failed = 1;
-  }
   for (int i = 0; i < d->nconns; i++)
     free(d->conns[i].expect);
   free(d->conns);
   free(reqs);
 
-  bench_result_t result;
-  bench_run_result(&d->run, &d->opts, "raw", &result);
-  if (!d->failed) {
-    bench_result_print(&result, stdout);
-    if (d->opts.csv_path && bench_result_append_csv(&result, d->opts.csv_path) != 0) {
-      perror(d->opts.csv_path);
-      d->failed = 1;
-    }
-  }
-  if (!d->failed && result.ops == 0) {
-    fprintf(stderr, "bench_raw: no query completed in the measured phase\n");
-    d->failed = 1;
-  }
-  if (!d->failed && result.failures > 0)
-    fprintf(stderr, "bench_raw: %" PRIu64 " wrong answers\n", result.failures);
-  return d->failed || result.failures > 0 ? 1 : 0;
+  return bench_report(&d->run, &d->opts, DRIVER, d->failed);
 }

@@ -23,13 +23,13 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include <uv.h>
 #include <uvorm.h>
 
 #include "harness.h"
 
+#define DRIVER "uvorm"
 #define QUERY_SQL "SELECT $1::int4"
 /* How long the pool gets to bring up its P connections. */
 #define CONNECT_WAIT_MS 15000
@@ -37,8 +37,6 @@
 #define CONNECT_POLL_MS 2
 /* How long the in-flight requests get to finish after the measured phase. */
 #define DRAIN_TIMEOUT_MS 10000
-/* Wrong answers printed before we only count them. */
-#define MISMATCHES_SHOWN 5
 
 typedef enum { MODE_PIPELINE, MODE_NOPIPE } pool_mode_t;
 
@@ -74,27 +72,18 @@ struct driver {
   int probing;     /* a query sent to learn why connecting fails */
   int failed;
   int32_t next_value;
-  uint64_t mismatches;
   orm_pool_stats_t stats; /* taken just before the pool is closed */
   int have_stats;
 };
 
 static void close_pool(struct driver *d);
 
-#if defined(__GNUC__)
-__attribute__((format(printf, 2, 3)))
-#endif
+BENCH_PRINTF(2, 3)
 static void fatal(struct driver *d, const char *fmt, ...) {
-  char msg[1024];
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(msg, sizeof(msg), fmt, ap);
+  bench_vwarn(DRIVER, fmt, ap);
   va_end(ap);
-  /* libpq's messages end in a newline; print exactly one. */
-  size_t len = strlen(msg);
-  while (len > 0 && msg[len - 1] == '\n')
-    msg[--len] = '\0';
-  fprintf(stderr, "bench_uvorm: %s\n", msg);
   d->failed = 1;
   /* The run's done callback sees `failed` and closes nothing itself. */
   bench_run_stop(&d->run);
@@ -124,7 +113,7 @@ static void close_pool(struct driver *d) {
     d->have_stats = 1;
   int rc = orm_pool_close(d->pool, on_pool_closed);
   if (rc != 0) {
-    fprintf(stderr, "bench_uvorm: orm_pool_close: %s\n", orm_strerror(rc));
+    bench_warn(DRIVER, "orm_pool_close: %s", orm_strerror(rc));
     d->failed = 1;
   }
 }
@@ -180,12 +169,8 @@ static void on_answer(orm_future_t *future, void *data) {
     return;
   }
   const char *why = check_answer(r, orm_future_value(future));
-  if (why != NULL) {
-    d->mismatches++;
-    bench_run_fail(&d->run);
-    if (d->mismatches <= MISMATCHES_SHOWN)
-      fprintf(stderr, "bench_uvorm: answer to %" PRId32 ": %s\n", r->value, why);
-  }
+  if (why != NULL)
+    bench_run_wrong(&d->run, DRIVER, "answer to %" PRId32 ": %s", r->value, why);
   bench_run_record(&d->run, now - r->issued_ns);
   if (d->state == DRV_RUNNING && bench_run_active(&d->run))
     issue(r, now);
@@ -267,15 +252,6 @@ static void on_run_done(bench_run_t *run) {
   uv_timer_start(&d->timer, on_drain_timeout, DRAIN_TIMEOUT_MS, 0);
 }
 
-static int parse_mode(const char *name, pool_mode_t *mode) {
-  for (size_t i = 0; i < sizeof(mode_names) / sizeof(mode_names[0]); i++)
-    if (strcmp(name, mode_names[i]) == 0) {
-      *mode = (pool_mode_t)i;
-      return 0;
-    }
-  return -1;
-}
-
 static void print_stats(const orm_pool_stats_t *st, FILE *out) {
   fprintf(out,
           "uvorm pool: queries %" PRIu64 ", errors %" PRIu64 ", resends %" PRIu64
@@ -293,30 +269,27 @@ int main(int argc, char **argv) {
                             "pipeline | nopipe (default pipeline; see bench/README.md)");
   if (rc != 0)
     return rc > 0 ? 0 : 2;
-  if (parse_mode(d->opts.mode, &d->mode) != 0) {
-    fprintf(stderr, "bench_uvorm: unknown mode '%s' (pipeline or nopipe)\n", d->opts.mode);
+  int mode = bench_opts_mode(&d->opts, DRIVER, mode_names,
+                             sizeof(mode_names) / sizeof(mode_names[0]));
+  if (mode < 0)
     return 2;
-  }
+  d->mode = (pool_mode_t)mode;
 
   d->reqs = calloc((size_t)d->opts.inflight, sizeof(*d->reqs));
   if (d->reqs == NULL) {
-    fprintf(stderr, "bench_uvorm: out of memory\n");
+    bench_warn(DRIVER, "out of memory");
     return 1;
   }
   for (int i = 0; i < d->opts.inflight; i++)
     d->reqs[i].drv = d;
   d->next_value = 1;
 
-  if ((rc = uv_loop_init(&d->loop)) != 0) {
-    fprintf(stderr, "bench_uvorm: uv_loop_init: %s\n", uv_strerror(rc));
+  if (bench_run_open(&d->run, &d->loop, &d->opts, on_run_done, d, DRIVER) != 0)
+    return 1;
+  if ((rc = uv_timer_init(&d->loop, &d->timer)) != 0) {
+    bench_warn(DRIVER, "%s", uv_strerror(rc));
     return 1;
   }
-  if ((rc = bench_run_init(&d->run, &d->loop, &d->opts, on_run_done)) != 0 ||
-      (rc = uv_timer_init(&d->loop, &d->timer)) != 0) {
-    fprintf(stderr, "bench_uvorm: %s\n", uv_strerror(rc));
-    return 1;
-  }
-  d->run.data = d;
   d->timer.data = d;
 
   /* Spread C over P like bench_raw does: the dispatcher picks the
@@ -332,12 +305,10 @@ int main(int argc, char **argv) {
       .no_pipeline = d->mode == MODE_NOPIPE,
       .data = d,
   };
-  fprintf(stderr, "bench_uvorm: mode=%s P=%d C=%d, %.1f s warm-up + %.1f s measured\n",
-          mode_names[d->mode], d->opts.conns, d->opts.inflight, d->opts.warmup_s,
-          d->opts.duration_s);
+  bench_opts_announce(&d->opts, DRIVER);
   rc = orm_pool_open(&d->pool, &d->loop, &cfg);
   if (rc != 0) {
-    fprintf(stderr, "bench_uvorm: orm_pool_open: %s\n", orm_strerror(rc));
+    bench_warn(DRIVER, "orm_pool_open: %s", orm_strerror(rc));
     d->failed = 1;
     bench_run_stop(&d->run);
     d->state = DRV_CLOSING;
@@ -351,33 +322,15 @@ int main(int argc, char **argv) {
   uv_run(&d->loop, UV_RUN_DEFAULT);
 
   if (d->pool != NULL) {
-    fprintf(stderr, "bench_uvorm: the loop ended before the pool was closed\n");
+    bench_warn(DRIVER, "the loop ended before the pool was closed");
     d->failed = 1;
   }
-  rc = uv_loop_close(&d->loop);
-  if (rc != 0) {
-    fprintf(stderr, "bench_uvorm: uv_loop_close: %s (a handle was left open)\n",
-            uv_strerror(rc));
+  if (bench_loop_close(&d->loop, DRIVER) != 0)
     d->failed = 1;
-  }
   free(d->reqs);
 
-  bench_result_t result;
-  bench_run_result(&d->run, &d->opts, "uvorm", &result);
-  if (!d->failed) {
-    bench_result_print(&result, stdout);
-    if (d->opts.csv_path && bench_result_append_csv(&result, d->opts.csv_path) != 0) {
-      perror(d->opts.csv_path);
-      d->failed = 1;
-    }
-  }
+  int status = bench_report(&d->run, &d->opts, DRIVER, d->failed);
   if (d->have_stats)
     print_stats(&d->stats, stdout);
-  if (!d->failed && result.ops == 0) {
-    fprintf(stderr, "bench_uvorm: no query completed in the measured phase\n");
-    d->failed = 1;
-  }
-  if (!d->failed && result.failures > 0)
-    fprintf(stderr, "bench_uvorm: %" PRIu64 " wrong answers\n", result.failures);
-  return d->failed || result.failures > 0 ? 1 : 0;
+  return status;
 }
