@@ -141,8 +141,6 @@ void orm__future_complete(orm_future_t *f, int status, int defer) {
     orm__future_unref(f);
 }
 
-/* Called by the scheduler for each deferred future, in order. */
-void orm__future_deliver_deferred(orm_future_t *f);
 void orm__future_deliver_deferred(orm_future_t *f) {
   f->deferred = 0;
   deliver(f);

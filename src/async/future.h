@@ -69,6 +69,9 @@ void orm__future_set_message(orm_future_t *f, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)))
 #endif
     ;
+/* Runs a deferred future's callback (the scheduler calls it, in order). */
+void orm__future_deliver_deferred(orm_future_t *f);
+
 /* Frees value and error owner: used when a future is recycled. */
 void orm__future_clear(orm_future_t *f);
 

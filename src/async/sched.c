@@ -4,8 +4,6 @@
 #include "alloc.h"
 #include "future.h"
 
-void orm__future_deliver_deferred(orm_future_t *f);
-
 static void on_idle(uv_idle_t *idle) {
   orm__sched_t *s = idle->data;
   /* Deliver what was deferred before this turn; callbacks that defer more

@@ -291,8 +291,8 @@ static void put_be(unsigned char *out, uint64_t v, int bytes) {
   }
 }
 
-int orm__pool_encode_params(orm__request_t *req, const orm_param_t *params,
-                            size_t n) {
+static int encode_params(orm__request_t *req, const orm_param_t *params,
+                         size_t n) {
   if (n > ORM_MAX_PARAMS)
     return ORM_E2BIG;
   if (n > 0 && params == NULL)
@@ -492,11 +492,8 @@ orm__stmt_t *orm__pool_intern(orm_pool_t *pool, const char *sql,
 /* Builds a statement request: parameters, interned SQL. */
 int orm__pool_prepare_request(orm__request_t *req, const char *sql,
                               const orm_param_t *params, size_t nparams,
-                              int named);
-int orm__pool_prepare_request(orm__request_t *req, const char *sql,
-                              const orm_param_t *params, size_t nparams,
                               int named) {
-  int rc = orm__pool_encode_params(req, params, nparams);
+  int rc = encode_params(req, params, nparams);
   if (rc != 0)
     return rc;
   size_t sql_off = SIZE_MAX;

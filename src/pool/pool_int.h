@@ -231,8 +231,6 @@ void orm__pool_conn_failed(orm_pool_t *pool, orm__conn_t *conn, int lost,
                            int have_reason);
 void orm__pool_resend(orm_pool_t *pool, orm__request_t *req);
 void orm__pool_cancel_on_server(orm_pool_t *pool, orm__conn_t *conn);
-int orm__pool_encode_params(orm__request_t *req, const orm_param_t *params,
-                            size_t nparams);
 orm__stmt_t *orm__pool_intern(orm_pool_t *pool, const char *sql,
                               const Oid *types, int nparams, int *err);
 
