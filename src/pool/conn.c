@@ -240,6 +240,7 @@ void orm__conn_sync(orm__conn_t *conn) {
     }
     slot_push(conn, SLOT_SYNC, NULL, 0);
     conn->unsynced = 0;
+    conn->segment_writes = 0;
   }
   orm__conn_flush(conn);
 }
@@ -280,12 +281,15 @@ int orm__conn_send(orm__conn_t *conn, orm__request_t *req) {
       (named && stmt_state_reserve(conn, req->stmt->id) != 0))
     return ORM_ENOMEM;
   /* A statement that cannot share an implicit transaction starts a segment
-   * of its own, and ends it. */
-  if (pipe && req->isolated && conn->unsynced > 0) {
+   * of its own, and ends it; a second write starts a new segment. */
+  if (pipe && conn->unsynced > 0 &&
+      (req->seg == ORM_SEG_OWN ||
+       (req->seg == ORM_SEG_WRITE && conn->segment_writes))) {
     if (PQpipelineSync(conn->pg) != 1)
       return ORM_ECONNLOST;
     slot_push(conn, SLOT_SYNC, NULL, 0);
     conn->unsynced = 0;
+    conn->segment_writes = 0;
   }
   req->conn = conn;
   req->state = REQ_SENT;
@@ -306,11 +310,13 @@ int orm__conn_send(orm__conn_t *conn, orm__request_t *req) {
     goto lost;
   slot_push(conn, SLOT_QUERY, req, 0);
   conn->unsynced += (size_t)pipe;
-  if (pipe && req->isolated) {
+  conn->segment_writes |= req->seg == ORM_SEG_WRITE;
+  if (pipe && req->seg == ORM_SEG_OWN) {
     if (PQpipelineSync(conn->pg) != 1)
       return ORM_ECONNLOST; /* the request is in a slot: conn_lost fails it */
     slot_push(conn, SLOT_SYNC, NULL, 0);
     conn->unsynced = 0;
+    conn->segment_writes = 0;
   }
   return 0;
 lost:
@@ -379,10 +385,19 @@ static const char *sqlstate(const PGresult *res) {
   return s ? s : "";
 }
 
-static int may_retry(orm__conn_t *conn, orm__request_t *req) {
+/* `shared`: the statement ran in a segment with others, i.e. in an
+ * implicit transaction that uvorm made, not the caller. */
+static int may_retry(orm__conn_t *conn, orm__request_t *req, int shared) {
   if (req->kind != REQ_QUERY || req->retries >= 3)
     return 0;
   const char *state = sqlstate(req->result);
+  /* Statements the caller issued one by one can deadlock (or fail to
+   * serialize) only because uvorm grouped them into one transaction with
+   * their neighbours: run them again, alone this time. */
+  if (shared && (strcmp(state, "40P01") == 0 || strcmp(state, "40001") == 0)) {
+    req->seg = ORM_SEG_OWN;
+    return 1;
+  }
   /* A cancel aimed at a neighbour that had just finished lands on the next
    * statement; and a named statement the server no longer has (26000) is
    * prepared again. */
@@ -422,7 +437,7 @@ static void query_answered(orm__conn_t *conn, orm__request_t *req) {
       return;
     }
     req->conn = NULL;
-    if (is_error(req->result) && may_retry(conn, req))
+    if (is_error(req->result) && may_retry(conn, req, 0))
       resend(conn, req);
     else
       orm__req_finish(req, 0);
@@ -437,6 +452,7 @@ static void query_answered(orm__conn_t *conn, orm__request_t *req) {
  * neighbours (rolled back or skipped) go again. */
 static void segment_done(orm__conn_t *conn) {
   int failed = conn->segment_failed;
+  int shared = conn->held.next != conn->held.prev; /* two or more */
   conn->segment_failed = 0;
   while (!orm__list_empty(&conn->held)) {
     orm__request_t *req =
@@ -446,7 +462,7 @@ static void segment_done(orm__conn_t *conn) {
     if (req->abandoned) {
       orm__req_drop(req);
     } else if (req->prepare_error != NULL || is_error(req->result)) {
-      if (req->prepare_error == NULL && may_retry(conn, req))
+      if (req->prepare_error == NULL && may_retry(conn, req, shared))
         resend(conn, req);
       else
         orm__req_finish(req, 0);
@@ -655,6 +671,7 @@ void orm__conn_fail_all(orm__conn_t *conn, int code, const char *why,
   assert(conn->in_flight == 0);
   conn->in_flight = 0;
   conn->unsynced = 0;
+  conn->segment_writes = 0;
   conn->segment_failed = 0;
 }
 

@@ -59,7 +59,7 @@ orm__request_t *orm__pool_req_new(orm_pool_t *pool, orm__req_kind_t kind,
   req->prepare_error = NULL;
   req->abandoned = 0;
   req->cancel_sent = 0;
-  req->isolated = 0;
+  req->seg = ORM_SEG_READ;
   req->retries = 0;
   req->transform = NULL;
   req->nparams = 0;
@@ -398,31 +398,70 @@ static void params_fix(orm__request_t *req, size_t sql_off) {
 
 /* ---- statements ---------------------------------------------------------- */
 
-/* First keyword of a statement that must not share an implicit transaction
- * with others (or cannot run in one at all). */
-static int needs_own_segment(const char *sql) {
-  static const char *const words[] = {
-      "BEGIN",  "START",   "COMMIT",  "END",   "ROLLBACK", "ABORT",
-      "SAVEPOINT", "RELEASE", "PREPARE", "VACUUM", "CLUSTER", "REINDEX",
-      "CREATE", "DROP",    "ALTER",   "LOCK",  "SET",      "RESET",
-      "DISCARD", "LISTEN", "UNLISTEN", "CHECKPOINT"};
-  while (*sql == ' ' || *sql == '\t' || *sql == '\n' || *sql == '\r' ||
-         *sql == '(')
-    sql++;
-  for (size_t i = 0; i < sizeof words / sizeof words[0]; i++) {
-    size_t n = strlen(words[i]);
-    size_t k = 0;
-    /* ASCII case folding: the locale must not change what SQL means. */
-    while (k < n && (sql[k] == words[i][k] || sql[k] == words[i][k] + 32))
-      k++;
-    if (k == n &&
-        !((sql[n] >= 'a' && sql[n] <= 'z') || (sql[n] >= 'A' && sql[n] <= 'Z') ||
-          sql[n] == '_'))
+/* SQL keyword matching for the classifier below: ASCII case folding (the
+ * locale must not change what SQL means) and word boundaries. */
+static int is_word_char(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+         (c >= '0' && c <= '9') || c == '_';
+}
+
+static int word_at(const char *p, const char *word) {
+  size_t k = 0;
+  while (word[k] != '\0' && (p[k] == word[k] || p[k] == word[k] + 32))
+    k++;
+  return word[k] == '\0' && !is_word_char(p[k]);
+}
+
+static int first_word_in(const char *sql, const char *const *words, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    if (word_at(sql, words[i]))
       return 1;
-  }
   return 0;
 }
 
+static int contains_word(const char *sql, const char *const *words, size_t n) {
+  for (const char *p = sql; *p != '\0'; p++)
+    if ((p == sql || !is_word_char(p[-1])) && first_word_in(p, words, n))
+      return 1;
+  return 0;
+}
+
+/* How a statement may share a pipeline segment (one implicit transaction)
+ * with its neighbours. Decided once per statement from its text. */
+static orm__seg_class_t classify(const char *sql) {
+  /* Cannot run in, or must not share, an implicit transaction. */
+  static const char *const own[] = {
+      "BEGIN",   "START",    "COMMIT",     "END",    "ROLLBACK", "ABORT",
+      "SAVEPOINT", "RELEASE", "PREPARE",   "VACUUM", "CLUSTER",  "REINDEX",
+      "CREATE",  "DROP",     "ALTER",      "LOCK",   "SET",      "RESET",
+      "DISCARD", "LISTEN",   "UNLISTEN",   "CHECKPOINT"};
+  static const char *const reads[] = {"SELECT", "VALUES", "TABLE", "SHOW",
+                                      "WITH"};
+  /* Anything that writes or locks rows (FOR UPDATE / FOR SHARE). Erring
+   * towards "writes" only costs a sync. */
+  static const char *const locks[] = {"INSERT", "UPDATE", "DELETE", "MERGE",
+                                      "SHARE"};
+  for (;;) {
+    while (*sql == ' ' || *sql == '\t' || *sql == '\n' || *sql == '\r' ||
+           *sql == '(')
+      sql++;
+    if (sql[0] == '-' && sql[1] == '-') {
+      while (*sql != '\0' && *sql != '\n')
+        sql++;
+    } else if (sql[0] == '/' && sql[1] == '*') {
+      const char *end = strstr(sql + 2, "*/");
+      sql = end != NULL ? end + 2 : sql + strlen(sql);
+    } else {
+      break;
+    }
+  }
+  if (first_word_in(sql, own, sizeof own / sizeof own[0]))
+    return ORM_SEG_OWN;
+  if (first_word_in(sql, reads, sizeof reads / sizeof reads[0]) &&
+      !contains_word(sql, locks, sizeof locks / sizeof locks[0]))
+    return ORM_SEG_READ;
+  return ORM_SEG_WRITE;
+}
 
 static uint64_t stmt_hash(const char *sql, const Oid *types, int n) {
   uint64_t h = 1469598103934665603ULL;
@@ -481,7 +520,7 @@ orm__stmt_t *orm__pool_intern(orm_pool_t *pool, const char *sql,
   s->types = copy;
   s->nparams = n;
   s->hash = h;
-  s->isolated = (unsigned char)needs_own_segment(sql);
+  s->seg = classify(sql);
   s->id = pool->nstmts++;
   snprintf(s->name, sizeof s->name, "u%u", (unsigned)s->id);
   s->next_in_bucket = pool->buckets[h & (pool->nbuckets - 1)];
@@ -509,8 +548,7 @@ int orm__pool_prepare_request(orm__request_t *req, const char *sql,
       return ORM_ENOMEM;
   }
   params_fix(req, sql_off);
-  req->isolated = req->stmt != NULL ? req->stmt->isolated
-                                    : (unsigned char)needs_own_segment(sql);
+  req->seg = req->stmt != NULL ? req->stmt->seg : classify(sql);
   return 0;
 }
 

@@ -54,6 +54,16 @@ static inline void orm__list_push_front(orm__link_t *head, orm__link_t *l) {
   head->next = l;
 }
 
+/* How a statement may share a pipeline segment with others. Statements of
+ * one segment run in one implicit transaction: a segment holds any number
+ * of reads but at most one write, so statements the caller issued one by
+ * one can never deadlock with each other because uvorm grouped them. */
+typedef enum {
+  ORM_SEG_READ,  /* SELECT and the like: shares freely */
+  ORM_SEG_WRITE, /* writes or locks rows: one per segment */
+  ORM_SEG_OWN    /* BEGIN, DDL, SET, VACUUM, ...: a segment of its own */
+} orm__seg_class_t;
+
 /* A statement the pool has seen: SQL text and parameter types, interned
  * once; each connection prepares it on first use under the name "u<id>". */
 typedef struct orm__stmt_s {
@@ -61,7 +71,7 @@ typedef struct orm__stmt_s {
   uint64_t hash;
   uint32_t id;
   int nparams;
-  unsigned char isolated; /* needs a pipeline segment of its own */
+  orm__seg_class_t seg;
   Oid *types;
   char name[16];
   char sql[]; /* NUL-terminated */
@@ -99,7 +109,7 @@ typedef struct orm__request_s {
   PGresult *prepare_error; /* the PREPARE before it failed */
   unsigned char abandoned; /* completed early; drop the result */
   unsigned char cancel_sent; /* a server cancel went out for it */
-  unsigned char isolated;  /* needs a segment of its own */
+  orm__seg_class_t seg;
   unsigned char retries;
   orm__transform_fn transform; /* answer -> value, or NULL: the result */
   void *tctx[ORM_SUBMIT_CTX];
@@ -155,6 +165,7 @@ struct orm__conn_s {
   size_t slot_cap;
   size_t in_flight;  /* requests among the slots */
   size_t unsynced;   /* statements sent since the last sync */
+  int segment_writes; /* the open segment holds a write */
   int dirty;         /* sent something this loop turn: sync and flush */
   orm__link_t held;  /* answered requests of the open segment */
   int segment_failed;

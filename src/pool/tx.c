@@ -206,7 +206,7 @@ static int tx_submit(orm_tx_t *tx, orm__req_kind_t kind, const char *sql,
     return rc;
   }
   req->tx = tx;
-  req->isolated = 1;
+  req->seg = ORM_SEG_OWN; /* in a transaction: each reports its own error */
   if (out != NULL) {
     orm__future_ref(&req->future);
     *out = &req->future;
