@@ -1,0 +1,1054 @@
+/* bench_workloads: TechEmpower-style database workloads through uvorm's
+ * models on the pool, on the tables bench_load creates.
+ *
+ *   bench_workloads --workload NAME [--mode=pipeline|nopipe] [-P N] [-C N]
+ *                   [--duration S] [--warmup S] [--conninfo STR] [--csv FILE]
+ *
+ * C units of work are in flight in total; each is one operation, timed from
+ * its first call to the callback that completes it, and issued again from
+ * that callback. Workloads (a "find" is orm_find_async() of a random world
+ * row by id, hydrated into a world_t and checked):
+ *
+ *   find      one find;
+ *   queries   BATCH finds joined with orm_future_all();
+ *   fortunes  every fortune row (orm_find_all_async()), one more added in
+ *             memory, sorted by message;
+ *   update    BATCH finds joined, then each row given a new random number
+ *             and written back with orm_update_async() (field mask:
+ *             randomnumber), the BATCH writes in flight together and joined;
+ *   update-tx the same, but the BATCH writes (in key order) go in one
+ *             transaction: BEGIN, the writes with orm_tx_update_async() in
+ *             flight together, COMMIT. Not in TechEmpower's list: `update`
+ *             deadlocks in pipeline mode (see bench/README.md), this cannot;
+ *   insert    one users row with a unique email (orm_insert_async(), which
+ *             writes the generated id back);
+ *   bulk      every users row in one result (orm_find_all_async() with no
+ *             query);
+ *   tx        BEGIN; a find of one world row and an update of another;
+ *             COMMIT (the three statements queued together once BEGIN is
+ *             answered).
+ *
+ * The models name no schema: every connection gets
+ * `options=-c search_path=BENCH_SCHEMA`, added to the conninfo with
+ * PQconninfoParse() (after options already given, or $PGOPTIONS).
+ *
+ * Modes are bench_uvorm's: `pipeline` (the pool's default; pipeline_depth
+ * spreads the requests of C units over the P connections) and `nopipe` (the
+ * pool's no_pipeline). The result line and CSV row carry the mode as
+ * "MODE/WORKLOAD", e.g. "pipeline/find".
+ *
+ * Before the run every model the workload uses is checked against its table
+ * (orm_model_verify_async(): run bench_load first), and bulk learns how many
+ * users there are. After an insert run the rows it inserted are deleted
+ * again, so the tables stay as loaded. Wrong answers and failed operations
+ * are failures; any makes the exit status non-zero.
+ */
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libpq-fe.h>
+#include <uv.h>
+#include <uvorm.h>
+
+#include "domain.h"
+#include "harness.h"
+#include "tfb.h"
+
+#define DRIVER "uvorm"
+/* Finds per unit of `queries` and rows per unit of `update`, as
+ * TechEmpower's runs with queries=20. */
+#define BATCH 20
+/* How long the pool gets to bring up its P connections. */
+#define CONNECT_WAIT_MS 15000
+/* How often the connection count is looked at while waiting. */
+#define CONNECT_POLL_MS 2
+/* How long the units in flight get to finish after the measured phase. */
+#define DRAIN_TIMEOUT_MS 15000
+/* A run with this many failures stops: something is broken, not noisy. */
+#define MAX_FAILURES 1000
+/* Inserted users' emails end in this, and are deleted by it afterwards. */
+#define INSERT_DOMAIN "@insert.bench"
+
+typedef enum { MODE_PIPELINE, MODE_NOPIPE } pool_mode_t;
+
+static const char *const mode_names[] = {"pipeline", "nopipe"};
+
+struct unit;
+struct driver;
+
+/* Starts a unit: 0, or an ORM_E* code from a call (nothing then completes
+ * the unit). */
+typedef int (*unit_start_fn)(struct unit *u);
+
+typedef enum {
+  W_FIND,
+  W_QUERIES,
+  W_FORTUNES,
+  W_UPDATE,
+  W_UPDATE_TX,
+  W_INSERT,
+  W_BULK,
+  W_TX
+} workload_id_t;
+
+struct workload {
+  const char *name;
+  workload_id_t id;
+  unit_start_fn start;
+  /* The most requests one unit has in flight at once: sizes the pool's
+   * pipeline depth and queue. */
+  unsigned requests;
+  /* The table the workload reads or writes. */
+  const orm_model_t *(*model)(void);
+};
+
+/* One unit of work in flight; reused for the next one when it completes. */
+struct unit {
+  struct driver *drv;
+  uint64_t issued_ns;
+  int32_t ids[BATCH];           /* the world ids asked for */
+  orm_future_t *futs[BATCH];    /* references held for orm_future_all() */
+  world_t rows[BATCH];          /* update: what is written back */
+  user_t user;                  /* insert: the row, id written back */
+  char email[64];
+  orm_future_t *tx_read, *tx_write; /* tx: references to its statements */
+  world_t tx_row;               /* tx: the row written */
+};
+
+typedef enum {
+  DRV_CONNECTING, /* waiting for the pool's P connections */
+  DRV_PREPARING,  /* checking the tables before the run */
+  DRV_RUNNING,    /* issuing units (warm-up and measured phase) */
+  DRV_DRAINING,   /* run over; waiting for the units in flight */
+  DRV_CLEANING,   /* deleting what an insert run inserted */
+  DRV_CLOSING     /* orm_pool_close() called */
+} driver_state_t;
+
+struct driver {
+  uv_loop_t loop;
+  bench_opts_t opts;
+  bench_run_t run;
+  pool_mode_t mode;
+  const struct workload *wl;
+  char mode_label[64]; /* "pipeline/find": the mode reported */
+  char *conninfo;      /* opts.conninfo with the search_path added */
+  driver_state_t state;
+  orm_pool_t *pool;
+  /* Polls for the connections, then bounds the drain. */
+  uv_timer_t timer;
+  uint64_t wait_start_ns;
+  struct unit *units;
+  int outstanding; /* units started whose last callback has not run */
+  int probing;     /* a query sent to learn why connecting fails */
+  int failed;      /* fatal: the run stopped */
+  uint64_t rng;    /* splitmix64 state */
+  /* insert */
+  char email_prefix[40];
+  uint64_t insert_seq;
+  uint64_t inserted; /* rows inserted, warm-up included */
+  /* bulk: what one unit must read */
+  int64_t users_count, users_id_sum;
+  size_t bulk_rows;
+  orm_pool_stats_t stats; /* taken just before the pool is closed */
+  int have_stats;
+};
+
+static void close_pool(struct driver *d);
+
+BENCH_PRINTF(2, 3)
+static void fatal(struct driver *d, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  bench_vwarn(DRIVER, fmt, ap);
+  va_end(ap);
+  d->failed = 1;
+  /* The run's done callback sees `failed` and does nothing. */
+  bench_run_stop(&d->run);
+  close_pool(d);
+}
+
+static void on_pool_closed(orm_pool_t *pool, void *data) {
+  struct driver *d = data;
+  d->pool = NULL;
+}
+
+/* Closing the pool cancels whatever is still in flight (only after a fatal
+ * error: otherwise nothing is). Legal from inside the pool's callbacks. */
+static void close_pool(struct driver *d) {
+  if (d->state == DRV_CLOSING)
+    return;
+  d->state = DRV_CLOSING;
+  if (!uv_is_closing((uv_handle_t *)&d->timer))
+    uv_close((uv_handle_t *)&d->timer, NULL);
+  if (d->pool == NULL)
+    return;
+  if (orm_pool_stats(d->pool, &d->stats) == 0)
+    d->have_stats = 1;
+  int rc = orm_pool_close(d->pool, on_pool_closed);
+  if (rc != 0) {
+    bench_warn(DRIVER, "orm_pool_close: %s", orm_strerror(rc));
+    d->failed = 1;
+  }
+}
+
+/* ---- random numbers ---------------------------------------------------------- */
+
+static uint64_t rand_next(struct driver *d) {
+  uint64_t z = (d->rng += UINT64_C(0x9E3779B97F4A7C15));
+  z = (z ^ (z >> 30)) * UINT64_C(0xBF58476D1CE4E5B9);
+  z = (z ^ (z >> 27)) * UINT64_C(0x94D049BB133111EB);
+  return z ^ (z >> 31);
+}
+
+/* Uniform in 1..WORLD_ROWS: a world id, or a random number for one. */
+static int32_t rand_world(struct driver *d) {
+  return 1 + (int32_t)(((rand_next(d) >> 32) * WORLD_ROWS) >> 32);
+}
+
+/* ---- checking answers ------------------------------------------------------- */
+
+/* Whether `f` failed; counts and shows the failure if so. `what` names
+ * the operation. */
+static int failed_future(struct unit *u, orm_future_t *f, const char *what) {
+  int status = orm_future_status(f);
+  if (status == 0)
+    return 0;
+  const orm_error_t *e = orm_future_error(f);
+  bench_run_wrong(&u->drv->run, DRIVER, "%s: %s: %s", what, orm_err_name(status),
+                  e != NULL && e->message != NULL ? e->message : orm_strerror(status));
+  return 1;
+}
+
+/* Checks a find of world row `id`: 1 when it answered (rightly or not),
+ * 0 when it failed. Wrong answers are counted as failures. */
+static int check_world(struct unit *u, orm_future_t *f, int32_t id) {
+  if (failed_future(u, f, "find world"))
+    return 0;
+  const world_t *row = orm_future_row(f);
+  if (row == NULL)
+    bench_run_wrong(&u->drv->run, DRIVER, "find world %" PRId32 ": no row", id);
+  else if (row->id != id)
+    bench_run_wrong(&u->drv->run, DRIVER, "find world %" PRId32 ": got row %" PRId32,
+                    id, row->id);
+  else if (row->randomnumber < 1 || row->randomnumber > WORLD_ROWS || row->orm_nulls)
+    bench_run_wrong(&u->drv->run, DRIVER,
+                    "find world %" PRId32 ": randomnumber %" PRId32 " out of range",
+                    id, row->randomnumber);
+  return 1;
+}
+
+/* Checks an update of one world row: 1 when it answered, 0 when it failed. */
+static int check_update(struct unit *u, orm_future_t *f, int32_t id) {
+  if (failed_future(u, f, "update world"))
+    return 0;
+  const orm_result_t *res = orm_future_value(f);
+  int64_t n = res != NULL ? orm_result_affected(res) : -1;
+  if (n != 1)
+    bench_run_wrong(&u->drv->run, DRIVER,
+                    "update world %" PRId32 ": %" PRId64 " rows updated", id, n);
+  return 1;
+}
+
+/* ---- units -------------------------------------------------------------------- */
+
+static void finish_run(struct driver *d);
+
+static void unit_start(struct unit *u, uint64_t now) {
+  struct driver *d = u->drv;
+  u->issued_ns = now;
+  int rc = d->wl->start(u);
+  if (rc != 0) {
+    fatal(d, "%s: starting a unit: %s", d->wl->name, orm_strerror(rc));
+    return;
+  }
+  d->outstanding++;
+}
+
+/* The unit's last callback: `answered` when it got its answers (checked
+ * already), 0 when an operation failed. Issues the next unit. */
+static void unit_done(struct unit *u, int answered) {
+  struct driver *d = u->drv;
+  uint64_t now = bench_now_ns();
+
+  d->outstanding--;
+  if (d->failed)
+    return; /* cancelled by the closing pool */
+  if (answered)
+    bench_run_record(&d->run, now - u->issued_ns);
+  if (d->run.failures >= MAX_FAILURES) {
+    fatal(d, "%" PRIu64 " failures: stopping", d->run.failures);
+    return;
+  }
+  if (d->state == DRV_RUNNING && bench_run_active(&d->run))
+    unit_start(u, now);
+  else if (d->state == DRV_DRAINING && d->outstanding == 0)
+    finish_run(d);
+}
+
+static void release_futures(struct unit *u, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    orm_future_release(u->futs[i]);
+    u->futs[i] = NULL;
+  }
+}
+
+/* BATCH finds of random world rows, joined: `cb` runs once all are in. */
+static int start_finds(struct unit *u, orm_future_cb cb) {
+  struct driver *d = u->drv;
+  for (size_t i = 0; i < BATCH; i++) {
+    u->ids[i] = rand_world(d);
+    int rc = orm_find_async(d->pool, world_model(), ORM_INT4(u->ids[i]), NULL, NULL,
+                            &u->futs[i]);
+    if (rc != 0) {
+      release_futures(u, i);
+      return rc;
+    }
+  }
+  int rc = orm_future_all(u->futs, BATCH, cb, u, NULL);
+  if (rc != 0)
+    release_futures(u, BATCH);
+  return rc;
+}
+
+/* find ------------------------------------------------------------------------ */
+
+static void find_done(orm_future_t *f, void *data) {
+  struct unit *u = data;
+  unit_done(u, u->drv->failed ? 0 : check_world(u, f, u->ids[0]));
+}
+
+static int find_start(struct unit *u) {
+  u->ids[0] = rand_world(u->drv);
+  return orm_find_async(u->drv->pool, world_model(), ORM_INT4(u->ids[0]), find_done,
+                        u, NULL);
+}
+
+/* queries ------------------------------------------------------------------------ */
+
+static void queries_done(orm_future_t *all, void *data) {
+  struct unit *u = data;
+  int answered = 1;
+  for (size_t i = 0; i < BATCH && !u->drv->failed; i++)
+    if (!check_world(u, u->futs[i], u->ids[i]))
+      answered = 0;
+  release_futures(u, BATCH);
+  unit_done(u, answered);
+}
+
+static int queries_start(struct unit *u) {
+  return start_finds(u, queries_done);
+}
+
+/* fortunes ----------------------------------------------------------------------- */
+
+struct fortune_item {
+  int32_t id;
+  const char *message;
+};
+
+static int fortune_cmp(const void *a, const void *b) {
+  return strcmp(((const struct fortune_item *)a)->message,
+                ((const struct fortune_item *)b)->message);
+}
+
+static void fortunes_done(orm_future_t *f, void *data) {
+  struct unit *u = data;
+  struct driver *d = u->drv;
+  if (d->failed || failed_future(u, f, "fortunes")) {
+    unit_done(u, 0);
+    return;
+  }
+  const orm_rows_t *rows = orm_future_value(f);
+  size_t n = rows != NULL ? orm_rows_count(rows) : 0;
+  if (n != TFB_FORTUNES) {
+    bench_run_wrong(&d->run, DRIVER, "fortunes: %zu rows, expected %d", n,
+                    TFB_FORTUNES);
+    unit_done(u, 1);
+    return;
+  }
+  struct fortune_item list[TFB_FORTUNES + 1];
+  unsigned seen = 0;
+  const fortune_t *row = orm_rows_data(rows);
+  for (size_t i = 0; i < n; i++, row++) {
+    int32_t id = row->id;
+    if (id < 1 || id > TFB_FORTUNES || (seen & (1u << id)) != 0 ||
+        row->message == NULL || strcmp(row->message, tfb_fortune_messages[id - 1]) != 0) {
+      bench_run_wrong(&d->run, DRIVER, "fortunes: unexpected row %" PRId32, id);
+      unit_done(u, 1);
+      return;
+    }
+    seen |= 1u << id;
+    list[i].id = id;
+    list[i].message = row->message;
+  }
+  list[n].id = 0;
+  list[n].message = TFB_FORTUNE_ADDED;
+  qsort(list, n + 1, sizeof list[0], fortune_cmp);
+  /* By bytes, the <script> fortune (11) comes first, the Japanese one (12)
+   * last. */
+  if (list[0].id != 11 || list[n].id != 12)
+    bench_run_wrong(&d->run, DRIVER, "fortunes: sorted wrongly");
+  unit_done(u, 1);
+}
+
+static int fortunes_start(struct unit *u) {
+  return orm_find_all_async(u->drv->pool, fortune_model(), NULL, fortunes_done, u,
+                            NULL);
+}
+
+/* update ------------------------------------------------------------------------- */
+
+static void update_written(orm_future_t *all, void *data) {
+  struct unit *u = data;
+  int answered = 1;
+  for (size_t i = 0; i < BATCH && !u->drv->failed; i++)
+    if (!check_update(u, u->futs[i], u->rows[i].id))
+      answered = 0;
+  release_futures(u, BATCH);
+  unit_done(u, answered);
+}
+
+static int world_id_cmp(const void *a, const void *b) {
+  int32_t x = ((const world_t *)a)->id, y = ((const world_t *)b)->id;
+  return (x > y) - (x < y);
+}
+
+/* The rows read, each with a new random number, in key order (as
+ * TechEmpower's implementations write them, so that writers lock rows in
+ * one order). */
+static void new_numbers(struct unit *u) {
+  for (size_t i = 0; i < BATCH; i++) {
+    u->rows[i].id = u->ids[i];
+    u->rows[i].randomnumber = rand_world(u->drv);
+    u->rows[i].orm_nulls = 0;
+  }
+  qsort(u->rows, BATCH, sizeof u->rows[0], world_id_cmp);
+}
+
+static void update_read(orm_future_t *all, void *data) {
+  struct unit *u = data;
+  struct driver *d = u->drv;
+  int answered = 1;
+  for (size_t i = 0; i < BATCH && !d->failed; i++)
+    if (!check_world(u, u->futs[i], u->ids[i]))
+      answered = 0;
+  release_futures(u, BATCH);
+  if (d->failed || !answered) {
+    unit_done(u, 0);
+    return;
+  }
+  new_numbers(u);
+  const uint64_t mask = ORM_FIELD_BIT(world, randomnumber);
+  for (size_t i = 0; i < BATCH; i++) {
+    int rc = orm_update_async(d->pool, world_model(), &u->rows[i], mask, NULL, NULL,
+                              &u->futs[i]);
+    if (rc != 0) {
+      release_futures(u, i);
+      d->outstanding--;
+      fatal(d, "orm_update_async: %s", orm_strerror(rc));
+      return;
+    }
+  }
+  int rc = orm_future_all(u->futs, BATCH, update_written, u, NULL);
+  if (rc != 0) {
+    release_futures(u, BATCH);
+    d->outstanding--;
+    fatal(d, "orm_future_all: %s", orm_strerror(rc));
+  }
+}
+
+static int update_start(struct unit *u) {
+  return start_finds(u, update_read);
+}
+
+/* update-tx ------------------------------------------------------------------- */
+
+static void update_tx_committed(orm_future_t *f, void *data) {
+  struct unit *u = data;
+  struct driver *d = u->drv;
+  int answered = 0;
+  if (!d->failed && !failed_future(u, f, "commit")) {
+    answered = 1;
+    for (size_t i = 0; i < BATCH && answered; i++) {
+      if (orm_future_state(u->futs[i]) == ORM_FUTURE_PENDING) {
+        bench_run_wrong(&d->run, DRIVER, "update-tx: COMMIT answered before its statements");
+        break;
+      }
+      answered = check_update(u, u->futs[i], u->rows[i].id);
+    }
+  }
+  release_futures(u, BATCH);
+  unit_done(u, answered);
+}
+
+static void update_tx_begun(orm_future_t *f, void *data) {
+  struct unit *u = data;
+  struct driver *d = u->drv;
+  if (orm_future_status(f) != 0) {
+    if (!d->failed)
+      failed_future(u, f, "begin");
+    unit_done(u, 0);
+    return;
+  }
+  orm_tx_t *tx = orm_future_value(f);
+  if (d->failed) {
+    orm_tx_rollback_async(tx, NULL, NULL, NULL); /* gives the handle back */
+    unit_done(u, 0);
+    return;
+  }
+  const uint64_t mask = ORM_FIELD_BIT(world, randomnumber);
+  for (size_t i = 0; i < BATCH; i++) {
+    int rc = orm_tx_update_async(tx, world_model(), &u->rows[i], mask, NULL, NULL,
+                                 &u->futs[i]);
+    if (rc != 0) {
+      release_futures(u, i);
+      orm_tx_rollback_async(tx, NULL, NULL, NULL);
+      d->outstanding--;
+      fatal(d, "orm_tx_update_async: %s", orm_strerror(rc));
+      return;
+    }
+  }
+  int rc = orm_tx_commit_async(tx, update_tx_committed, u, NULL);
+  if (rc != 0) {
+    release_futures(u, BATCH);
+    d->outstanding--;
+    fatal(d, "orm_tx_commit_async: %s", orm_strerror(rc));
+  }
+}
+
+static void update_tx_read(orm_future_t *all, void *data) {
+  struct unit *u = data;
+  struct driver *d = u->drv;
+  int answered = 1;
+  for (size_t i = 0; i < BATCH && !d->failed; i++)
+    if (!check_world(u, u->futs[i], u->ids[i]))
+      answered = 0;
+  release_futures(u, BATCH);
+  if (d->failed || !answered) {
+    unit_done(u, 0);
+    return;
+  }
+  new_numbers(u);
+  int rc = orm_tx_begin_async(d->pool, update_tx_begun, u, NULL);
+  if (rc != 0) {
+    d->outstanding--;
+    fatal(d, "orm_tx_begin_async: %s", orm_strerror(rc));
+  }
+}
+
+static int update_tx_start(struct unit *u) {
+  return start_finds(u, update_tx_read);
+}
+
+/* insert ------------------------------------------------------------------------- */
+
+static void insert_done(orm_future_t *f, void *data) {
+  struct unit *u = data;
+  struct driver *d = u->drv;
+  if (d->failed || failed_future(u, f, "insert user")) {
+    unit_done(u, 0);
+    return;
+  }
+  d->inserted++;
+  if (u->user.id <= 0 || u->user.created_at == 0 || u->user.orm_nulls != 0)
+    bench_run_wrong(&d->run, DRIVER, "insert user %s: id %" PRId64 " not written back",
+                    u->email, u->user.id);
+  unit_done(u, 1);
+}
+
+static int insert_start(struct unit *u) {
+  struct driver *d = u->drv;
+  snprintf(u->email, sizeof u->email, "%s%" PRIu64 INSERT_DOMAIN, d->email_prefix,
+           ++d->insert_seq);
+  memset(&u->user, 0, sizeof u->user);
+  u->user.email = u->email;
+  u->user.name = "Inserted by bench_workloads";
+  return orm_insert_async(d->pool, user_model(), &u->user, insert_done, u, NULL);
+}
+
+/* bulk --------------------------------------------------------------------------- */
+
+static void bulk_done(orm_future_t *f, void *data) {
+  struct unit *u = data;
+  struct driver *d = u->drv;
+  if (d->failed || failed_future(u, f, "all users")) {
+    unit_done(u, 0);
+    return;
+  }
+  const orm_rows_t *rows = orm_future_value(f);
+  size_t n = rows != NULL ? orm_rows_count(rows) : 0;
+  const user_t *row = n > 0 ? orm_rows_data(rows) : NULL;
+  int64_t id_sum = 0;
+  size_t bad = 0;
+  for (size_t i = 0; i < n; i++) {
+    id_sum += row[i].id;
+    bad += row[i].email == NULL;
+  }
+  if ((int64_t)n != d->users_count || id_sum != d->users_id_sum || bad > 0)
+    bench_run_wrong(&d->run, DRIVER,
+                    "all users: %zu rows, id sum %" PRId64 ", %zu without email; "
+                    "expected %" PRId64 " rows, id sum %" PRId64,
+                    n, id_sum, bad, d->users_count, d->users_id_sum);
+  d->bulk_rows = n;
+  unit_done(u, 1);
+}
+
+static int bulk_start(struct unit *u) {
+  return orm_find_all_async(u->drv->pool, user_model(), NULL, bulk_done, u, NULL);
+}
+
+/* tx ----------------------------------------------------------------------------- */
+
+static void tx_committed(orm_future_t *f, void *data) {
+  struct unit *u = data;
+  struct driver *d = u->drv;
+  int answered = 0;
+  if (!d->failed && !failed_future(u, f, "commit")) {
+    answered = 1;
+    if (orm_future_state(u->tx_read) == ORM_FUTURE_PENDING ||
+        orm_future_state(u->tx_write) == ORM_FUTURE_PENDING)
+      bench_run_wrong(&d->run, DRIVER, "tx: COMMIT answered before its statements");
+    else if (!check_world(u, u->tx_read, u->ids[0]) ||
+             !check_update(u, u->tx_write, u->tx_row.id))
+      answered = 0;
+  }
+  orm_future_release(u->tx_read);
+  orm_future_release(u->tx_write);
+  u->tx_read = u->tx_write = NULL;
+  unit_done(u, answered);
+}
+
+static void tx_begun(orm_future_t *f, void *data) {
+  struct unit *u = data;
+  struct driver *d = u->drv;
+  if (orm_future_status(f) != 0) {
+    if (!d->failed)
+      failed_future(u, f, "begin");
+    unit_done(u, 0);
+    return;
+  }
+  orm_tx_t *tx = orm_future_value(f);
+  if (d->failed) {
+    orm_tx_rollback_async(tx, NULL, NULL, NULL); /* gives the handle back */
+    unit_done(u, 0);
+    return;
+  }
+  u->ids[0] = rand_world(d);
+  do
+    u->tx_row.id = rand_world(d);
+  while (u->tx_row.id == u->ids[0]);
+  u->tx_row.randomnumber = rand_world(d);
+  u->tx_row.orm_nulls = 0;
+  const char *what = "orm_tx_find_async";
+  int rc = orm_tx_find_async(tx, world_model(), ORM_INT4(u->ids[0]), NULL, NULL,
+                             &u->tx_read);
+  if (rc == 0) {
+    what = "orm_tx_update_async";
+    rc = orm_tx_update_async(tx, world_model(), &u->tx_row,
+                             ORM_FIELD_BIT(world, randomnumber), NULL, NULL,
+                             &u->tx_write);
+    if (rc != 0) {
+      orm_future_release(u->tx_read);
+      u->tx_read = NULL;
+    }
+  }
+  if (rc != 0) {
+    orm_tx_rollback_async(tx, NULL, NULL, NULL);
+  } else {
+    what = "orm_tx_commit_async";
+    rc = orm_tx_commit_async(tx, tx_committed, u, NULL);
+    if (rc != 0) {
+      orm_future_release(u->tx_read);
+      orm_future_release(u->tx_write);
+      u->tx_read = u->tx_write = NULL;
+    }
+  }
+  if (rc != 0) {
+    d->outstanding--;
+    fatal(d, "%s: %s", what, orm_strerror(rc));
+  }
+}
+
+static int tx_start(struct unit *u) {
+  return orm_tx_begin_async(u->drv->pool, tx_begun, u, NULL);
+}
+
+static const struct workload workloads[] = {
+    {"find", W_FIND, find_start, 1, world_model},
+    {"queries", W_QUERIES, queries_start, BATCH, world_model},
+    {"fortunes", W_FORTUNES, fortunes_start, 1, fortune_model},
+    {"update", W_UPDATE, update_start, BATCH, world_model},
+    {"update-tx", W_UPDATE_TX, update_tx_start, BATCH + 1, world_model},
+    {"insert", W_INSERT, insert_start, 1, user_model},
+    {"bulk", W_BULK, bulk_start, 1, user_model},
+    {"tx", W_TX, tx_start, 3, world_model},
+};
+#define WORKLOADS (sizeof workloads / sizeof workloads[0])
+
+/* ---- before the run: the tables ---------------------------------------------- */
+
+static void start_run(struct driver *d) {
+  d->state = DRV_RUNNING;
+  bench_run_start(&d->run);
+  uint64_t now = bench_now_ns();
+  for (int i = 0; i < d->opts.inflight && !d->failed; i++)
+    unit_start(&d->units[i], now);
+}
+
+static void on_users_counted(orm_future_t *f, void *data) {
+  struct driver *d = data;
+  if (d->failed)
+    return;
+  int status = orm_future_status(f);
+  const orm_result_t *res = orm_future_value(f);
+  if (status != 0 || res == NULL || orm_result_int(res, 0, 0, &d->users_count) != 0 ||
+      orm_result_int(res, 0, 1, &d->users_id_sum) != 0) {
+    fatal(d, "counting users: %s", status != 0 ? orm_future_error(f)->message
+                                                : "unexpected answer");
+    return;
+  }
+  if (d->users_count != BENCH_USERS)
+    bench_warn(DRIVER, "users holds %" PRId64 " rows, not %d: run bench_load again?",
+               d->users_count, BENCH_USERS);
+  start_run(d);
+}
+
+static void on_verified(orm_future_t *f, void *data) {
+  struct driver *d = data;
+  if (d->failed)
+    return;
+  int status = orm_future_status(f);
+  if (status != 0) {
+    fatal(d, "checking the table: %s", orm_future_error(f)->message);
+    return;
+  }
+  const orm_schema_report_t *report = orm_future_value(f);
+  if (!report->table_exists || report->nproblems > 0) {
+    fatal(d, "table %s.%s: %s: run bench_load first", BENCH_SCHEMA,
+          report->model->table,
+          !report->table_exists ? "missing" : report->problems[0].message);
+    return;
+  }
+  if (d->wl->id != W_BULK) {
+    start_run(d);
+    return;
+  }
+  int rc = orm_query_async(d->pool, "SELECT count(*), coalesce(sum(id), 0)::int8 FROM users",
+                           NULL, 0, on_users_counted, d, NULL);
+  if (rc != 0)
+    fatal(d, "orm_query_async: %s", orm_strerror(rc));
+}
+
+/* ---- waiting for the connections -------------------------------------------- */
+
+static void on_probe(orm_future_t *future, void *data) {
+  struct driver *d = data;
+  int status = orm_future_status(future);
+
+  d->probing = 0;
+  if (status != 0 && !d->failed && d->state == DRV_CONNECTING) {
+    const orm_error_t *e = orm_future_error(future);
+    fatal(d, "connect: %s", e != NULL && e->message != NULL ? e->message
+                                                             : orm_strerror(status));
+  }
+}
+
+static void on_connect_poll(uv_timer_t *timer) {
+  struct driver *d = timer->data;
+  orm_pool_stats_t st;
+
+  if (orm_pool_stats(d->pool, &st) != 0) {
+    fatal(d, "orm_pool_stats failed");
+    return;
+  }
+  if (st.conns_idle + st.conns_busy == (unsigned)d->opts.conns) {
+    uv_timer_stop(&d->timer);
+    d->state = DRV_PREPARING;
+    int rc = orm_model_verify_async(d->pool, d->wl->model(), on_verified, d, NULL);
+    if (rc != 0)
+      fatal(d, "orm_model_verify_async: %s", orm_strerror(rc));
+    return;
+  }
+  /* The pool keeps retrying a server it cannot reach; a query fails at once
+   * while it is down, and its error says why. */
+  if (st.connect_failures > 0 && !d->probing) {
+    int rc = orm_query_async(d->pool, "SELECT 1", NULL, 0, on_probe, d, NULL);
+    if (rc != 0) {
+      fatal(d, "orm_query_async: %s", orm_strerror(rc));
+      return;
+    }
+    d->probing = 1;
+  }
+  if (bench_now_ns() - d->wait_start_ns > (uint64_t)CONNECT_WAIT_MS * 1000000u)
+    fatal(d, "%u of %d connections up after %d ms (%" PRIu64 " failed attempts)",
+          st.conns_idle + st.conns_busy, d->opts.conns, CONNECT_WAIT_MS,
+          st.connect_failures);
+}
+
+/* ---- the end of the run ------------------------------------------------------ */
+
+static void on_cleaned(orm_future_t *f, void *data) {
+  struct driver *d = data;
+  if (d->failed)
+    return;
+  if (orm_future_status(f) != 0) {
+    fatal(d, "deleting the inserted users: %s", orm_future_error(f)->message);
+    return;
+  }
+  int64_t deleted = orm_result_affected(orm_future_value(f));
+  if (deleted < 0 || (uint64_t)deleted < d->inserted)
+    bench_run_wrong(&d->run, DRIVER,
+                    "inserted %" PRIu64 " users but found only %" PRId64 " to delete",
+                    d->inserted, deleted);
+  close_pool(d);
+}
+
+/* Every unit is in: tidy up after an insert run, then close the pool. */
+static void finish_run(struct driver *d) {
+  uv_timer_stop(&d->timer); /* the drain is over */
+  if (d->wl->id != W_INSERT) {
+    close_pool(d);
+    return;
+  }
+  d->state = DRV_CLEANING;
+  int rc = orm_query_async(d->pool, "DELETE FROM users WHERE email LIKE '%" INSERT_DOMAIN "'",
+                           NULL, 0, on_cleaned, d, NULL);
+  if (rc != 0)
+    fatal(d, "orm_query_async: %s", orm_strerror(rc));
+}
+
+static void on_drain_timeout(uv_timer_t *timer) {
+  struct driver *d = timer->data;
+  fatal(d, "%d units did not finish within %d ms", d->outstanding, DRAIN_TIMEOUT_MS);
+}
+
+/* The measured phase is over: issue nothing more, let what is in flight
+ * finish, then finish the run. */
+static void on_run_done(bench_run_t *run) {
+  struct driver *d = run->data;
+
+  if (d->failed || d->state != DRV_RUNNING)
+    return;
+  d->state = DRV_DRAINING;
+  if (d->outstanding == 0) {
+    finish_run(d);
+    return;
+  }
+  uv_timer_stop(&d->timer);
+  uv_timer_start(&d->timer, on_drain_timeout, DRAIN_TIMEOUT_MS, 0);
+}
+
+/* ---- command line and conninfo --------------------------------------------- */
+
+/* Removes "--workload NAME" or "--workload=NAME" from argv (the harness
+ * knows no such option) and returns NAME; "find" when absent, NULL after
+ * saying what is wrong. */
+static const char *take_workload(int *argc, char **argv) {
+  const char *name = "find";
+  int out = 1;
+  for (int i = 1; i < *argc; i++) {
+    if (strncmp(argv[i], "--workload=", 11) == 0) {
+      name = argv[i] + 11;
+    } else if (strcmp(argv[i], "--workload") == 0) {
+      if (i + 1 >= *argc) {
+        bench_warn(DRIVER, "'--workload' needs a value");
+        return NULL;
+      }
+      name = argv[++i];
+    } else {
+      argv[out++] = argv[i];
+    }
+  }
+  *argc = out;
+  argv[out] = NULL;
+  return name;
+}
+
+/* Appends s at buf + pos (when buf is not NULL; the length is counted
+ * either way), backslash-escaping ' and \ when `quoted`. */
+static size_t put(char *buf, size_t pos, const char *s, int quoted) {
+  for (; *s; s++) {
+    if (quoted && (*s == '\'' || *s == '\\')) {
+      if (buf)
+        buf[pos] = '\\';
+      pos++;
+    }
+    if (buf)
+      buf[pos] = *s;
+    pos++;
+  }
+  return pos;
+}
+
+static size_t put_option(char *buf, size_t pos, const char *keyword, const char *value,
+                         const char *extra) {
+  pos = put(buf, pos, keyword, 0);
+  pos = put(buf, pos, "='", 0);
+  pos = put(buf, pos, value, 1);
+  if (extra != NULL) {
+    if (*value)
+      pos = put(buf, pos, " ", 0);
+    pos = put(buf, pos, extra, 1);
+  }
+  return put(buf, pos, "' ", 0);
+}
+
+/* Renders the parsed options as key='value' pairs, appending `extra` to
+ * the server options; returns the length with the NUL. */
+static size_t render_conninfo(char *buf, const PQconninfoOption *opts,
+                              const char *extra) {
+  size_t pos = 0;
+  int have_options = 0;
+  for (const PQconninfoOption *o = opts; o->keyword != NULL; o++) {
+    if (o->val == NULL)
+      continue;
+    int is_options = strcmp(o->keyword, "options") == 0;
+    have_options |= is_options;
+    pos = put_option(buf, pos, o->keyword, o->val, is_options ? extra : NULL);
+  }
+  if (!have_options) {
+    /* Setting options overrides $PGOPTIONS: keep what it says. */
+    const char *env = getenv("PGOPTIONS");
+    pos = put_option(buf, pos, "options", env != NULL ? env : "", extra);
+  }
+  if (buf)
+    buf[pos] = '\0';
+  return pos + 1;
+}
+
+/* The conninfo with "-c search_path=BENCH_SCHEMA" added to the server
+ * options; malloc'ed, or NULL after saying why. */
+static char *conninfo_with_schema(const char *conninfo) {
+  static const char extra[] = "-c search_path=" BENCH_SCHEMA;
+  char *err = NULL;
+  PQconninfoOption *opts = PQconninfoParse(conninfo, &err);
+  if (opts == NULL) {
+    bench_warn(DRIVER, "conninfo: %s", err != NULL ? err : "out of memory");
+    PQfreemem(err);
+    return NULL;
+  }
+  size_t len = render_conninfo(NULL, opts, extra);
+  char *out = malloc(len);
+  if (out != NULL)
+    render_conninfo(out, opts, extra);
+  else
+    bench_warn(DRIVER, "out of memory");
+  PQconninfoFree(opts);
+  return out;
+}
+
+static void print_stats(const orm_pool_stats_t *st, FILE *out) {
+  fprintf(out,
+          "uvorm pool: queries %" PRIu64 ", errors %" PRIu64 ", resends %" PRIu64
+          ", cancels %" PRIu64 ", timeouts %" PRIu64 ", connects %" PRIu64
+          ", reconnects %" PRIu64 ", connect failures %" PRIu64 "\n",
+          st->queries, st->errors, st->resends, st->cancels, st->timeouts,
+          st->connects, st->reconnects, st->connect_failures);
+}
+
+int main(int argc, char **argv) {
+  static struct driver drv;
+  struct driver *d = &drv;
+
+  const char *wl_name = take_workload(&argc, argv);
+  if (wl_name == NULL)
+    return 2;
+  int rc = bench_opts_parse(&d->opts, argc, argv, "pipeline",
+                            "pipeline | nopipe (default pipeline); and\n"
+                            "  --workload=NAME  find | queries | fortunes | update | "
+                            "update-tx | insert | bulk | tx\n"
+                            "                   (default find; see bench/README.md)");
+  if (rc != 0)
+    return rc > 0 ? 0 : 2;
+  int mode = bench_opts_mode(&d->opts, DRIVER, mode_names,
+                             sizeof(mode_names) / sizeof(mode_names[0]));
+  if (mode < 0)
+    return 2;
+  d->mode = (pool_mode_t)mode;
+  for (size_t i = 0; i < WORKLOADS; i++)
+    if (strcmp(workloads[i].name, wl_name) == 0)
+      d->wl = &workloads[i];
+  if (d->wl == NULL) {
+    bench_warn(DRIVER, "unknown workload '%s' (find, queries, fortunes, update, "
+                       "update-tx, insert, bulk or tx)", wl_name);
+    return 2;
+  }
+  snprintf(d->mode_label, sizeof d->mode_label, "%s/%s", mode_names[mode], d->wl->name);
+  d->opts.mode = d->mode_label;
+
+  if ((d->conninfo = conninfo_with_schema(d->opts.conninfo)) == NULL)
+    return 1;
+  d->units = calloc((size_t)d->opts.inflight, sizeof(*d->units));
+  if (d->units == NULL) {
+    bench_warn(DRIVER, "out of memory");
+    free(d->conninfo);
+    return 1;
+  }
+  for (int i = 0; i < d->opts.inflight; i++)
+    d->units[i].drv = d;
+  uint64_t seed = uv_hrtime();
+  d->rng = seed ^ ((uint64_t)uv_os_getpid() << 32);
+  snprintf(d->email_prefix, sizeof d->email_prefix, "w%d-%" PRIx64 "-",
+           (int)uv_os_getpid(), seed);
+
+  if (bench_run_open(&d->run, &d->loop, &d->opts, on_run_done, d, DRIVER) != 0)
+    return 1;
+  if ((rc = uv_timer_init(&d->loop, &d->timer)) != 0) {
+    bench_warn(DRIVER, "%s", uv_strerror(rc));
+    return 1;
+  }
+  d->timer.data = d;
+
+  /* Room for every request of C units on P connections, as bench_uvorm
+   * spreads C requests; all of them may wait in the queue at the start. */
+  size_t requests = (size_t)d->opts.inflight * d->wl->requests;
+  orm_pool_config_t cfg = {
+      .conninfo = d->conninfo,
+      .min_conns = (unsigned)d->opts.conns,
+      .max_conns = (unsigned)d->opts.conns,
+      .pipeline_depth =
+          (unsigned)((requests + (size_t)d->opts.conns - 1) / (size_t)d->opts.conns),
+      .queue_max = requests + 16,
+      .no_pipeline = d->mode == MODE_NOPIPE,
+      .data = d,
+  };
+  bench_opts_announce(&d->opts, DRIVER);
+  rc = orm_pool_open(&d->pool, &d->loop, &cfg);
+  if (rc != 0) {
+    bench_warn(DRIVER, "orm_pool_open: %s", orm_strerror(rc));
+    d->failed = 1;
+    bench_run_stop(&d->run);
+    d->state = DRV_CLOSING;
+    uv_close((uv_handle_t *)&d->timer, NULL);
+  } else {
+    d->state = DRV_CONNECTING;
+    d->wait_start_ns = bench_now_ns();
+    uv_timer_start(&d->timer, on_connect_poll, CONNECT_POLL_MS, CONNECT_POLL_MS);
+  }
+
+  uv_run(&d->loop, UV_RUN_DEFAULT);
+
+  if (d->pool != NULL) {
+    bench_warn(DRIVER, "the loop ended before the pool was closed");
+    d->failed = 1;
+  }
+  if (bench_loop_close(&d->loop, DRIVER) != 0)
+    d->failed = 1;
+  free(d->units);
+  free(d->conninfo);
+
+  int status = bench_report(&d->run, &d->opts, DRIVER, d->failed);
+  if (!d->failed && d->wl->id == W_BULK) {
+    bench_result_t r;
+    bench_run_result(&d->run, &d->opts, DRIVER, &r);
+    printf("uvorm bulk: %zu rows per op, %.0f rows/s, %.1f ns CPU/row\n", d->bulk_rows,
+           r.ops_per_sec * (double)d->bulk_rows,
+           d->bulk_rows ? r.cpu_us_per_op * 1000.0 / (double)d->bulk_rows : 0.0);
+  }
+  if (d->have_stats)
+    print_stats(&d->stats, stdout);
+  return status;
+}
