@@ -169,7 +169,9 @@ ORM_EXTERN int orm_result_bytes(const orm_result_t *result, int row, int col,
 
 /* ---- transactions -------------------------------------------------------
  * A transaction pins one connection from BEGIN to COMMIT or ROLLBACK; its
- * statements run in order on it. A connection lost inside a transaction
+ * statements run in order on it. After a statement fails, the statements
+ * already sent behind it fail too (ORM_ESERVER, "statement skipped"), as
+ * PostgreSQL skips them in an aborted transaction; ROLLBACK ends it. A connection lost inside a transaction
  * fails it (ORM_ECONNLOST) and is never silently retried.
  *
  * orm_tx_begin_async() resolves with the orm_tx_t * (read it with

@@ -1,6 +1,6 @@
 /* Transactions: BEGIN pins an idle connection, statements follow on it in
- * order (each ending its own pipeline segment, so a failure is reported
- * where it happened), COMMIT or ROLLBACK unpins it. */
+ * order (those sent in one loop turn sharing one sync: inside BEGIN a sync
+ * commits nothing), COMMIT or ROLLBACK unpins it. */
 #include <string.h>
 
 #include "async/alloc.h"
@@ -206,7 +206,12 @@ static int tx_submit(orm_tx_t *tx, orm__req_kind_t kind, const char *sql,
     return rc;
   }
   req->tx = tx;
-  req->seg = ORM_SEG_OWN; /* in a transaction: each reports its own error */
+  /* Inside BEGIN ... COMMIT a sync commits nothing, so the statements sent
+   * in one loop turn share one: the first that fails reports its error,
+   * the ones after it are reported skipped, as the server skipped them.
+   * COMMIT and ROLLBACK keep segments of their own (they end even an
+   * aborted transaction cleanly). */
+  req->seg = kind == REQ_TX_QUERY ? ORM_SEG_READ : ORM_SEG_OWN;
   if (out != NULL) {
     orm__future_ref(&req->future);
     *out = &req->future;

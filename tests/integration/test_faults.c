@@ -364,6 +364,24 @@ static void test_transactions(void **state) {
   end_tx(d, 1, ORM_ECONNLOST);
   assert_int_equal(count_rows("SELECT count(*) FROM txt WHERE who = 'd'"), 0);
 
+  /* Statements of a transaction sent in one turn share one sync: the
+   * failing one reports its error, the one after it is reported skipped,
+   * the one before it succeeded; ROLLBACK then ends it cleanly. */
+  orm_tx_t *g = begin();
+  step_t q[3] = {{0}};
+  const char *stmts[3] = {"INSERT INTO txt VALUES (8, 'g')", "SELECT 1/0",
+                          "INSERT INTO txt VALUES (9, 'g')"};
+  for (int i = 0; i < 3; i++)
+    assert_int_equal(
+        orm_tx_query_async(g, stmts[i], NULL, 0, on_step, &q[i], NULL), 0);
+  for (int i = 0; i < 3; i++)
+    wait_step(&q[i]);
+  assert_int_equal(q[0].status, 0);
+  assert_int_equal(q[1].status, ORM_ESERVER);
+  assert_int_equal(q[2].status, ORM_ESERVER);
+  end_tx(g, 0, 0);
+  assert_int_equal(count_rows("SELECT count(*) FROM txt WHERE who = 'g'"), 0);
+
   /* The pool still serves, and transactions still work. */
   orm_tx_t *e = begin();
   txq(e, "INSERT INTO txt VALUES (7, 'e')");
