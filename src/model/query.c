@@ -284,30 +284,24 @@ int orm_query_order_by(orm_query_t *q, const char *name, orm_order_t order) {
   return 0;
 }
 
-int orm_query_limit(orm_query_t *q, int64_t n) {
-  if (q == NULL)
-    return ORM_EINVAL;
+/* LIMIT and OFFSET: a count that cannot be negative. */
+static int set_count(orm_query_t *q, int64_t n, bool *has, int64_t *value) {
   int rc = begin(q);
   if (rc != 0)
     return rc;
   if (n < 0)
     return fail(q, ORM_ERANGE);
-  q->has_limit = true;
-  q->limit = n;
+  *has = true;
+  *value = n;
   return 0;
 }
 
+int orm_query_limit(orm_query_t *q, int64_t n) {
+  return q ? set_count(q, n, &q->has_limit, &q->limit) : ORM_EINVAL;
+}
+
 int orm_query_offset(orm_query_t *q, int64_t n) {
-  if (q == NULL)
-    return ORM_EINVAL;
-  int rc = begin(q);
-  if (rc != 0)
-    return rc;
-  if (n < 0)
-    return fail(q, ORM_ERANGE);
-  q->has_offset = true;
-  q->offset = n;
-  return 0;
+  return q ? set_count(q, n, &q->has_offset, &q->offset) : ORM_EINVAL;
 }
 
 int orm_query_for_update(orm_query_t *q) {
