@@ -174,10 +174,21 @@ ORM_EXTERN int orm_result_bytes(const orm_result_t *result, int row, int col,
  * PostgreSQL skips them in an aborted transaction; ROLLBACK ends it. A connection lost inside a transaction
  * fails it (ORM_ECONNLOST) and is never silently retried.
  *
- * orm_tx_begin_async() resolves with the orm_tx_t * (read it with
- * orm_future_value()). orm_tx_commit_async() and orm_tx_rollback_async()
- * always consume the handle, whatever they return; until one of them is
- * called the transaction holds its connection. */
+ * orm_tx_begin() gives the handle at once. Statements, savepoints and the
+ * COMMIT may follow at once too: they wait behind BEGIN and go out with it
+ * in one flight when a connection is free, so a whole transaction costs
+ * one round trip. Should BEGIN not run (the pool is down, the wait for a
+ * connection times out, the connection is lost), everything issued on the
+ * handle fails with that code and the message "the transaction did not
+ * begin: ..."; ROLLBACK then succeeds. orm_tx_begin_async() instead
+ * resolves with the orm_tx_t * once BEGIN has run (read it with
+ * orm_future_value()), for callers that want to know before going on.
+ *
+ * orm_tx_commit_async() and orm_tx_rollback_async() always consume the
+ * handle, whatever they return; until one of them is called the
+ * transaction holds its connection. A COMMIT after a failed statement
+ * rolls back, and reports it: ORM_ESERVER, SQLSTATE 25P02. */
+ORM_EXTERN int orm_tx_begin(orm_pool_t *pool, orm_tx_t **out);
 ORM_EXTERN int orm_tx_begin_async(orm_pool_t *pool, orm_future_cb cb,
                                   void *data, orm_future_t **out);
 ORM_EXTERN int orm_tx_query_async(orm_tx_t *tx, const char *sql,

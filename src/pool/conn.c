@@ -281,9 +281,10 @@ int orm__conn_send(orm__conn_t *conn, orm__request_t *req) {
       (named && stmt_state_reserve(conn, req->stmt->id) != 0))
     return ORM_ENOMEM;
   /* A statement that cannot share an implicit transaction starts a segment
-   * of its own, and ends it; a second write starts a new segment. */
+   * of its own, and ends it; a second write starts a new segment; BEGIN
+   * starts the one its transaction's statements join. */
   if (pipe && conn->unsynced > 0 &&
-      (req->seg == ORM_SEG_OWN ||
+      (req->seg == ORM_SEG_OWN || req->kind == REQ_BEGIN ||
        (req->seg == ORM_SEG_WRITE && conn->segment_writes))) {
     if (PQpipelineSync(conn->pg) != 1)
       return ORM_ECONNLOST;
@@ -360,7 +361,10 @@ static orm__request_t *executing(orm__conn_t *conn) {
  * goes out only while an abandoned request is that statement, and once. */
 static void cancel_if_abandoned(orm__conn_t *conn) {
   orm__request_t *req = executing(conn);
-  if (req != NULL && req->abandoned && !req->cancel_sent) {
+  /* The end of a transaction must run: a cancelled COMMIT is a ROLLBACK
+   * by now, and nothing is gained by interrupting that. */
+  if (req != NULL && req->abandoned && !req->cancel_sent &&
+      req->kind != REQ_TX_END) {
     req->cancel_sent = 1;
     orm__pool_cancel_on_server(conn->pool, conn);
   }
@@ -421,30 +425,42 @@ static void resend(orm__conn_t *conn, orm__request_t *req) {
   orm__pool_resend(conn->pool, req);
 }
 
+/* A transaction gives its connection back as soon as COMMIT or ROLLBACK
+ * is sent, so that the next one can follow it in the pipeline; that it
+ * really ended is checked when its answer is in. One that did not would
+ * fail everything after it. libpq can tell only when nothing follows in
+ * the pipeline (else it says "active"); PostgreSQL ends the transaction
+ * whatever COMMIT or ROLLBACK answers, so that is a second line only. */
+static void check_tx_ended(orm__conn_t *conn) {
+  if (conn->pg != NULL && PQtransactionStatus(conn->pg) != PQTRANS_IDLE &&
+      PQtransactionStatus(conn->pg) != PQTRANS_ACTIVE)
+    conn_lost(conn, "a transaction's end left the session in a transaction");
+}
+
 /* A statement's answer is in: complete it, or hold it for the sync. */
 static void query_answered(orm__conn_t *conn, orm__request_t *req) {
+  orm__req_kind_t req_kind = req->kind; /* req may be gone when finished */
   conn->in_flight--;
+  /* In pipeline mode a pool statement's fate depends on its neighbours,
+   * and what a transaction's statement did to the session (did COMMIT
+   * end it?) is known only at the sync: hold them until then. */
+  if (pipelined(conn) && (req->kind != REQ_QUERY || !req->abandoned)) {
+    req->state = REQ_HELD;
+    orm__list_push_back(&conn->held, &req->link);
+    return;
+  }
   if (req->abandoned) {
     orm__req_drop(req);
     return;
   }
-  if (!pipelined(conn) || req->kind != REQ_QUERY) {
-    /* Outside pipeline mode each statement is its own transaction, and a
-     * transaction's statements each end their own segment. */
-    if (pipelined(conn)) {
-      req->state = REQ_HELD;
-      orm__list_push_back(&conn->held, &req->link);
-      return;
-    }
-    req->conn = NULL;
-    if (is_error(req->result) && may_retry(conn, req, 0))
-      resend(conn, req);
-    else
-      orm__req_finish(req, 0);
-    return;
-  }
-  req->state = REQ_HELD;
-  orm__list_push_back(&conn->held, &req->link);
+  /* Outside pipeline mode each statement is its own transaction. */
+  req->conn = NULL;
+  if (is_error(req->result) && may_retry(conn, req, 0))
+    resend(conn, req);
+  else
+    orm__req_finish(req, 0);
+  if (req_kind == REQ_TX_END)
+    check_tx_ended(conn);
 }
 
 /* The sync closing a segment is in: its statements committed together, or,
@@ -453,12 +469,14 @@ static void query_answered(orm__conn_t *conn, orm__request_t *req) {
 static void segment_done(orm__conn_t *conn) {
   int failed = conn->segment_failed;
   int shared = conn->held.next != conn->held.prev; /* two or more */
+  int tx_end = 0;
   conn->segment_failed = 0;
   while (!orm__list_empty(&conn->held)) {
     orm__request_t *req =
         ORM_CONTAINER_OF(conn->held.next, orm__request_t, link);
     orm__list_remove(&req->link);
     req->conn = NULL;
+    tx_end |= req->kind == REQ_TX_END;
     if (req->abandoned) {
       orm__req_drop(req);
     } else if (req->prepare_error != NULL || is_error(req->result)) {
@@ -474,6 +492,8 @@ static void segment_done(orm__conn_t *conn) {
     if (conn->pg == NULL)
       return; /* a callback closed the pool */
   }
+  if (tx_end)
+    check_tx_ended(conn);
 }
 
 static void prepare_answered(orm__conn_t *conn, orm__slot_t *slot,

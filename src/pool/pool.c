@@ -101,7 +101,7 @@ void orm__req_drop(orm__request_t *req) {
     int ok = req->result != NULL && req->prepare_error == NULL &&
              PQresultStatus(req->result) == PGRES_COMMAND_OK;
     if (req->kind == REQ_BEGIN)
-      orm__tx_begin_done(req->tx, ok ? 0 : ORM_ESERVER, 1);
+      orm__tx_begin_done(req, ok ? 0 : ORM_ESERVER, 1, 0);
     else
       orm__tx_end_done(req->tx, ok ? 0 : ORM_ESERVER);
   }
@@ -144,7 +144,7 @@ static void complete(orm__request_t *req, int status, int defer) {
   if (req->kind == REQ_BEGIN) {
     if (status == 0)
       orm__future_set_value(&req->future, req->tx, NULL);
-    orm__tx_begin_done(req->tx, status, 0);
+    orm__tx_begin_done(req, status, 0, defer);
   } else if (req->kind == REQ_TX_END) {
     orm__tx_end_done(req->tx, status);
   }
@@ -180,6 +180,15 @@ void orm__req_finish(orm__request_t *req, int defer) {
       else
         orm__future_set_value(&req->future, res,
                               (void (*)(void *))orm_result_free);
+    } else if (req->kind == REQ_TX_END && strcmp(req->sql, "COMMIT") == 0 &&
+               strcmp(PQcmdStatus(res), "ROLLBACK") == 0) {
+      /* The server answers COMMIT of a failed transaction by rolling it
+       * back, without an error: nothing was committed. */
+      req->future.error.sqlstate = "25P02";
+      orm__future_set_message(&req->future,
+                              "COMMIT rolled back: a statement of the "
+                              "transaction had failed");
+      status = ORM_ESERVER;
     }
     break;
   case PGRES_FATAL_ERROR:
@@ -216,9 +225,10 @@ static void req_abort(orm_future_t *f, int code) {
   orm_pool_t *pool = req->pool;
   switch (req->state) {
   case REQ_QUEUED:
-    if (req->kind == REQ_TX_END && req->tx->conn != NULL && !req->tx->lost) {
-      /* Not sent yet, but the transaction must still end on the server:
-       * a cancelled COMMIT becomes a ROLLBACK nobody waits for. */
+    if (req->kind == REQ_TX_END && !req->tx->dead) {
+      /* Not sent yet, but the transaction must still end on the server
+       * (or once BEGIN has gone out): a cancelled COMMIT becomes a
+       * ROLLBACK nobody waits for. */
       orm__pool_prepare_request(req, "ROLLBACK", NULL, 0, 0);
       req->abandoned = 1;
       count_outcome(pool, code);
@@ -590,8 +600,11 @@ static int health_due(orm_pool_t *pool, orm__conn_t *conn, uint64_t now) {
 }
 
 /* The ready connection with the fewest requests in flight and room for one
- * more; `idle_only` for BEGIN, which pins a connection. */
-static orm__conn_t *pick(orm_pool_t *pool, int idle_only, int *all_busy) {
+ * more; `for_begin`: BEGIN, which pins it, avoids one whose cancel guard
+ * is up (a stray cancel would abort the new transaction). BEGIN may follow
+ * work in flight, another transaction's COMMIT too: transactions pipeline
+ * one after the other on a connection. */
+static orm__conn_t *pick(orm_pool_t *pool, int for_begin, int *all_busy) {
   orm__conn_t *best = NULL;
   uint64_t now = uv_now(pool->loop);
   orm__link_t *l = pool->ready.next;
@@ -609,8 +622,8 @@ static orm__conn_t *pick(orm_pool_t *pool, int idle_only, int *all_busy) {
     if (conn->in_flight == 0)
       *all_busy = 0;
     if (conn->in_flight >= orm__conn_capacity(conn) ||
-        (idle_only && (conn->in_flight > 0 || now < conn->cancel_guard_until)))
-      continue; /* a stray cancel would abort a new transaction */
+        (for_begin && now < conn->cancel_guard_until))
+      continue;
     if (best == NULL || conn->in_flight < best->in_flight)
       best = conn;
     if (best->in_flight == 0)
@@ -755,13 +768,15 @@ void orm__pool_conn_failed(orm_pool_t *pool, orm__conn_t *conn, int lost,
     snprintf(pool->last_error, sizeof pool->last_error, "%s",
              orm_strerror(lost ? ORM_ECONNLOST : ORM_ECONNECT));
   int was_up = conn->state != CONN_CONNECTING;
+  /* Closed first: nothing that completes below can hand the connection
+   * back to the pool (a transaction's end) or fail it a second time. */
+  orm__conn_shutdown(conn);
   orm__conn_fail_all(conn, ORM_ECONNLOST, pool->last_error, 0);
   if (conn->tx != NULL) {
     orm_tx_t *tx = conn->tx;
     conn->tx = NULL;
     orm__tx_conn_lost(tx);
   }
-  orm__conn_shutdown(conn);
   if (!was_up) {
     pool->stats.connect_failures++;
     conn->failures++;
@@ -881,6 +896,9 @@ static void on_maint(uv_timer_t *timer) {
   }
   while (pool->nconns < pool->cfg.min_conns && new_conn(pool) != NULL)
     ;
+  /* A BEGIN may be waiting out a connection's cancel guard. */
+  if (pool->queued > 0)
+    orm__pool_kick(pool);
 }
 
 /* ---- open, close, stats --------------------------------------------------- */

@@ -186,8 +186,14 @@ struct orm_tx_s {
   orm__link_t queue; /* statements waiting for the pinned connection */
   orm__request_t *begin; /* until BEGIN has completed */
   orm__request_t *end;   /* COMMIT / ROLLBACK, allocated up front */
-  int lost;  /* ORM_ECONNLOST once its connection died */
-  int ended; /* commit or rollback was called */
+  /* Why it cannot go on (ORM_ECONNLOST once its connection died, BEGIN's
+   * error when it did not begin), or 0. */
+  int dead;
+  char why[200];          /* ... and what to tell the statements behind */
+  unsigned char ended;    /* commit or rollback was called */
+  unsigned char caller;   /* orm_tx_begin(): the caller holds the handle
+                             from the start, until it ends it */
+  unsigned char finished; /* ended while BEGIN was still in the machine */
 };
 
 struct orm_pool_s {
@@ -281,7 +287,8 @@ void orm__req_set_transform(orm__request_t *req, orm__transform_fn fn,
 /* The transaction's connection died: fail what waits, remember it. */
 void orm__tx_conn_lost(orm_tx_t *tx);
 /* BEGIN / COMMIT / ROLLBACK completed with `status`. */
-void orm__tx_begin_done(orm_tx_t *tx, int status, int abandoned);
+void orm__tx_begin_done(orm__request_t *begin, int status, int abandoned,
+                        int defer);
 void orm__tx_end_done(orm_tx_t *tx, int status);
 /* Gives the pinned connection back to the pool. */
 void orm__tx_unpin(orm_tx_t *tx);

@@ -1,6 +1,8 @@
-/* Transactions: BEGIN pins an idle connection, statements follow on it in
- * order (those sent in one loop turn sharing one sync: inside BEGIN a sync
- * commits nothing), COMMIT or ROLLBACK unpins it. */
+/* Transactions: BEGIN pins a connection, statements follow on it in order
+ * (those sent in one loop turn sharing one sync: inside BEGIN a sync
+ * commits nothing), COMMIT or ROLLBACK unpins it. Statements issued before
+ * BEGIN has gone out wait in the transaction's queue and follow it in the
+ * same flight. */
 #include <string.h>
 
 #include "async/alloc.h"
@@ -14,6 +16,15 @@ static void tx_free(orm_tx_t *tx) {
   if (tx->end != NULL)
     orm__pool_req_discard(tx->end);
   orm__free(tx);
+}
+
+/* COMMIT or ROLLBACK is over; the transaction goes once BEGIN, which
+ * points at it, has left the machine too. */
+static void tx_finish(orm_tx_t *tx) {
+  if (tx->begin != NULL)
+    tx->finished = 1;
+  else
+    tx_free(tx);
 }
 
 void orm__tx_unpin(orm_tx_t *tx) {
@@ -33,7 +44,28 @@ void orm__tx_unpin(orm_tx_t *tx) {
     orm__pool_conn_failed(tx->pool, conn, 1, 0);
 }
 
-static void fail_waiting(orm_tx_t *tx, int code, int defer) {
+/* What `req` of a transaction that cannot go on (for `code`) completes
+ * with: nothing of the transaction is left on the server, so a ROLLBACK
+ * has done its job. */
+static int dead_status(const orm__request_t *req, int code) {
+  return req->kind == REQ_TX_END && code != ORM_ECANCELED &&
+                 strcmp(req->sql, "ROLLBACK") == 0
+             ? 0
+             : code;
+}
+
+/* Fails `req` of a dead transaction from inside a public call. */
+static void fail_dead(orm_tx_t *tx, orm__request_t *req) {
+  int status = dead_status(req, tx->dead);
+  if (status != 0)
+    orm__future_set_message(&req->future, "%s", tx->why);
+  orm__pool_req_fail_deferred(req, status);
+}
+
+/* The transaction cannot go on, for `code` (tx->why says why): fails what
+ * waits for its connection, and whatever is issued on it from now on. */
+static void tx_die(orm_tx_t *tx, int code, int defer) {
+  tx->dead = code;
   /* Completing COMMIT or ROLLBACK frees the transaction: walk a list of
    * our own, never tx->queue. */
   orm__link_t waiting;
@@ -50,11 +82,9 @@ static void fail_waiting(orm_tx_t *tx, int code, int defer) {
       orm__req_drop(req);
       continue;
     }
-    /* A lost connection rolled the transaction back: ROLLBACK succeeded. */
-    int status = code;
-    if (req->kind == REQ_TX_END && code == ORM_ECONNLOST &&
-        strcmp(req->sql, "ROLLBACK") == 0)
-      status = 0;
+    int status = dead_status(req, code);
+    if (status != 0)
+      orm__future_set_message(&req->future, "%s", tx->why);
     if (defer)
       orm__pool_req_fail_deferred(req, status);
     else
@@ -63,9 +93,9 @@ static void fail_waiting(orm_tx_t *tx, int code, int defer) {
 }
 
 void orm__tx_conn_lost(orm_tx_t *tx) {
-  tx->lost = 1;
   tx->conn = NULL;
-  fail_waiting(tx, ORM_ECONNLOST, 0);
+  snprintf(tx->why, sizeof tx->why, "the transaction's connection was lost");
+  tx_die(tx, ORM_ECONNLOST, 0);
 }
 
 void orm__tx_pool_closing(orm_tx_t *tx, int defer) {
@@ -75,14 +105,21 @@ void orm__tx_pool_closing(orm_tx_t *tx, int defer) {
     tx->conn->tx = NULL;
     tx->conn = NULL;
   }
-  tx->lost = 1;
-  fail_waiting(tx, ORM_ECANCELED, defer);
+  snprintf(tx->why, sizeof tx->why, "the pool was closed");
+  tx_die(tx, ORM_ECANCELED, defer);
 }
 
-void orm__tx_begin_done(orm_tx_t *tx, int status, int abandoned) {
+void orm__tx_begin_done(orm__request_t *begin, int status, int abandoned,
+                        int defer) {
+  orm_tx_t *tx = begin->tx;
   tx->begin = NULL;
+  if (tx->finished) { /* ended (it had died) while BEGIN was out */
+    orm__tx_unpin(tx);
+    tx_free(tx);
+    return;
+  }
   if (status == 0 && !abandoned)
-    return; /* the begin future's value is the transaction */
+    return; /* begun: what waits behind BEGIN is on its way */
   if (status == 0 && tx->conn != NULL && tx->end != NULL) {
     /* Begun on the server, but nobody waits for it any more. */
     orm__request_t *end = tx->end;
@@ -95,14 +132,36 @@ void orm__tx_begin_done(orm_tx_t *tx, int status, int abandoned) {
     orm__pool_kick(end->pool);
     return;
   }
+  if (!tx->caller) { /* orm_tx_begin_async(): nobody has the handle */
+    orm__tx_unpin(tx);
+    tx_free(tx);
+    return;
+  }
+  /* The caller holds the handle: what it queued fails with BEGIN's error,
+   * and the handle stays until the caller ends it (which may be now: a
+   * ROLLBACK waiting in the queue frees the transaction). */
   orm__tx_unpin(tx);
-  tx_free(tx);
+  if (tx->dead == 0) {
+    int code = status != 0 ? status : ORM_ECANCELED;
+    const char *msg = begin->future.error.message;
+    snprintf(tx->why, sizeof tx->why, "the transaction did not begin: %s",
+             msg != NULL ? msg : orm_strerror(code));
+    tx_die(tx, code, defer);
+  }
 }
 
 void orm__tx_end_done(orm_tx_t *tx, int status) {
   (void)status; /* COMMIT failing still ends the transaction */
   orm__tx_unpin(tx);
-  tx_free(tx);
+  tx_finish(tx);
+}
+
+/* COMMIT or ROLLBACK is on its way: nothing of the transaction can follow
+ * it, so the next transaction (or any statement) may. */
+static void release_conn(orm_tx_t *tx, orm__conn_t *conn) {
+  tx->conn = NULL;
+  conn->tx = NULL;
+  orm__pool_conn_ready(tx->pool, conn);
 }
 
 void orm__tx_pump_all(orm_pool_t *pool) {
@@ -111,14 +170,17 @@ void orm__tx_pump_all(orm_pool_t *pool) {
     l = l->next;
     orm__conn_t *conn = tx->conn;
     while (conn != NULL && conn->state == CONN_PINNED && conn->pg != NULL &&
-           tx->begin == NULL && !orm__list_empty(&tx->queue) &&
+           !orm__list_empty(&tx->queue) &&
            conn->in_flight < orm__conn_capacity(conn)) {
       orm__request_t *req =
           ORM_CONTAINER_OF(tx->queue.next, orm__request_t, link);
       orm__list_remove(&req->link);
       int rc = orm__conn_send(conn, req);
       if (rc == ORM_ENOMEM) {
+        int end = req->kind == REQ_TX_END;
         orm__req_complete(req, ORM_ENOMEM, 0);
+        if (end)
+          break; /* the transaction is gone */
       } else if (rc != 0) {
         orm__list_push_front(&tx->queue, &req->link);
         orm__pool_conn_failed(pool, conn, 1, 0); /* fails the transaction */
@@ -126,6 +188,8 @@ void orm__tx_pump_all(orm_pool_t *pool) {
       } else {
         orm__future_owner_deadline(&req->future,
                                    pool->cfg.statement_timeout_ms);
+        if (req->kind == REQ_TX_END)
+          release_conn(tx, conn);
       }
     }
   }
@@ -133,10 +197,10 @@ void orm__tx_pump_all(orm_pool_t *pool) {
 
 /* ---- public calls ---------------------------------------------------------- */
 
-int orm_tx_begin_async(orm_pool_t *pool, orm_future_cb cb, void *data,
-                       orm_future_t **out) {
-  if (out != NULL)
-    *out = NULL;
+/* A transaction and its BEGIN, queued for a connection. `caller`: the
+ * handle goes to the caller now (orm_tx_begin), else it is BEGIN's value. */
+static int tx_open(orm_pool_t *pool, int caller, orm_future_cb cb, void *data,
+                   orm_future_t **begin_out, orm_tx_t **out) {
   int rc = orm__pool_usable(pool);
   if (rc != 0)
     return rc;
@@ -158,33 +222,54 @@ int orm_tx_begin_async(orm_pool_t *pool, orm_future_cb cb, void *data,
     orm__free(tx);
     return rc != 0 ? rc : ORM_ENOMEM;
   }
+  /* BEGIN opens the segment the statements behind it join: should it
+   * fail, they are skipped rather than run outside a transaction. */
+  begin->seg = ORM_SEG_READ;
   tx->pool = pool;
   tx->begin = begin;
   tx->end = end;
+  tx->caller = (unsigned char)caller;
   orm__list_init(&tx->queue);
   orm__list_push_back(&pool->txs, &tx->link);
   begin->tx = tx;
   end->tx = tx;
-  if (pool->down) {
-    orm__future_set_message(&begin->future, "%s", pool->last_error);
-    orm__pool_req_fail_deferred(begin, ORM_ECONNECT);
-  } else if ((rc = orm__pool_enqueue(pool, begin)) != 0) {
+  if (!pool->down && (rc = orm__pool_enqueue(pool, begin)) != 0) {
     tx->begin = NULL;
     orm__pool_req_discard(begin);
     tx_free(tx);
     return rc;
   }
-  if (out != NULL) {
+  if (begin_out != NULL) {
     orm__future_ref(&begin->future);
-    *out = &begin->future;
+    *begin_out = &begin->future;
+  }
+  if (out != NULL)
+    *out = tx;
+  if (pool->down) {
+    orm__future_set_message(&begin->future, "%s", pool->last_error);
+    orm__pool_req_fail_deferred(begin, ORM_ECONNECT);
   }
   return 0;
+}
+
+int orm_tx_begin(orm_pool_t *pool, orm_tx_t **out) {
+  if (out == NULL)
+    return ORM_EINVAL;
+  *out = NULL;
+  return tx_open(pool, 1, NULL, NULL, NULL, out);
+}
+
+int orm_tx_begin_async(orm_pool_t *pool, orm_future_cb cb, void *data,
+                       orm_future_t **out) {
+  if (out != NULL)
+    *out = NULL;
+  return tx_open(pool, 0, cb, data, out, NULL);
 }
 
 static int tx_usable(const orm_tx_t *tx) {
   if (tx == NULL)
     return ORM_EINVAL;
-  if (tx->ended || tx->begin != NULL)
+  if (tx->ended)
     return ORM_ESTATE;
   if (tx->pool == NULL || tx->pool->closing)
     return ORM_ECLOSED;
@@ -216,8 +301,8 @@ static int tx_submit(orm_tx_t *tx, orm__req_kind_t kind, const char *sql,
     orm__future_ref(&req->future);
     *out = &req->future;
   }
-  if (tx->lost) {
-    orm__pool_req_fail_deferred(req, ORM_ECONNLOST);
+  if (tx->dead) {
+    fail_dead(tx, req);
   } else {
     orm__list_push_back(&tx->queue, &req->link);
     orm__pool_kick(tx->pool);
@@ -258,11 +343,11 @@ static int tx_end(orm_tx_t *tx, const char *sql, orm_future_cb cb, void *data,
     *out = NULL;
   if (tx == NULL)
     return ORM_EINVAL;
-  if (tx->ended || tx->begin != NULL)
+  if (tx->ended)
     return ORM_ESTATE;
   tx->ended = 1;
   if (tx->pool == NULL) {
-    tx_free(tx);
+    tx_finish(tx);
     return ORM_ECLOSED;
   }
   orm__request_t *req = tx->end;
@@ -274,9 +359,8 @@ static int tx_end(orm_tx_t *tx, const char *sql, orm_future_cb cb, void *data,
     orm__future_ref(&req->future);
     *out = &req->future;
   }
-  if (tx->lost) {
-    orm__pool_req_fail_deferred(
-        req, strcmp(sql, "ROLLBACK") == 0 ? 0 : ORM_ECONNLOST);
+  if (tx->dead) {
+    fail_dead(tx, req);
   } else {
     orm__list_push_back(&tx->queue, &req->link);
     orm__pool_kick(tx->pool);

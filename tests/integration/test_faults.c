@@ -157,6 +157,17 @@ static void admin(const char *sql) {
   PQfinish(c);
 }
 
+static int64_t admin_count(const char *sql) {
+  PGconn *c = PQconnectdb(orm_test_dsn());
+  assert_int_equal(PQstatus(c), CONNECTION_OK);
+  PGresult *r = PQexec(c, sql);
+  assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+  int64_t n = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+  PQclear(r);
+  PQfinish(c);
+  return n;
+}
+
 /* ---- 5. a killed backend fails only its own requests --------------------- */
 
 static void test_terminate_backend(void **state) {
@@ -247,6 +258,8 @@ typedef struct {
   int status;
   orm_tx_t *tx;
   int64_t value;
+  char sqlstate[6];
+  char message[200];
 } step_t;
 
 static void on_step(orm_future_t *f, void *data) {
@@ -254,6 +267,11 @@ static void on_step(orm_future_t *f, void *data) {
   s->done = 1;
   s->status = orm_future_status(f);
   s->value = -1;
+  const orm_error_t *e = orm_future_error(f);
+  if (e != NULL) {
+    snprintf(s->sqlstate, sizeof s->sqlstate, "%s", e->sqlstate);
+    snprintf(s->message, sizeof s->message, "%s", e->message);
+  }
   if (s->status == 0) {
     void *v = orm_future_value(f);
     s->tx = v;
@@ -349,7 +367,12 @@ static void test_transactions(void **state) {
   /* A failing statement aborts the transaction; COMMIT then rolls back. */
   assert_int_equal(txq(c, "SELECT 1/0").status, ORM_ESERVER);
   assert_int_equal(txq(c, "SELECT 1").status, ORM_ESERVER); /* 25P02 */
-  end_tx(c, 1, 0); /* the server answers ROLLBACK to a COMMIT here */
+  /* The server answers ROLLBACK to this COMMIT: reported, not hidden. */
+  step_t cs = {0};
+  assert_int_equal(orm_tx_commit_async(c, on_step, &cs, NULL), 0);
+  wait_step(&cs);
+  assert_int_equal(cs.status, ORM_ESERVER);
+  assert_string_equal(cs.sqlstate, "25P02");
   assert_int_equal(count_rows("SELECT count(*) FROM txt WHERE who = 'c'"), 0);
 
   /* A connection killed inside a transaction fails it; nothing commits. */
@@ -389,6 +412,161 @@ static void test_transactions(void **state) {
   assert_int_equal(count_rows("SELECT count(*) FROM txt"), 2);
   admin("DROP TABLE txt");
   close_pool();
+}
+
+/* orm_tx_begin(): the handle at once, everything issued behind BEGIN in
+ * one go, nothing run outside the transaction whatever fails. */
+static orm_tx_t *tx_now(void) {
+  orm_tx_t *tx = (orm_tx_t *)&tx; /* overwritten */
+  assert_int_equal(orm_tx_begin(pool, &tx), 0);
+  assert_non_null(tx);
+  return tx;
+}
+
+static void tx_issue(orm_tx_t *tx, const char *sql, step_t *s) {
+  assert_int_equal(orm_tx_query_async(tx, sql, NULL, 0, on_step, s, NULL), 0);
+}
+
+static void wait_all(step_t *s, int n) {
+  for (int i = 0; i < n; i++)
+    wait_step(&s[i]);
+}
+
+static void test_tx_one_flight(void **state) {
+  open_pool((orm_pool_config_t){.min_conns = 1, .max_conns = 1});
+  admin("DROP TABLE IF EXISTS txf; CREATE TABLE txf (id int)");
+  orm_tx_t *out = (orm_tx_t *)&out;
+  assert_int_equal(orm_tx_begin(NULL, &out), ORM_EINVAL);
+  assert_int_equal(orm_tx_begin(pool, NULL), ORM_EINVAL);
+
+  /* Issued before the loop runs once: all of it goes behind BEGIN. */
+  orm_tx_t *a = tx_now();
+  step_t q[4] = {{0}};
+  tx_issue(a, "INSERT INTO txf VALUES (1)", &q[0]);
+  tx_issue(a, "INSERT INTO txf VALUES (2)", &q[1]);
+  tx_issue(a, "SELECT count(*) FROM txf", &q[2]);
+  assert_int_equal(orm_tx_commit_async(a, on_step, &q[3], NULL), 0);
+  wait_all(q, 4);
+  for (int i = 0; i < 4; i++)
+    if (q[i].status != 0)
+      fail_msg("step %d: %s %s", i, orm_err_name(q[i].status), q[i].message);
+  assert_int_equal(q[2].value, 2);
+  assert_int_equal(count_rows("SELECT count(*) FROM txf"), 2);
+
+  /* A failure inside: the statement after it is skipped, COMMIT reports
+   * the rollback, nothing of the transaction remains. */
+  orm_tx_t *b = tx_now();
+  step_t r[4] = {{0}};
+  tx_issue(b, "INSERT INTO txf VALUES (3)", &r[0]);
+  tx_issue(b, "SELECT 1/0", &r[1]);
+  tx_issue(b, "INSERT INTO txf VALUES (4)", &r[2]);
+  assert_int_equal(orm_tx_commit_async(b, on_step, &r[3], NULL), 0);
+  wait_all(r, 4);
+  assert_int_equal(r[0].status, 0);
+  assert_int_equal(r[1].status, ORM_ESERVER);
+  assert_string_equal(r[1].sqlstate, "22012");
+  assert_int_equal(r[2].status, ORM_ESERVER);
+  assert_int_equal(r[3].status, ORM_ESERVER);
+  assert_string_equal(r[3].sqlstate, "25P02");
+  assert_int_equal(count_rows("SELECT count(*) FROM txf"), 2);
+
+  /* A COMMIT cancelled before BEGIN went out still ends the transaction
+   * (as a ROLLBACK), and the only connection comes back clean. */
+  orm_tx_t *c = tx_now();
+  step_t t[2] = {{0}};
+  orm_future_t *cf;
+  tx_issue(c, "INSERT INTO txf VALUES (5)", &t[0]);
+  assert_int_equal(orm_tx_commit_async(c, on_step, &t[1], &cf), 0);
+  assert_int_equal(orm_future_cancel(cf), 0);
+  orm_future_release(cf);
+  wait_all(t, 2);
+  assert_int_equal(t[0].status, 0);
+  assert_int_equal(t[1].status, ORM_ECANCELED);
+  run_ms(50);
+  assert_int_equal(count_rows("SELECT count(*) FROM txf"), 2);
+  orm_pool_stats_t st;
+  orm_pool_stats(pool, &st);
+  assert_int_equal(st.conns_in_tx, 0);
+
+  /* A killed connection fails the statements in flight and the COMMIT;
+   * the INSERT before the sleep never committed, so it fails too (its
+   * answer waits for the sync behind the sleep). */
+  orm_tx_t *d = tx_now();
+  step_t u[3] = {{0}};
+  tx_issue(d, "INSERT INTO txf VALUES (6)", &u[0]);
+  tx_issue(d, "SELECT pg_sleep(5)", &u[1]);
+  assert_int_equal(orm_tx_commit_async(d, on_step, &u[2], NULL), 0);
+  while (admin_count("SELECT count(*) FROM pg_stat_activity "
+                     "WHERE query = 'SELECT pg_sleep(5)'") == 0)
+    run_ms(10);
+  admin("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+        "WHERE query = 'SELECT pg_sleep(5)'");
+  wait_all(u, 3);
+  for (int i = 0; i < 3; i++)
+    assert_int_equal(u[i].status, ORM_ECONNLOST);
+  assert_int_equal(count_rows("SELECT count(*) FROM txf"), 2);
+  admin("DROP TABLE txf");
+  close_pool();
+}
+
+/* BEGIN that cannot run: each statement and the COMMIT say why, ROLLBACK
+ * succeeds, and the handles leave nothing behind. */
+static void test_tx_begin_fails(void **state) {
+  /* A server that is not there. */
+  assert_int_equal(uv_loop_init(&loop), 0);
+  orm_pool_config_t cfg = {.min_conns = 1,
+                           .max_conns = 1,
+                           .reconnect_min_ms = 50,
+                           .reconnect_max_ms = 100};
+  char *nowhere = orm_test_dsn_with("host", "127.0.0.1", "port", "1", NULL);
+  cfg.conninfo = nowhere;
+  assert_int_equal(orm_pool_open(&pool, &loop, &cfg), 0);
+  free(nowhere);
+  run_ms(200); /* the first connect has failed: the pool is down */
+  orm_tx_t *a = tx_now();
+  step_t q[2] = {{0}};
+  tx_issue(a, "SELECT 1", &q[0]);
+  assert_int_equal(orm_tx_commit_async(a, on_step, &q[1], NULL), 0);
+  wait_all(q, 2);
+  assert_int_equal(q[0].status, ORM_ECONNECT);
+  assert_non_null(strstr(q[0].message, "did not begin"));
+  assert_int_equal(q[1].status, ORM_ECONNECT);
+  orm_tx_t *b = tx_now();
+  step_t rb = {0};
+  assert_int_equal(orm_tx_rollback_async(b, on_step, &rb, NULL), 0);
+  wait_step(&rb);
+  assert_int_equal(rb.status, 0);
+  closed = 0;
+  close_pool();
+
+  /* No connection within acquire_timeout_ms: the one there is, is held
+   * by another transaction. */
+  open_pool((orm_pool_config_t){
+      .min_conns = 1, .max_conns = 1, .acquire_timeout_ms = 150});
+  orm_tx_t *holder = begin();
+  orm_tx_t *c = tx_now();
+  step_t r[2] = {{0}};
+  tx_issue(c, "SELECT 1", &r[0]);
+  assert_int_equal(orm_tx_commit_async(c, on_step, &r[1], NULL), 0);
+  wait_all(r, 2);
+  assert_int_equal(r[0].status, ORM_ETIMEDOUT);
+  assert_int_equal(r[1].status, ORM_ETIMEDOUT);
+  end_tx(holder, 1, 0);
+
+  /* The pool closes with a transaction still waiting for BEGIN. */
+  holder = begin();
+  orm_tx_t *d = tx_now();
+  step_t w = {0};
+  tx_issue(d, "SELECT 1", &w);
+  assert_int_equal(orm_pool_close(pool, on_closed), 0);
+  wait_step(&w);
+  assert_int_equal(w.status, ORM_ECANCELED);
+  assert_int_equal(orm_tx_commit_async(d, NULL, NULL, NULL), ORM_ECLOSED);
+  assert_int_equal(orm_tx_rollback_async(holder, NULL, NULL, NULL),
+                   ORM_ECLOSED);
+  orm_test_run(&loop, 15000);
+  assert_int_equal(closed, 1);
+  orm_test_loop_close(&loop);
 }
 
 /* ---- 8. closing with work queued and in flight --------------------------- */
@@ -482,6 +660,8 @@ static void test_future_outlives_pool(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_transactions),
+      cmocka_unit_test(test_tx_one_flight),
+      cmocka_unit_test(test_tx_begin_fails),
       cmocka_unit_test(test_close_with_work),
       cmocka_unit_test(test_close_inside_callback),
       cmocka_unit_test(test_future_outlives_pool),
