@@ -143,19 +143,47 @@ double bench_hist_mean_ns(const bench_hist_t *h) {
 
 /* ---- command line -------------------------------------------------------- */
 
-static void usage(FILE *out, const char *prog, const char *modes_help) {
+/* Prints names as "a", "a or b", "a, b or c". */
+static void print_names(FILE *out, const char *const *names, size_t count) {
+  for (size_t i = 0; i < count; i++)
+    fprintf(out, "%s%s", i == 0 ? "" : i + 1 == count ? " or " : ", ", names[i]);
+}
+
+/* Prints "--OPTION=NAME  a | b | c (default a)", wrapped to the usage's
+ * columns. */
+static void usage_choice(FILE *out, const char *option, const char *const *names,
+                         size_t count) {
+  enum { INDENT = 19, WIDTH = 79 };
+  int col = fprintf(out, "  --%s=NAME", option);
+  fprintf(out, "%*s", INDENT - col, "");
+  col = INDENT + fprintf(out, "%s", names[0]);
+  for (size_t i = 1; i < count; i++) {
+    if (col + 3 + (int)strlen(names[i]) > WIDTH) {
+      fprintf(out, " |\n%*s", INDENT, "");
+      col = INDENT;
+    } else {
+      col += fprintf(out, " | ");
+    }
+    col += fprintf(out, "%s", names[i]);
+  }
+  fprintf(out, " (default %s)\n", names[0]);
+}
+
+static void usage(FILE *out, const char *prog, const bench_choices_t *choices) {
   fprintf(out,
-          "usage: %s [options]\n"
+          "usage: %s [options]  (see bench/README.md)\n"
           "  --conninfo=STR   libpq connection string (default: $UVORM_TEST_DSN,\n"
-          "                   then $DATABASE_URL, then libpq's PG* defaults)\n"
-          "  --mode=NAME      %s\n"
-          "  -P, --conns=N    connections (default 4)\n"
-          "  -C, --inflight=N requests in flight in total (default 64)\n"
-          "  --duration=S     measured seconds (default 10)\n"
-          "  --warmup=S       warm-up seconds, not measured (default 2)\n"
-          "  --csv=FILE       append the result as one CSV line to FILE\n"
-          "  -h, --help       this text\n",
-          prog, modes_help);
+          "                   then $DATABASE_URL, then libpq's PG* defaults)\n",
+          prog);
+  usage_choice(out, "workload", choices->workloads, choices->nworkloads);
+  usage_choice(out, "mode", choices->modes, choices->nmodes);
+  fputs("  -P, --conns=N    connections (default 4)\n"
+        "  -C, --inflight=N requests in flight in total (default 64)\n"
+        "  --duration=S     measured seconds (default 10)\n"
+        "  --warmup=S       warm-up seconds, not measured (default 2)\n"
+        "  --csv=FILE       append the result as one CSV line to FILE\n"
+        "  -h, --help       this text\n",
+        out);
 }
 
 static int parse_int(const char *s, int lo, int *out) {
@@ -178,25 +206,37 @@ static int parse_seconds(const char *s, double *out) {
   return 0;
 }
 
-enum opt_id { OPT_CONNINFO, OPT_MODE, OPT_CONNS, OPT_INFLIGHT, OPT_DURATION,
-              OPT_WARMUP, OPT_CSV, OPT_HELP };
+/* The index of name in names[0 .. count-1]; -1 after printing, e.g.,
+ * "PROG: unknown mode 'x' (batch, sync or nopipe)" to stderr. */
+static int choose(const char *prog, const char *what, const char *name,
+                  const char *const *names, size_t count) {
+  for (size_t i = 0; i < count; i++)
+    if (strcmp(name, names[i]) == 0)
+      return (int)i;
+  fprintf(stderr, "%s: unknown %s '%s' (", prog, what, name);
+  print_names(stderr, names, count);
+  fputs(")\n", stderr);
+  return -1;
+}
+
+enum opt_id { OPT_CONNINFO, OPT_WORKLOAD, OPT_MODE, OPT_CONNS, OPT_INFLIGHT,
+              OPT_DURATION, OPT_WARMUP, OPT_CSV, OPT_HELP };
 
 static const struct {
   const char *long_name;
   char short_name;
   enum opt_id id;
 } option_table[] = {
-  {"conninfo", 0, OPT_CONNINFO}, {"mode", 0, OPT_MODE},
-  {"conns", 'P', OPT_CONNS},     {"inflight", 'C', OPT_INFLIGHT},
-  {"duration", 0, OPT_DURATION}, {"warmup", 0, OPT_WARMUP},
-  {"csv", 0, OPT_CSV},           {"help", 'h', OPT_HELP},
+  {"conninfo", 0, OPT_CONNINFO}, {"workload", 0, OPT_WORKLOAD},
+  {"mode", 0, OPT_MODE},         {"conns", 'P', OPT_CONNS},
+  {"inflight", 'C', OPT_INFLIGHT}, {"duration", 0, OPT_DURATION},
+  {"warmup", 0, OPT_WARMUP},     {"csv", 0, OPT_CSV},
+  {"help", 'h', OPT_HELP},
 };
 
 #define OPTION_COUNT (sizeof(option_table) / sizeof(option_table[0]))
 
-int bench_opts_parse(bench_opts_t *opts, int argc, char **argv,
-                     const char *default_mode, const char *modes_help) {
-  const char *prog = argc > 0 ? argv[0] : "bench";
+static void set_defaults(bench_opts_t *opts, const bench_choices_t *choices) {
   const char *env;
 
   opts->conninfo = "";
@@ -204,99 +244,112 @@ int bench_opts_parse(bench_opts_t *opts, int argc, char **argv,
     opts->conninfo = env;
   else if ((env = getenv("DATABASE_URL")) != NULL && *env)
     opts->conninfo = env;
-  opts->mode = default_mode;
+  opts->workload = choices->workloads[0];
+  opts->mode = choices->modes[0];
   opts->conns = 4;
   opts->inflight = 64;
   opts->duration_s = 10.0;
   opts->warmup_s = 2.0;
   opts->csv_path = NULL;
+}
 
+/* The option_table index arg names (OPTION_COUNT for none), and its value
+ * when the argument holds it ("--name=V", "-PV"). */
+static size_t find_option(const char *arg, const char **value) {
+  size_t k = OPTION_COUNT;
+  *value = NULL;
+  if (arg[0] == '-' && arg[1] == '-' && arg[2]) {
+    const char *name = arg + 2;
+    const char *eq = strchr(name, '=');
+    size_t len = eq ? (size_t)(eq - name) : strlen(name);
+    for (k = 0; k < OPTION_COUNT; k++)
+      if (strlen(option_table[k].long_name) == len &&
+          memcmp(option_table[k].long_name, name, len) == 0)
+        break;
+    if (eq)
+      *value = eq + 1;
+  } else if (arg[0] == '-' && arg[1] && arg[1] != '-') {
+    for (k = 0; k < OPTION_COUNT; k++)
+      if (option_table[k].short_name == arg[1])
+        break;
+    if (arg[2])
+      *value = arg + 2;
+  }
+  return k;
+}
+
+/* Stores one option's value; nonzero when the value is bad. */
+static int set_option(bench_opts_t *opts, enum opt_id id, const char *value) {
+  switch (id) {
+  case OPT_CONNINFO: opts->conninfo = value; return 0;
+  case OPT_WORKLOAD: opts->workload = value; return 0;
+  case OPT_MODE: opts->mode = value; return 0;
+  case OPT_CONNS: return parse_int(value, 1, &opts->conns);
+  case OPT_INFLIGHT: return parse_int(value, 1, &opts->inflight);
+  case OPT_DURATION: return parse_seconds(value, &opts->duration_s);
+  case OPT_WARMUP: return parse_seconds(value, &opts->warmup_s);
+  case OPT_CSV: opts->csv_path = value; return 0;
+  case OPT_HELP: return 0;
+  }
+  return 1;
+}
+
+/* Checks what the options say as a whole: the names, the duration. Fills
+ * in the indexes and the label. */
+static int check_opts(bench_opts_t *opts, const char *prog,
+                      const bench_choices_t *choices) {
+  opts->workload_id = choose(prog, "workload", opts->workload, choices->workloads,
+                             choices->nworkloads);
+  opts->mode_id = choose(prog, "mode", opts->mode, choices->modes, choices->nmodes);
+  if (opts->workload_id < 0 || opts->mode_id < 0)
+    return -1;
+  if (opts->duration_s <= 0.0) {
+    fprintf(stderr, "%s: --duration must be more than 0\n", prog);
+    return -1;
+  }
+  snprintf(opts->label, sizeof opts->label, "%s/%s", opts->mode, opts->workload);
+  return 0;
+}
+
+int bench_opts_parse(bench_opts_t *opts, int argc, char **argv,
+                     const bench_choices_t *choices) {
+  const char *prog = argc > 0 ? argv[0] : "bench";
+
+  set_defaults(opts, choices);
   for (int i = 1; i < argc; i++) {
     const char *arg = argv[i];
-    const char *value = NULL;
-    size_t k = OPTION_COUNT;
+    const char *value;
+    size_t k = find_option(arg, &value);
 
-    if (arg[0] == '-' && arg[1] == '-' && arg[2]) {
-      const char *name = arg + 2;
-      const char *eq = strchr(name, '=');
-      size_t len = eq ? (size_t)(eq - name) : strlen(name);
-      for (k = 0; k < OPTION_COUNT; k++)
-        if (strlen(option_table[k].long_name) == len &&
-            memcmp(option_table[k].long_name, name, len) == 0)
-          break;
-      if (eq)
-        value = eq + 1;
-    } else if (arg[0] == '-' && arg[1] && arg[1] != '-') {
-      for (k = 0; k < OPTION_COUNT; k++)
-        if (option_table[k].short_name == arg[1])
-          break;
-      if (arg[2])
-        value = arg + 2;
-    }
     if (k == OPTION_COUNT) {
-      usage(stderr, prog, modes_help);
+      usage(stderr, prog, choices);
       fprintf(stderr, "%s: unknown argument '%s'\n", prog, arg);
       return -1;
     }
     if (option_table[k].id == OPT_HELP) {
-      usage(stdout, prog, modes_help);
+      usage(stdout, prog, choices);
       return 1;
     }
     if (value == NULL) {
       if (i + 1 >= argc) {
-        usage(stderr, prog, modes_help);
+        usage(stderr, prog, choices);
         fprintf(stderr, "%s: '%s' needs a value\n", prog, arg);
         return -1;
       }
       value = argv[++i];
     }
-
-    int bad = 0;
-    switch (option_table[k].id) {
-    case OPT_CONNINFO: opts->conninfo = value; break;
-    case OPT_MODE: opts->mode = value; break;
-    case OPT_CONNS: bad = parse_int(value, 1, &opts->conns); break;
-    case OPT_INFLIGHT: bad = parse_int(value, 1, &opts->inflight); break;
-    case OPT_DURATION: bad = parse_seconds(value, &opts->duration_s); break;
-    case OPT_WARMUP: bad = parse_seconds(value, &opts->warmup_s); break;
-    case OPT_CSV: opts->csv_path = value; break;
-    case OPT_HELP: break;
-    }
-    if (bad) {
-      usage(stderr, prog, modes_help);
+    if (set_option(opts, option_table[k].id, value) != 0) {
+      usage(stderr, prog, choices);
       fprintf(stderr, "%s: bad value '%s' for '%s'\n", prog, value, arg);
       return -1;
     }
   }
-  if (opts->duration_s <= 0.0) {
-    fprintf(stderr, "%s: --duration must be more than 0\n", prog);
-    return -1;
-  }
-  return 0;
-}
-
-int bench_opts_mode(const bench_opts_t *opts, const char *driver,
-                    const char *const *names, size_t count) {
-  for (size_t i = 0; i < count; i++)
-    if (strcmp(opts->mode, names[i]) == 0)
-      return (int)i;
-  /* "(a or b)", "(a, b or c)" */
-  char list[256] = "";
-  size_t len = 0;
-  for (size_t i = 0; i < count && len < sizeof(list); i++) {
-    const char *sep = i == 0 ? "" : i + 1 == count ? " or " : ", ";
-    int n = snprintf(list + len, sizeof(list) - len, "%s%s", sep, names[i]);
-    if (n < 0)
-      break;
-    len += (size_t)n;
-  }
-  bench_warn(driver, "unknown mode '%s' (%s)", opts->mode, list);
-  return -1;
+  return check_opts(opts, prog, choices);
 }
 
 void bench_opts_announce(const bench_opts_t *opts, const char *driver) {
   fprintf(stderr, "bench_%s: mode=%s P=%d C=%d, %.1f s warm-up + %.1f s measured\n",
-          driver, opts->mode, opts->conns, opts->inflight, opts->warmup_s,
+          driver, opts->label, opts->conns, opts->inflight, opts->warmup_s,
           opts->duration_s);
 }
 
@@ -483,7 +536,7 @@ void bench_run_result(const bench_run_t *run, const bench_opts_t *opts,
                       const char *driver, bench_result_t *r) {
   memset(r, 0, sizeof(*r));
   r->driver = driver;
-  r->mode = opts->mode;
+  r->mode = opts->label;
   r->conns = opts->conns;
   r->inflight = opts->inflight;
   r->ops = run->ops;

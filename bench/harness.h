@@ -1,17 +1,18 @@
 /* harness.h: what every bench driver shares.
  *
- * A driver parses its command line with bench_opts_parse() and
- * bench_opts_mode(), opens its libuv loop and a bench_run_t on it with
- * bench_run_open(). The run times a warm-up and then a measured phase with
- * one timer, prints progress to stderr once a second, and calls the driver
- * back when the measured phase is over. The driver reports each completed
- * operation with bench_run_record() (and each wrong answer with
- * bench_run_wrong()) and, when everything is closed and uv_run() has
- * returned, ends with bench_loop_close() and bench_report(), or asks for the
- * figures itself with bench_run_result().
+ * A driver parses its command line with bench_opts_parse(), which also picks
+ * the workload and the mode from the driver's lists, and opens its libuv
+ * loop and a bench_run_t on it with bench_run_open(). The run times a
+ * warm-up and then a measured phase with one timer, prints progress to
+ * stderr once a second, and calls the driver back when the measured phase is
+ * over. The driver reports each completed operation with bench_run_record()
+ * (and each wrong answer with bench_run_wrong()) and, when everything is
+ * closed and uv_run() has returned, ends with bench_loop_close() and
+ * bench_report(), or asks for the figures itself with bench_run_result().
  *
- * A driver has a short name ("raw", "uvorm"): the result line shows it, and
- * its messages on stderr start with "bench_<name>: ", its program's name.
+ * A driver has a short name ("raw", "uvorm"): the result line and the CSV's
+ * driver column show it, and its messages on stderr start with
+ * "bench_<name>: ".
  *
  * Everything here is single-threaded: call it from the loop's thread only.
  */
@@ -93,35 +94,46 @@ double bench_hist_mean_ns(const bench_hist_t *h);
 
 /* ---- command line -------------------------------------------------------- */
 
+/* The names of a driver's workloads and of its modes; the first of each
+ * list is the default. */
+typedef struct bench_choices_s {
+  const char *const *workloads;
+  size_t nworkloads;
+  const char *const *modes;
+  size_t nmodes;
+} bench_choices_t;
+
 /* The knobs every driver understands. bench_opts_parse() fills in defaults
  * first: conninfo from $UVORM_TEST_DSN, else $DATABASE_URL, else "" (libpq's
- * PG* defaults); 4 connections; 64 in flight; 10 s measured after 2 s of
- * warm-up; no CSV file. Strings point into argv or the environment. */
+ * PG* defaults); the driver's first workload and mode; 4 connections; 64 in
+ * flight; 10 s measured after 2 s of warm-up; no CSV file. Strings point
+ * into argv, the environment or the driver's lists. */
 typedef struct bench_opts_s {
   const char *conninfo; /* --conninfo=STR */
-  const char *mode;     /* --mode=NAME; the driver checks the name */
+  const char *workload; /* --workload=NAME, one of the driver's */
+  const char *mode;     /* --mode=NAME, one of the driver's */
+  int workload_id;      /* the index of workload in the driver's list */
+  int mode_id;          /* the index of mode in the driver's list */
   int conns;            /* -P N, --conns=N */
   int inflight;         /* -C N, --inflight=N: requests in flight in total */
   double duration_s;    /* --duration=S: the measured phase */
   double warmup_s;      /* --warmup=S: not measured */
   const char *csv_path; /* --csv FILE: append one line per run */
+  /* "MODE/WORKLOAD", e.g. "batch/find": what the result line and the CSV's
+   * mode column say. */
+  char label[64];
 } bench_opts_t;
 
 /* Parses argv. Options take their value as "--name=V", "--name V", "-P V"
- * or "-PV". default_mode is used when --mode is absent; modes_help is one
- * line naming the driver's modes, shown in the usage text. Returns 0 on
- * success, 1 after printing the usage to stdout for --help, -1 after
- * printing the usage and the problem to stderr. */
+ * or "-PV". --workload and --mode must name one of choices' workloads and
+ * modes; the usage text lists them. Returns 0 on success, 1 after printing
+ * the usage to stdout for --help, -1 after printing the usage or the problem
+ * to stderr. */
 int bench_opts_parse(bench_opts_t *opts, int argc, char **argv,
-                     const char *default_mode, const char *modes_help);
+                     const bench_choices_t *choices);
 
-/* The index of opts->mode in names[0 .. count-1]; -1 after printing, e.g.,
- * "bench_raw: unknown mode 'x' (nopipe, sync or batch)" to stderr. */
-int bench_opts_mode(const bench_opts_t *opts, const char *driver,
-                    const char *const *names, size_t count);
-
-/* Prints what is about to run to stderr: "bench_<driver>: mode=M P=N C=N,
- * W s warm-up + D s measured". */
+/* Prints what is about to run to stderr: "bench_<driver>: mode=MODE/WORKLOAD
+ * P=N C=N, W s warm-up + D s measured". */
 void bench_opts_announce(const bench_opts_t *opts, const char *driver);
 
 /* ---- results ------------------------------------------------------------- */
@@ -238,8 +250,9 @@ static inline int bench_run_active(const bench_run_t *run) {
   return run->phase == BENCH_WARMUP || run->phase == BENCH_MEASURE;
 }
 
-/* Fills r with the figures of a finished run; driver, mode, conns and
- * inflight come from opts and driver. Call after uv_run() has returned. */
+/* Fills r with the figures of a finished run; driver, mode (opts->label),
+ * conns and inflight come from opts and driver. Call after uv_run() has
+ * returned. */
 void bench_run_result(const bench_run_t *run, const bench_opts_t *opts,
                       const char *driver, bench_result_t *r);
 

@@ -4,12 +4,14 @@
  * flight spread evenly over them, prepared statements with binary parameters
  * and binary results decoded by hand.
  *
- *   bench_raw_workloads [--workload=NAME] [--mode=sync|batch] [-P N] [-C N]
- *                       [--duration S] [--warmup S] [--conninfo STR]
+ *   bench_raw_workloads [--workload=NAME] [--mode=batch|sync|nopipe] [-P N]
+ *                       [-C N] [--duration S] [--warmup S] [--conninfo STR]
  *                       [--csv FILE]
  *
  * Workloads (one unit = one op; its latency runs from when the unit is
  * issued to when its last answer is read):
+ *   select    SELECT $1::int4 with a counter, its answer checked against
+ *             it: one round trip and nothing else (needs no tables).
  *   find      SELECT id, randomnumber FROM bench.world WHERE id = $1, a
  *             random id in 1..10000; both ints decoded, id checked.
  *   queries   20 such finds, all in flight together.
@@ -27,10 +29,13 @@
  *             together.
  *
  * Modes:
- *   sync   a PQpipelineSync after every statement (libpq 15 writes to the
- *          socket on every sync).
- *   batch  the statements issued during one poll callback of a connection
- *          share one PQpipelineSync: one write per batch.
+ *   batch   pipeline mode; the statements issued during one poll callback
+ *           of a connection share one PQpipelineSync: one write per batch.
+ *   sync    pipeline mode, a PQpipelineSync after every statement (libpq 15
+ *           writes to the socket on every sync).
+ *   nopipe  no pipeline mode: one statement at a time per connection. A
+ *           unit's statements go one after the other; the other units wait
+ *           in the connection's queue, and their latency includes the wait.
  *
  * The result line's mode is "MODE/WORKLOAD" (e.g. "batch/find"), so the CSV
  * tells the workloads apart. Wrong answers and failed statements count as
@@ -63,8 +68,8 @@
 /* ---- statements and workloads ----------------------------------------------- */
 
 typedef enum {
-  ST_FIND, ST_UPDATE, ST_FORTUNES, ST_INSERT, ST_BULK, ST_BEGIN, ST_COMMIT,
-  ST_COUNT
+  ST_SELECT, ST_FIND, ST_UPDATE, ST_FORTUNES, ST_INSERT, ST_BULK, ST_BEGIN,
+  ST_COMMIT, ST_COUNT
 } stmt_id_t;
 
 static const struct {
@@ -73,6 +78,7 @@ static const struct {
   int nparams;
   Oid types[2];
 } stmt_table[ST_COUNT] = {
+  [ST_SELECT] = {"rw_select", "SELECT $1::int4", 1, {INT4_OID}},
   [ST_FIND] = {"rw_find", "SELECT id, randomnumber FROM bench.world WHERE id = $1",
                1, {INT4_OID}},
   [ST_UPDATE] = {"rw_update", "UPDATE bench.world SET randomnumber = $2 WHERE id = $1",
@@ -87,27 +93,38 @@ static const struct {
   [ST_COMMIT] = {"rw_commit", "COMMIT", 0, {0}},
 };
 
-typedef enum { W_FIND, W_QUERIES, W_FORTUNES, W_UPDATE, W_INSERT, W_BULK, W_TX } workload_t;
+/* The first is the default. */
+typedef enum {
+  W_FIND, W_SELECT, W_QUERIES, W_FORTUNES, W_UPDATE, W_INSERT, W_BULK, W_TX,
+  W_COUNT
+} workload_t;
 
-static const struct {
-  const char *name;
-  unsigned stmts;    /* bit per stmt_id_t: what to prepare */
-  int max_in_flight; /* statements of one unit in flight at once */
-} workload_table[] = {
-  [W_FIND] = {"find", 1u << ST_FIND, 1},
-  [W_QUERIES] = {"queries", 1u << ST_FIND, UNIT_QUERIES},
-  [W_FORTUNES] = {"fortunes", 1u << ST_FORTUNES, 1},
-  [W_UPDATE] = {"update", 1u << ST_FIND | 1u << ST_UPDATE, UNIT_QUERIES},
-  [W_INSERT] = {"insert", 1u << ST_INSERT, 1},
-  [W_BULK] = {"bulk", 1u << ST_BULK, 1},
-  [W_TX] = {"tx", 1u << ST_BEGIN | 1u << ST_FIND | 1u << ST_UPDATE | 1u << ST_COMMIT, 4},
+static const char *const workload_names[W_COUNT] = {
+  [W_FIND] = "find", [W_SELECT] = "select", [W_QUERIES] = "queries",
+  [W_FORTUNES] = "fortunes", [W_UPDATE] = "update", [W_INSERT] = "insert",
+  [W_BULK] = "bulk", [W_TX] = "tx",
 };
 
-#define WORKLOAD_COUNT (sizeof(workload_table) / sizeof(workload_table[0]))
+static const struct {
+  unsigned stmts;    /* bit per stmt_id_t: what to prepare */
+  int max_in_flight; /* statements of one unit in flight at once */
+} workload_table[W_COUNT] = {
+  [W_FIND] = {1u << ST_FIND, 1},
+  [W_SELECT] = {1u << ST_SELECT, 1},
+  [W_QUERIES] = {1u << ST_FIND, UNIT_QUERIES},
+  [W_FORTUNES] = {1u << ST_FORTUNES, 1},
+  [W_UPDATE] = {1u << ST_FIND | 1u << ST_UPDATE, UNIT_QUERIES},
+  [W_INSERT] = {1u << ST_INSERT, 1},
+  [W_BULK] = {1u << ST_BULK, 1},
+  [W_TX] = {1u << ST_BEGIN | 1u << ST_FIND | 1u << ST_UPDATE | 1u << ST_COMMIT, 4},
+};
 
-typedef enum { MODE_SYNC, MODE_BATCH } send_mode_t;
+/* The first is the default. */
+typedef enum { MODE_BATCH, MODE_SYNC, MODE_NOPIPE, MODE_COUNT } send_mode_t;
 
-static const char *const mode_names[] = {"sync", "batch"};
+static const char *const mode_names[MODE_COUNT] = {
+  [MODE_BATCH] = "batch", [MODE_SYNC] = "sync", [MODE_NOPIPE] = "nopipe",
+};
 
 /* ---- units, the expect ring, connections ------------------------------------ */
 
@@ -116,6 +133,7 @@ struct unit {
   uint64_t issued_ns;
   int stage;   /* update: 0 while reading, 1 while writing */
   int pending; /* statements of the current stage not yet answered */
+  int sent;    /* nopipe: statements of the current stage sent */
   uint64_t serial; /* insert: makes the email unique */
   int32_t ids[UNIT_QUERIES];
   int32_t values[UNIT_QUERIES]; /* new randomnumbers for the updates */
@@ -162,7 +180,8 @@ struct conn {
   uv_poll_t *poll;
   int fd;
   int events; /* armed on poll */
-  int prepares_left;
+  int prepares_left; /* prepares not yet answered */
+  int next_prepare;  /* the stmt_id_t to look at for the next prepare */
 
   struct unit *units; /* this connection's share of the C units */
   int nunits;
@@ -188,6 +207,7 @@ struct driver {
   int nopen;   /* connections not yet CONN_CLOSED */
   int failed;
   uint64_t rng;
+  int32_t next_value; /* select: the parameter of the next unit */
   uint64_t next_serial;
   char email_tag[48]; /* "raw-<pid>-<clock>", unique to this run */
   uint64_t inserted;  /* users inserted by the run, warm-up included */
@@ -406,6 +426,7 @@ static int send_stmt(struct conn *c, stmt_id_t stmt, struct unit *u, int slot) {
   static const int formats[2] = {1, 1};
 
   switch (stmt) {
+  case ST_SELECT:
   case ST_FIND:
     put_u32(ints[0], (uint32_t)u->ids[slot]);
     break;
@@ -433,43 +454,87 @@ static int send_stmt(struct conn *c, stmt_id_t stmt, struct unit *u, int slot) {
   }
   if (expect_push(c, EXPECT_STMT, stmt, u, slot) != 0)
     return -1;
+  if (d->mode == MODE_NOPIPE)
+    return 0;
   c->unsynced++;
   if (d->mode == MODE_SYNC)
     return send_sync(c);
   return 0;
 }
 
+/* How many statements the current stage of a unit of workload w has. */
+static int stage_stmts(workload_t w) {
+  switch (w) {
+  case W_QUERIES:
+  case W_UPDATE:
+    return UNIT_QUERIES;
+  case W_TX:
+    return 4;
+  default:
+    return 1;
+  }
+}
+
+/* The i-th statement of u's current stage, and which of u's ids it uses. */
+static stmt_id_t stage_stmt(workload_t w, const struct unit *u, int i, int *slot) {
+  static const stmt_id_t single[W_COUNT] = {
+    [W_FIND] = ST_FIND, [W_SELECT] = ST_SELECT, [W_FORTUNES] = ST_FORTUNES,
+    [W_INSERT] = ST_INSERT, [W_BULK] = ST_BULK,
+  };
+  static const stmt_id_t tx[4] = {ST_BEGIN, ST_FIND, ST_UPDATE, ST_COMMIT};
+
+  *slot = 0;
+  switch (w) {
+  case W_QUERIES:
+  case W_UPDATE:
+    *slot = i;
+    return u->stage == 0 ? ST_FIND : ST_UPDATE;
+  case W_TX:
+    *slot = tx[i] == ST_UPDATE; /* the update writes the second row */
+    return tx[i];
+  default:
+    return single[w];
+  }
+}
+
 /* Sends the statements of u's current stage, back to back: a transaction's
  * statements must not interleave with another unit's on the connection. */
 static int send_unit(struct conn *c, struct unit *u) {
-  switch (c->drv->workload) {
-  case W_FIND:
-    u->pending = 1;
-    return send_stmt(c, ST_FIND, u, 0);
-  case W_QUERIES:
-  case W_UPDATE:
-    u->pending = UNIT_QUERIES;
-    for (int i = 0; i < UNIT_QUERIES; i++)
-      if (send_stmt(c, u->stage == 0 ? ST_FIND : ST_UPDATE, u, i) != 0)
-        return -1;
-    return 0;
-  case W_FORTUNES:
-    u->pending = 1;
-    return send_stmt(c, ST_FORTUNES, u, 0);
-  case W_INSERT:
-    u->pending = 1;
-    return send_stmt(c, ST_INSERT, u, 0);
-  case W_BULK:
-    u->pending = 1;
-    return send_stmt(c, ST_BULK, u, 0);
-  case W_TX:
-    u->pending = 4;
-    if (send_stmt(c, ST_BEGIN, u, 0) != 0 || send_stmt(c, ST_FIND, u, 0) != 0 ||
-        send_stmt(c, ST_UPDATE, u, 1) != 0)
+  workload_t w = c->drv->workload;
+  int n = stage_stmts(w);
+  u->pending = n;
+  for (int i = 0; i < n; i++) {
+    int slot;
+    stmt_id_t stmt = stage_stmt(w, u, i, &slot);
+    if (send_stmt(c, stmt, u, slot) != 0)
       return -1;
-    return send_stmt(c, ST_COMMIT, u, 0);
   }
-  return -1;
+  return 0;
+}
+
+/* Without pipeline mode: sends the next statement of the unit at the head
+ * of the queue once the connection has nothing in flight. The unit stays
+ * at the head until its stage's last statement is sent, so a transaction's
+ * statements never interleave with another unit's. */
+static void pump_nopipe(struct conn *c) {
+  struct unit *u = c->queue_head;
+  workload_t w = c->drv->workload;
+
+  if (u != NULL && c->expect_len == 0) {
+    int n = stage_stmts(w);
+    int slot;
+    if (u->sent == 0)
+      u->pending = n;
+    stmt_id_t stmt = stage_stmt(w, u, u->sent, &slot);
+    if (++u->sent == n) {
+      c->queue_head = u->next;
+      if (c->queue_head == NULL)
+        c->queue_tail = NULL;
+    }
+    if (send_stmt(c, stmt, u, slot) != 0)
+      return;
+  }
+  flush(c);
 }
 
 static int compare_updates(const void *a, const void *b) {
@@ -497,6 +562,10 @@ static void pump(struct conn *c) {
 
   if (c->state != CONN_READY)
     return;
+  if (d->mode == MODE_NOPIPE) {
+    pump_nopipe(c);
+    return;
+  }
   while (c->queue_head != NULL) {
     struct unit *u = c->queue_head;
     c->queue_head = u->next;
@@ -667,6 +736,16 @@ static const char *check_result(const struct expect *e, PGresult *res,
   struct unit *u = e->unit;
 
   switch ((stmt_id_t)e->stmt) {
+  case ST_SELECT:
+    if (st != PGRES_TUPLES_OK)
+      break;
+    if (PQntuples(res) != 1 || PQnfields(res) != 1)
+      return "not one row of one column";
+    if (PQfformat(res, 0) != 1 || PQgetisnull(res, 0, 0) || PQgetlength(res, 0, 0) != 4)
+      return "not a binary int4";
+    if ((int32_t)get_u32(PQgetvalue(res, 0, 0)) != u->ids[e->slot])
+      return "wrong value";
+    return NULL;
   case ST_FIND:
     if (st != PGRES_TUPLES_OK)
       break;
@@ -725,6 +804,7 @@ static const char *check_result(const struct expect *e, PGresult *res,
 
 static void queue_unit(struct conn *c, struct unit *u) {
   u->next = NULL;
+  u->sent = 0;
   if (c->queue_tail)
     c->queue_tail->next = u;
   else
@@ -736,6 +816,10 @@ static void queue_unit(struct conn *c, struct unit *u) {
 static void issue(struct conn *c, struct unit *u, uint64_t now) {
   struct driver *d = c->drv;
   switch (d->workload) {
+  case W_SELECT:
+    u->ids[0] = d->next_value;
+    d->next_value = d->next_value == INT32_MAX ? 1 : d->next_value + 1;
+    break;
   case W_FIND:
     u->ids[0] = rand_row(d);
     break;
@@ -788,6 +872,35 @@ static void conn_ready(struct conn *c) {
     uv_timer_start(&d->timer, on_timer, 0, 0);
 }
 
+/* Sends the prepare of the next statement the workload uses. */
+static int send_prepare(struct conn *c) {
+  unsigned need = workload_table[c->drv->workload].stmts;
+  int s = c->next_prepare;
+
+  while (s < ST_COUNT && !(need & 1u << s))
+    s++;
+  if (s == ST_COUNT) {
+    fatal(c->drv, "conn %d: no statement left to prepare (a bug)", c->index);
+    return -1;
+  }
+  c->next_prepare = s + 1;
+  if (!PQsendPrepare(c->pg, stmt_table[s].name, stmt_table[s].sql,
+                     stmt_table[s].nparams, stmt_table[s].types)) {
+    fatal(c->drv, "conn %d: PQsendPrepare: %s", c->index, PQerrorMessage(c->pg));
+    return -1;
+  }
+  return expect_push(c, EXPECT_PREPARE, (stmt_id_t)s, NULL, 0);
+}
+
+/* One prepare has been answered: the connection is ready after the last;
+ * without pipeline mode, the next is sent now. */
+static void prepared(struct conn *c) {
+  if (--c->prepares_left == 0)
+    conn_ready(c);
+  else if (c->drv->mode == MODE_NOPIPE)
+    send_prepare(c);
+}
+
 /* Reads every result libpq can give without blocking. */
 static void read_results(struct conn *c) {
   struct driver *d = c->drv;
@@ -798,10 +911,10 @@ static void read_results(struct conn *c) {
     struct expect *e = expect_front(c);
     if (res == NULL) {
       if (e != NULL && e->kind != EXPECT_SYNC && e->got_result) {
-        int prepared = e->kind == EXPECT_PREPARE;
+        int was_prepare = e->kind == EXPECT_PREPARE;
         expect_pop(c);
-        if (prepared && --c->prepares_left == 0)
-          conn_ready(c);
+        if (was_prepare)
+          prepared(c);
         continue;
       }
       return; /* nothing more has arrived */
@@ -874,7 +987,9 @@ static void send_cleanup(struct conn *c) {
     fatal(d, "conn %d: PQsendQueryParams: %s", c->index, PQerrorMessage(c->pg));
     return;
   }
-  if (expect_push(c, EXPECT_CLEANUP, ST_COUNT, NULL, 0) != 0 || send_sync(c) != 0)
+  if (expect_push(c, EXPECT_CLEANUP, ST_COUNT, NULL, 0) != 0)
+    return;
+  if (d->mode != MODE_NOPIPE && send_sync(c) != 0)
     return;
   flush(c);
 }
@@ -892,6 +1007,8 @@ static void conn_drained(struct conn *c) {
 
 /* ---- connecting ----------------------------------------------------------- */
 
+/* Prepares every statement the workload uses: in pipeline mode all at once
+ * behind one sync, without it the first (prepared() sends the others). */
 static void connected(struct conn *c) {
   struct driver *d = c->drv;
   unsigned need = workload_table[d->workload].stmts;
@@ -900,24 +1017,19 @@ static void connected(struct conn *c) {
     fatal(d, "conn %d: PQsetnonblocking: %s", c->index, PQerrorMessage(c->pg));
     return;
   }
-  if (!PQenterPipelineMode(c->pg)) {
+  if (d->mode != MODE_NOPIPE && !PQenterPipelineMode(c->pg)) {
     fatal(d, "conn %d: PQenterPipelineMode: %s", c->index, PQerrorMessage(c->pg));
     return;
   }
   c->prepares_left = 0;
-  for (int s = 0; s < ST_COUNT; s++) {
-    if (!(need & 1u << s))
-      continue;
-    if (!PQsendPrepare(c->pg, stmt_table[s].name, stmt_table[s].sql,
-                       stmt_table[s].nparams, stmt_table[s].types)) {
-      fatal(d, "conn %d: PQsendPrepare: %s", c->index, PQerrorMessage(c->pg));
+  for (int s = 0; s < ST_COUNT; s++)
+    c->prepares_left += (need & 1u << s) != 0;
+  c->next_prepare = 0;
+  int to_send = d->mode == MODE_NOPIPE ? 1 : c->prepares_left;
+  for (int i = 0; i < to_send; i++)
+    if (send_prepare(c) != 0)
       return;
-    }
-    if (expect_push(c, EXPECT_PREPARE, (stmt_id_t)s, NULL, 0) != 0)
-      return;
-    c->prepares_left++;
-  }
-  if (send_sync(c) != 0)
+  if (d->mode != MODE_NOPIPE && send_sync(c) != 0)
     return;
   c->state = CONN_PREPARING;
   flush(c);
@@ -1053,58 +1165,17 @@ static void on_timer(uv_timer_t *timer) {
     fatal(d, "in-flight units did not finish within %d ms", DRAIN_TIMEOUT_MS);
 }
 
-/* Takes --workload out of argv (the harness does not know it). Returns the
- * workload's index, or -1 after printing why. */
-static int take_workload(int *argc, char **argv) {
-  const char *name = "find";
-  int out = 1;
-  for (int i = 1; i < *argc; i++) {
-    const char *arg = argv[i];
-    if (strncmp(arg, "--workload=", 11) == 0) {
-      name = arg + 11;
-    } else if (strcmp(arg, "--workload") == 0) {
-      if (i + 1 >= *argc) {
-        bench_warn(DRIVER, "'--workload' needs a value");
-        return -1;
-      }
-      name = argv[++i];
-    } else {
-      argv[out++] = argv[i];
-    }
-  }
-  *argc = out;
-  argv[out] = NULL;
-  for (size_t w = 0; w < WORKLOAD_COUNT; w++)
-    if (strcmp(name, workload_table[w].name) == 0)
-      return (int)w;
-  bench_warn(DRIVER, "unknown workload '%s' (find, queries, fortunes, update, "
-             "insert, bulk or tx)", name);
-  return -1;
-}
-
 int main(int argc, char **argv) {
+  static const bench_choices_t choices = {workload_names, W_COUNT, mode_names,
+                                          MODE_COUNT};
   static struct driver drv;
-  static char mode_label[64];
   struct driver *d = &drv;
 
-  int w = take_workload(&argc, argv);
-  if (w < 0)
-    return 2;
-  d->workload = (workload_t)w;
-  int rc = bench_opts_parse(&d->opts, argc, argv, "batch",
-                            "sync | batch (default batch); also --workload=find | "
-                            "queries | fortunes | update | insert | bulk | tx "
-                            "(default find; see bench/README.md)");
+  int rc = bench_opts_parse(&d->opts, argc, argv, &choices);
   if (rc != 0)
     return rc > 0 ? 0 : 2;
-  int mode = bench_opts_mode(&d->opts, DRIVER, mode_names,
-                             sizeof(mode_names) / sizeof(mode_names[0]));
-  if (mode < 0)
-    return 2;
-  d->mode = (send_mode_t)mode;
-  snprintf(mode_label, sizeof mode_label, "%s/%s", mode_names[mode],
-           workload_table[d->workload].name);
-  d->opts.mode = mode_label;
+  d->workload = (workload_t)d->opts.workload_id;
+  d->mode = (send_mode_t)d->opts.mode_id;
 
   if (bench_run_open(&d->run, &d->loop, &d->opts, on_run_done, d, DRIVER) != 0)
     return 1;
@@ -1115,6 +1186,7 @@ int main(int argc, char **argv) {
   d->timer.data = d;
   uint64_t t0 = uv_hrtime();
   d->rng = (t0 ^ ((uint64_t)getpid() << 32)) | 1;
+  d->next_value = 1;
   d->next_serial = 1;
   snprintf(d->email_tag, sizeof d->email_tag, "raw-%ld-%" PRIx64, (long)getpid(), t0);
 

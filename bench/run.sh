@@ -2,7 +2,8 @@
 # run.sh: the whole bench in one command: server, build, data, runs, table.
 #
 #   bench/run.sh [--long] [-P N] [-C N] [-d SECONDS] [-w SECONDS] [-r REPS]
-#                [--workloads a,b,c] [--unix] [--build-dir DIR] [--out DIR]
+#                [--workloads a,b,c] [--nopipe] [--unix] [--build-dir DIR]
+#                [--out DIR]
 #
 # Starts a throwaway PostgreSQL (scripts/pg-test-server) unless DATABASE_URL
 # is set, builds bench_load, bench_workloads and bench_raw_workloads
@@ -22,8 +23,11 @@
 #   -d SECONDS    measured phase of each run (pgbench: rounded up)
 #   -w SECONDS    warm-up of each driver run (pgbench has none)
 #   -r REPS       repetitions (at least 1; 3 or more for useful medians)
-#   --workloads   comma-separated subset of: find queries fortunes update
-#                 update-tx bulk insert tx (default all, in that order)
+#   --workloads   comma-separated subset of: select find queries fortunes
+#                 update update-tx bulk insert tx (default all, in that order)
+#   --nopipe      also run uvorm and raw libpq without pipeline mode (--mode
+#                 nopipe: one statement in flight per connection); their rows
+#                 and ratios are printed, the BENCH lines do not change
 #   --unix        use the throwaway server's unix socket instead of TCP
 #   --build-dir   where to build (default build-bench in the checkout)
 #   --out DIR     keep the CSVs and logs there, replacing an earlier run's
@@ -36,17 +40,17 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # bulk before insert: insert runs leave `users` with dead tuples (millions in
 # the long profile) that change what a bulk scan costs.
-ALL_WORKLOADS="find queries fortunes update update-tx bulk insert tx"
+ALL_WORKLOADS="select find queries fortunes update update-tx bulk insert tx"
 SWEEP_CS="1 8 64 256"
 SWEEP_WORKLOADS="find queries"
 BULK_C=2                       # one bulk op moves 100 000 rows
-P=4 C=64 DURATION="" WARMUP="" REPS="" UNIX=0 LONG=0 WORKLOADS=""
+P=4 C=64 DURATION="" WARMUP="" REPS="" UNIX=0 LONG=0 NOPIPE=0 WORKLOADS=""
 BUILD_DIR=$ROOT/build-bench
 OUT=""
 
 die() { echo "run.sh: $*" >&2; exit 1; }
 note() { echo "run.sh: $*" >&2; }
-usage() { sed -n '2,33s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; exit "${1:-0}"; }
+usage() { sed -n '2,38s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; exit "${1:-0}"; }
 
 while [ $# -gt 0 ]; do
   case $1 in
@@ -62,6 +66,7 @@ while [ $# -gt 0 ]; do
     -r|--reps) REPS=$2; shift 2 ;;
     --workloads) WORKLOADS=${2//,/ }; shift 2 ;;
     --long) LONG=1; shift ;;
+    --nopipe) NOPIPE=1; shift ;;
     --unix) UNIX=1; shift ;;
     --build-dir) BUILD_DIR=$2; shift 2 ;;
     --out) OUT=$2; shift 2 ;;
@@ -193,7 +198,7 @@ has_pgbench() {
 # without turning pgbench into a log writer at 100k transactions per second.
 pgb_sampling() {
   case $1 in
-    find) echo 0.05 ;;
+    select|find) echo 0.05 ;;
     insert) echo 0.2 ;;
     *) echo 1 ;;
   esac
@@ -290,6 +295,10 @@ for w in $WORKLOADS; do
   per=1
   [ "$w" = update-tx ] || per=3
   has_pgbench "$w" && per=$((per + 1))
+  if [ "$NOPIPE" = 1 ]; then
+    per=$((per + 1))
+    [ "$w" = update-tx ] || per=$((per + 1))
+  fi
   RUNS_TOTAL=$((RUNS_TOTAL + per * REPS))
 done
 SWEEP_SEL=""
@@ -310,9 +319,11 @@ for w in $WORKLOADS; do
   c=$(workload_c "$w")
   for rep in $(seq 1 "$REPS"); do
     run_driver "$CSV" "$rep" "$BENCH_UVORM" pipeline "$w" "$c"
+    if [ "$NOPIPE" = 1 ]; then run_driver "$CSV" "$rep" "$BENCH_UVORM" nopipe "$w" "$c"; fi
     [ "$w" = update-tx ] && continue        # uvorm only
     run_driver "$CSV" "$rep" "$BENCH_RAW" sync "$w" "$c"
     run_driver "$CSV" "$rep" "$BENCH_RAW" batch "$w" "$c"
+    if [ "$NOPIPE" = 1 ]; then run_driver "$CSV" "$rep" "$BENCH_RAW" nopipe "$w" "$c"; fi
     if has_pgbench "$w"; then run_pgbench "$rep" "$w"; fi
   done
 done
@@ -380,7 +391,7 @@ awk -F, -v P="$P" -v workloads="$WORKLOADS" -v medcsv="$OUT/medians.csv" "$AWK_M
   function ratio(a, b) { return b > 0 ? sprintf("%.2f", a / b) : "NA" }
   function num(k, arr, fmt) { return (k in n) ? sprintf(fmt, arr[k]) : "NA" }
   END {
-    nl = split("uvorm pipeline,raw sync,raw batch,pgbench prepared", labels, ",")
+    nl = split("uvorm pipeline,raw sync,raw batch,pgbench prepared,uvorm nopipe,raw nopipe", labels, ",")
     nw = split(workloads, wl, " ")
     print "workload,driver,mode,conns,inflight,runs,ops_per_sec,cpu_us_per_op,p50_us,p90_us,p99_us,p999_us,peak_rss_kb,failures" >medcsv
     printf "\n%-10s %-8s %-8s %3s %4s %4s %10s %9s %9s %9s %9s %9s %7s %4s\n", "workload", "driver", "mode",
@@ -412,6 +423,13 @@ awk -F, -v P="$P" -v workloads="$WORKLOADS" -v medcsv="$OUT/medians.csv" "$AWK_M
       printf "  %-10s %6s %6s %6s   (CPU/op vs raw batch %s)\n", w,
         (r in n) ? ratio(M_ops[u], M_ops[r]) : "NA", (b in n) ? ratio(M_ops[u], M_ops[b]) : "NA",
         (g in n) ? ratio(M_ops[u], M_ops[g]) : "NA", (b in n) ? ratio(M_cpu[u], M_cpu[b]) "x" : "NA"
+    }
+    for (i = 1; i <= nw; i++) {
+      w = wl[i]; u = w SUBSEP "uvorm nopipe"; r = w SUBSEP "raw nopipe"
+      if (!(u in n) || !(r in n)) continue
+      if (!nopipe_title++)
+        printf "\nratios of medians without pipeline mode, uvorm nopipe over raw nopipe: ops/s, CPU/op\n"
+      printf "  %-10s %6s %6s\n", w, ratio(M_ops[u], M_ops[r]), ratio(M_cpu[u], M_cpu[r])
     }
     print ""
     for (i = 1; i <= nw; i++) if (i in bench) print bench[i]

@@ -9,6 +9,9 @@
  * that callback. Workloads (a "find" is orm_find_async() of a random world
  * row by id, hydrated into a world_t and checked):
  *
+ *   select    orm_query_async() of `SELECT $1::int4` with ORM_INT4 of a
+ *             counter, the one row checked against it: a round trip through
+ *             the pool and nothing else (needs no tables);
  *   find      one find;
  *   queries   BATCH finds joined with orm_future_all();
  *   fortunes  every fortune row (orm_find_all_async()), one more added in
@@ -17,31 +20,36 @@
  *             and written back with orm_update_async() (field mask:
  *             randomnumber), the BATCH writes in flight together and joined;
  *   update-tx the same, but the BATCH writes (in key order) go in one
- *             transaction: BEGIN, the writes with orm_tx_update_async() in
- *             flight together, COMMIT. Not in TechEmpower's list: `update`
+ *             transaction: BEGIN, the writes with orm_tx_update_async() and
+ *             COMMIT, issued at once. Not in TechEmpower's list: `update`
  *             deadlocks in pipeline mode (see bench/README.md), this cannot;
  *   insert    one users row with a unique email (orm_insert_async(), which
  *             writes the generated id back);
  *   bulk      every users row in one result (orm_find_all_async() with no
  *             query);
  *   tx        BEGIN; a find of one world row and an update of another;
- *             COMMIT (the three statements queued together once BEGIN is
- *             answered).
+ *             COMMIT (all four issued at once with orm_tx_begin(): one
+ *             flight).
  *
  * The models name no schema: every connection gets
  * `options=-c search_path=BENCH_SCHEMA`, added to the conninfo with
  * PQconninfoParse() (after options already given, or $PGOPTIONS).
  *
- * Modes are bench_uvorm's: `pipeline` (the pool's default; pipeline_depth
- * spreads the requests of C units over the P connections) and `nopipe` (the
- * pool's no_pipeline). The result line and CSV row carry the mode as
- * "MODE/WORKLOAD", e.g. "pipeline/find".
+ * Modes: `pipeline` (the pool's default; pipeline_depth spreads the
+ * requests of C units over the P connections, syncs are batched per loop
+ * turn by the pool) and `nopipe` (the pool's no_pipeline: one request at a
+ * time per connection, the others wait in the pool's queue, and their
+ * latency includes the wait). The result line and CSV row carry the mode as
+ * "MODE/WORKLOAD", e.g. "pipeline/find". After it, every run prints the
+ * pool's counters ("uvorm pool: queries N, errors N, ...", warm-up
+ * included).
  *
- * Before the run every model the workload uses is checked against its table
- * (orm_model_verify_async(): run bench_load first), and bulk learns how many
- * users there are. After an insert run the rows it inserted are deleted
- * again, so the tables stay as loaded. Wrong answers and failed operations
- * are failures; any makes the exit status non-zero.
+ * The run starts once all P connections are up. Before it, the model the
+ * workload uses is checked against its table (orm_model_verify_async(): run
+ * bench_load first; select uses none), and bulk learns how many users there
+ * are. After an insert run the rows it inserted are deleted again, so the
+ * tables stay as loaded. Wrong answers and failed operations are failures;
+ * any makes the exit status non-zero.
  */
 #include <inttypes.h>
 #include <stdarg.h>
@@ -72,9 +80,11 @@
 /* Inserted users' emails end in this, and are deleted by it afterwards. */
 #define INSERT_DOMAIN "@insert.bench"
 
-typedef enum { MODE_PIPELINE, MODE_NOPIPE } pool_mode_t;
+/* The first is the default. */
+typedef enum { MODE_PIPELINE, MODE_NOPIPE, MODE_COUNT } pool_mode_t;
 
-static const char *const mode_names[] = {"pipeline", "nopipe"};
+static const char *const mode_names[MODE_COUNT] = {
+    [MODE_PIPELINE] = "pipeline", [MODE_NOPIPE] = "nopipe"};
 
 struct unit;
 struct driver;
@@ -83,25 +93,32 @@ struct driver;
  * the unit). */
 typedef int (*unit_start_fn)(struct unit *u);
 
+/* The first is the default. */
 typedef enum {
   W_FIND,
+  W_SELECT,
   W_QUERIES,
   W_FORTUNES,
   W_UPDATE,
   W_UPDATE_TX,
   W_INSERT,
   W_BULK,
-  W_TX
+  W_TX,
+  W_COUNT
 } workload_id_t;
 
+static const char *const workload_names[W_COUNT] = {
+    [W_FIND] = "find",         [W_SELECT] = "select", [W_QUERIES] = "queries",
+    [W_FORTUNES] = "fortunes", [W_UPDATE] = "update", [W_UPDATE_TX] = "update-tx",
+    [W_INSERT] = "insert",     [W_BULK] = "bulk",     [W_TX] = "tx",
+};
+
 struct workload {
-  const char *name;
-  workload_id_t id;
   unit_start_fn start;
   /* The most requests one unit has in flight at once: sizes the pool's
    * pipeline depth and queue. */
   unsigned requests;
-  /* The table the workload reads or writes. */
+  /* The table the workload reads or writes; NULL for none. */
   const orm_model_t *(*model)(void);
 };
 
@@ -132,8 +149,8 @@ struct driver {
   bench_opts_t opts;
   bench_run_t run;
   pool_mode_t mode;
-  const struct workload *wl;
-  char mode_label[64]; /* "pipeline/find": the mode reported */
+  workload_id_t workload;
+  const struct workload *wl; /* workloads[workload] */
   char *conninfo;      /* opts.conninfo with the search_path added */
   driver_state_t state;
   orm_pool_t *pool;
@@ -145,6 +162,7 @@ struct driver {
   int probing;     /* a query sent to learn why connecting fails */
   int failed;      /* fatal: the run stopped */
   uint64_t rng;    /* splitmix64 state */
+  int32_t next_value; /* select: the parameter of the next unit */
   /* insert */
   char email_prefix[40];
   uint64_t insert_seq;
@@ -261,7 +279,7 @@ static void unit_start(struct unit *u, uint64_t now) {
   u->issued_ns = now;
   int rc = d->wl->start(u);
   if (rc != 0) {
-    fatal(d, "%s: starting a unit: %s", d->wl->name, orm_strerror(rc));
+    fatal(d, "%s: starting a unit: %s", d->opts.workload, orm_strerror(rc));
     return;
   }
   d->outstanding++;
@@ -311,6 +329,45 @@ static int start_finds(struct unit *u, orm_future_cb cb) {
   if (rc != 0)
     release_futures(u, BATCH);
   return rc;
+}
+
+/* select ---------------------------------------------------------------------- */
+
+/* Why the answer is not the one row holding `value`, or NULL. */
+static const char *select_mismatch(const orm_result_t *res, int32_t value) {
+  int64_t got;
+
+  if (res == NULL)
+    return "no result";
+  if (orm_result_rows(res) != 1 || orm_result_cols(res) != 1)
+    return "not one row of one column";
+  if (orm_result_int(res, 0, 0, &got) != 0)
+    return "not an integer";
+  if (got != value)
+    return "wrong value";
+  return NULL;
+}
+
+static void select_done(orm_future_t *f, void *data) {
+  struct unit *u = data;
+  struct driver *d = u->drv;
+  if (d->failed || failed_future(u, f, "select")) {
+    unit_done(u, 0);
+    return;
+  }
+  const char *why = select_mismatch(orm_future_value(f), u->ids[0]);
+  if (why != NULL)
+    bench_run_wrong(&d->run, DRIVER, "answer to %" PRId32 ": %s", u->ids[0], why);
+  unit_done(u, 1);
+}
+
+static int select_start(struct unit *u) {
+  struct driver *d = u->drv;
+  orm_param_t param = ORM_INT4(d->next_value);
+
+  u->ids[0] = d->next_value;
+  d->next_value = d->next_value == INT32_MAX ? 1 : d->next_value + 1;
+  return orm_query_async(d->pool, "SELECT $1::int4", &param, 1, select_done, u, NULL);
 }
 
 /* find ------------------------------------------------------------------------ */
@@ -484,39 +541,26 @@ static void update_tx_committed(orm_future_t *f, void *data) {
   unit_done(u, answered);
 }
 
-static void update_tx_begun(orm_future_t *f, void *data) {
-  struct unit *u = data;
-  struct driver *d = u->drv;
-  if (orm_future_status(f) != 0) {
-    if (!d->failed)
-      failed_future(u, f, "begin");
-    unit_done(u, 0);
-    return;
-  }
-  orm_tx_t *tx = orm_future_value(f);
-  if (d->failed) {
-    orm_tx_rollback_async(tx, NULL, NULL, NULL); /* gives the handle back */
-    unit_done(u, 0);
-    return;
-  }
+/* BATCH writes of u->rows and COMMIT, issued at once behind BEGIN. */
+static int update_tx_issue(struct unit *u) {
+  orm_tx_t *tx;
+  int rc = orm_tx_begin(u->drv->pool, &tx);
+  if (rc != 0)
+    return rc;
   const uint64_t mask = ORM_FIELD_BIT(world, randomnumber);
   for (size_t i = 0; i < BATCH; i++) {
-    int rc = orm_tx_update_async(tx, world_model(), &u->rows[i], mask, NULL, NULL,
-                                 &u->futs[i]);
+    rc = orm_tx_update_async(tx, world_model(), &u->rows[i], mask, NULL, NULL,
+                             &u->futs[i]);
     if (rc != 0) {
       release_futures(u, i);
-      orm_tx_rollback_async(tx, NULL, NULL, NULL);
-      d->outstanding--;
-      fatal(d, "orm_tx_update_async: %s", orm_strerror(rc));
-      return;
+      orm_tx_rollback_async(tx, NULL, NULL, NULL); /* gives the handle back */
+      return rc;
     }
   }
-  int rc = orm_tx_commit_async(tx, update_tx_committed, u, NULL);
-  if (rc != 0) {
+  rc = orm_tx_commit_async(tx, update_tx_committed, u, NULL);
+  if (rc != 0)
     release_futures(u, BATCH);
-    d->outstanding--;
-    fatal(d, "orm_tx_commit_async: %s", orm_strerror(rc));
-  }
+  return rc;
 }
 
 static void update_tx_read(orm_future_t *all, void *data) {
@@ -532,10 +576,10 @@ static void update_tx_read(orm_future_t *all, void *data) {
     return;
   }
   new_numbers(u);
-  int rc = orm_tx_begin_async(d->pool, update_tx_begun, u, NULL);
+  int rc = update_tx_issue(u);
   if (rc != 0) {
     d->outstanding--;
-    fatal(d, "orm_tx_begin_async: %s", orm_strerror(rc));
+    fatal(d, "update-tx: %s", orm_strerror(rc));
   }
 }
 
@@ -621,72 +665,51 @@ static void tx_committed(orm_future_t *f, void *data) {
   unit_done(u, answered);
 }
 
-static void tx_begun(orm_future_t *f, void *data) {
-  struct unit *u = data;
+/* BEGIN, the find, the update and COMMIT, issued at once. */
+static int tx_start(struct unit *u) {
   struct driver *d = u->drv;
-  if (orm_future_status(f) != 0) {
-    if (!d->failed)
-      failed_future(u, f, "begin");
-    unit_done(u, 0);
-    return;
-  }
-  orm_tx_t *tx = orm_future_value(f);
-  if (d->failed) {
-    orm_tx_rollback_async(tx, NULL, NULL, NULL); /* gives the handle back */
-    unit_done(u, 0);
-    return;
-  }
+  orm_tx_t *tx;
+  int rc = orm_tx_begin(d->pool, &tx);
+  if (rc != 0)
+    return rc;
   u->ids[0] = rand_world(d);
   do
     u->tx_row.id = rand_world(d);
   while (u->tx_row.id == u->ids[0]);
   u->tx_row.randomnumber = rand_world(d);
   u->tx_row.orm_nulls = 0;
-  const char *what = "orm_tx_find_async";
-  int rc = orm_tx_find_async(tx, world_model(), ORM_INT4(u->ids[0]), NULL, NULL,
-                             &u->tx_read);
+  rc = orm_tx_find_async(tx, world_model(), ORM_INT4(u->ids[0]), NULL, NULL,
+                         &u->tx_read);
   if (rc == 0) {
-    what = "orm_tx_update_async";
     rc = orm_tx_update_async(tx, world_model(), &u->tx_row,
                              ORM_FIELD_BIT(world, randomnumber), NULL, NULL,
                              &u->tx_write);
-    if (rc != 0) {
-      orm_future_release(u->tx_read);
-      u->tx_read = NULL;
-    }
-  }
-  if (rc != 0) {
-    orm_tx_rollback_async(tx, NULL, NULL, NULL);
+    if (rc == 0)
+      rc = orm_tx_commit_async(tx, tx_committed, u, NULL);
+    else
+      orm_tx_rollback_async(tx, NULL, NULL, NULL); /* gives the handle back */
   } else {
-    what = "orm_tx_commit_async";
-    rc = orm_tx_commit_async(tx, tx_committed, u, NULL);
-    if (rc != 0) {
-      orm_future_release(u->tx_read);
-      orm_future_release(u->tx_write);
-      u->tx_read = u->tx_write = NULL;
-    }
+    orm_tx_rollback_async(tx, NULL, NULL, NULL);
   }
   if (rc != 0) {
-    d->outstanding--;
-    fatal(d, "%s: %s", what, orm_strerror(rc));
+    orm_future_release(u->tx_read);
+    orm_future_release(u->tx_write);
+    u->tx_read = u->tx_write = NULL;
   }
+  return rc;
 }
 
-static int tx_start(struct unit *u) {
-  return orm_tx_begin_async(u->drv->pool, tx_begun, u, NULL);
-}
-
-static const struct workload workloads[] = {
-    {"find", W_FIND, find_start, 1, world_model},
-    {"queries", W_QUERIES, queries_start, BATCH, world_model},
-    {"fortunes", W_FORTUNES, fortunes_start, 1, fortune_model},
-    {"update", W_UPDATE, update_start, BATCH, world_model},
-    {"update-tx", W_UPDATE_TX, update_tx_start, BATCH + 1, world_model},
-    {"insert", W_INSERT, insert_start, 1, user_model},
-    {"bulk", W_BULK, bulk_start, 1, user_model},
-    {"tx", W_TX, tx_start, 3, world_model},
+static const struct workload workloads[W_COUNT] = {
+    [W_FIND] = {find_start, 1, world_model},
+    [W_SELECT] = {select_start, 1, NULL},
+    [W_QUERIES] = {queries_start, BATCH, world_model},
+    [W_FORTUNES] = {fortunes_start, 1, fortune_model},
+    [W_UPDATE] = {update_start, BATCH, world_model},
+    [W_UPDATE_TX] = {update_tx_start, BATCH + 1, world_model},
+    [W_INSERT] = {insert_start, 1, user_model},
+    [W_BULK] = {bulk_start, 1, user_model},
+    [W_TX] = {tx_start, 3, world_model},
 };
-#define WORKLOADS (sizeof workloads / sizeof workloads[0])
 
 /* ---- before the run: the tables ---------------------------------------------- */
 
@@ -732,7 +755,7 @@ static void on_verified(orm_future_t *f, void *data) {
           !report->table_exists ? "missing" : report->problems[0].message);
     return;
   }
-  if (d->wl->id != W_BULK) {
+  if (d->workload != W_BULK) {
     start_run(d);
     return;
   }
@@ -766,6 +789,10 @@ static void on_connect_poll(uv_timer_t *timer) {
   }
   if (st.conns_idle + st.conns_busy == (unsigned)d->opts.conns) {
     uv_timer_stop(&d->timer);
+    if (d->wl->model == NULL) {
+      start_run(d);
+      return;
+    }
     d->state = DRV_PREPARING;
     int rc = orm_model_verify_async(d->pool, d->wl->model(), on_verified, d, NULL);
     if (rc != 0)
@@ -809,7 +836,7 @@ static void on_cleaned(orm_future_t *f, void *data) {
 /* Every unit is in: tidy up after an insert run, then close the pool. */
 static void finish_run(struct driver *d) {
   uv_timer_stop(&d->timer); /* the drain is over */
-  if (d->wl->id != W_INSERT) {
+  if (d->workload != W_INSERT) {
     close_pool(d);
     return;
   }
@@ -842,30 +869,6 @@ static void on_run_done(bench_run_t *run) {
 }
 
 /* ---- command line and conninfo --------------------------------------------- */
-
-/* Removes "--workload NAME" or "--workload=NAME" from argv (the harness
- * knows no such option) and returns NAME; "find" when absent, NULL after
- * saying what is wrong. */
-static const char *take_workload(int *argc, char **argv) {
-  const char *name = "find";
-  int out = 1;
-  for (int i = 1; i < *argc; i++) {
-    if (strncmp(argv[i], "--workload=", 11) == 0) {
-      name = argv[i] + 11;
-    } else if (strcmp(argv[i], "--workload") == 0) {
-      if (i + 1 >= *argc) {
-        bench_warn(DRIVER, "'--workload' needs a value");
-        return NULL;
-      }
-      name = argv[++i];
-    } else {
-      argv[out++] = argv[i];
-    }
-  }
-  *argc = out;
-  argv[out] = NULL;
-  return name;
-}
 
 /* Appends s at buf + pos (when buf is not NULL; the length is counted
  * either way), backslash-escaping ' and \ when `quoted`. */
@@ -950,34 +953,17 @@ static void print_stats(const orm_pool_stats_t *st, FILE *out) {
 }
 
 int main(int argc, char **argv) {
+  static const bench_choices_t choices = {workload_names, W_COUNT, mode_names,
+                                          MODE_COUNT};
   static struct driver drv;
   struct driver *d = &drv;
 
-  const char *wl_name = take_workload(&argc, argv);
-  if (wl_name == NULL)
-    return 2;
-  int rc = bench_opts_parse(&d->opts, argc, argv, "pipeline",
-                            "pipeline | nopipe (default pipeline); and\n"
-                            "  --workload=NAME  find | queries | fortunes | update | "
-                            "update-tx | insert | bulk | tx\n"
-                            "                   (default find; see bench/README.md)");
+  int rc = bench_opts_parse(&d->opts, argc, argv, &choices);
   if (rc != 0)
     return rc > 0 ? 0 : 2;
-  int mode = bench_opts_mode(&d->opts, DRIVER, mode_names,
-                             sizeof(mode_names) / sizeof(mode_names[0]));
-  if (mode < 0)
-    return 2;
-  d->mode = (pool_mode_t)mode;
-  for (size_t i = 0; i < WORKLOADS; i++)
-    if (strcmp(workloads[i].name, wl_name) == 0)
-      d->wl = &workloads[i];
-  if (d->wl == NULL) {
-    bench_warn(DRIVER, "unknown workload '%s' (find, queries, fortunes, update, "
-                       "update-tx, insert, bulk or tx)", wl_name);
-    return 2;
-  }
-  snprintf(d->mode_label, sizeof d->mode_label, "%s/%s", mode_names[mode], d->wl->name);
-  d->opts.mode = d->mode_label;
+  d->mode = (pool_mode_t)d->opts.mode_id;
+  d->workload = (workload_id_t)d->opts.workload_id;
+  d->wl = &workloads[d->workload];
 
   if ((d->conninfo = conninfo_with_schema(d->opts.conninfo)) == NULL)
     return 1;
@@ -991,6 +977,7 @@ int main(int argc, char **argv) {
     d->units[i].drv = d;
   uint64_t seed = uv_hrtime();
   d->rng = seed ^ ((uint64_t)uv_os_getpid() << 32);
+  d->next_value = 1;
   snprintf(d->email_prefix, sizeof d->email_prefix, "w%d-%" PRIx64 "-",
            (int)uv_os_getpid(), seed);
 
@@ -1002,8 +989,10 @@ int main(int argc, char **argv) {
   }
   d->timer.data = d;
 
-  /* Room for every request of C units on P connections, as bench_uvorm
-   * spreads C requests; all of them may wait in the queue at the start. */
+  /* Room for every request of C units on P connections: the dispatcher
+   * picks the connection with the fewest in flight and the depth caps each
+   * at its share, so C is spread like bench_raw_workloads spreads it. All of
+   * them may wait in the queue at the start. */
   size_t requests = (size_t)d->opts.inflight * d->wl->requests;
   orm_pool_config_t cfg = {
       .conninfo = d->conninfo,
@@ -1041,7 +1030,7 @@ int main(int argc, char **argv) {
   free(d->conninfo);
 
   int status = bench_report(&d->run, &d->opts, DRIVER, d->failed);
-  if (!d->failed && d->wl->id == W_BULK) {
+  if (!d->failed && d->workload == W_BULK) {
     bench_result_t r;
     bench_run_result(&d->run, &d->opts, DRIVER, &r);
     printf("uvorm bulk: %zu rows per op, %.0f rows/s, %.1f ns CPU/row\n", d->bulk_rows,
