@@ -16,6 +16,9 @@ struct orm__future_all_s {
 
 static void all_child_completed(orm__future_all_t *all, int defer);
 
+/* What orm_future_all() marks the futures it checks with, for a moment. */
+static orm__future_all_t joining;
+
 void orm__future_init(orm_future_t *f, const orm__future_ops_t *ops,
                       orm__sched_t *sched, orm_future_cb cb, void *data) {
   f->ops = ops;
@@ -250,15 +253,25 @@ int orm_future_all(orm_future_t *const *futures, size_t n, orm_future_cb cb,
   if (futures == NULL || n == 0 || n > (SIZE_MAX - sizeof(orm__future_all_t)) /
                                            sizeof(orm_future_t *))
     return ORM_EINVAL;
-  for (size_t i = 0; i < n; i++) {
-    if (futures[i] == NULL)
-      return ORM_EINVAL;
-    if (futures[i]->joined_by != NULL)
-      return ORM_EBUSY;
-    for (size_t j = 0; j < i; j++)
-      if (futures[j] == futures[i])
-        return ORM_EINVAL;
+  /* A duplicate is found by the mark its first occurrence left, rather
+   * than by comparing every pair. */
+  int rc = 0;
+  size_t marked = 0;
+  for (; rc == 0 && marked < n; marked++) {
+    orm_future_t *f = futures[marked];
+    if (f == NULL || f->joined_by == &joining)
+      rc = ORM_EINVAL;
+    else if (f->joined_by != NULL)
+      rc = ORM_EBUSY;
+    else
+      f->joined_by = &joining;
   }
+  if (rc != 0)
+    marked--; /* the one that failed carries no mark of ours */
+  for (size_t i = 0; i < marked; i++)
+    futures[i]->joined_by = NULL;
+  if (rc != 0)
+    return rc;
   /* Any child still attached to a live pool can deliver the result. */
   orm__sched_t *sched = NULL;
   for (size_t i = 0; sched == NULL && i < n; i++)
