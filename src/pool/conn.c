@@ -415,6 +415,7 @@ static int may_retry(orm__conn_t *conn, orm__request_t *req, int shared) {
 }
 
 static void resend(orm__conn_t *conn, orm__request_t *req) {
+  orm__req_untransform(req);
   if (req->result != NULL) {
     PQclear(req->result);
     req->result = NULL;
@@ -447,6 +448,7 @@ static void query_answered(orm__conn_t *conn, orm__request_t *req) {
   if (pipelined(conn) && (req->kind != REQ_QUERY || !req->abandoned)) {
     req->state = REQ_HELD;
     orm__list_push_back(&conn->held, &req->link);
+    orm__req_transform_early(req);
     return;
   }
   if (req->abandoned) {
@@ -663,6 +665,7 @@ static void on_poll(uv_poll_t *handle, int status, int events) {
 static void fail_req(orm__request_t *req, int code, const char *why,
                      int defer) {
   req->conn = NULL;
+  orm__req_untransform(req);
   if (req->abandoned) {
     orm__req_drop(req);
     return;

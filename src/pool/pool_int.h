@@ -74,6 +74,7 @@ typedef struct orm__stmt_s {
   orm__seg_class_t seg;
   Oid *types;
   char name[16];
+  size_t sql_len;
   char sql[]; /* NUL-terminated */
 } orm__stmt_t;
 
@@ -109,9 +110,11 @@ typedef struct orm__request_s {
   PGresult *prepare_error; /* the PREPARE before it failed */
   unsigned char abandoned; /* completed early; drop the result */
   unsigned char cancel_sent; /* a server cancel went out for it */
+  unsigned char transformed; /* held with its value: see transform_early */
   orm__seg_class_t seg;
   unsigned char retries;
   orm__transform_fn transform; /* answer -> value, or NULL: the result */
+  int transform_status;        /* what it returned, while `transformed` */
   void *tctx[ORM_SUBMIT_CTX];
   int nparams;
   int param_cap;
@@ -236,8 +239,15 @@ void orm__pool_kick(orm_pool_t *pool);
 /* Completes with a client-side status (0 or ORM_E*), keeping any server
  * error the request received for the details. */
 void orm__req_complete(orm__request_t *req, int status, int defer);
-/* Completes from the server's answer in req->result / prepare_error. */
+/* Completes from the server's answer in req->result / prepare_error, or
+ * with what orm__req_transform_early() made of it. */
 void orm__req_finish(orm__request_t *req, int defer);
+/* A held read's successful answer becomes its value now, ahead of its
+ * segment's sync (no-op for anything else). */
+void orm__req_transform_early(orm__request_t *req);
+/* Drops the value and message of an early transform: the answer will not
+ * count (re-sent, failed, cancelled). */
+void orm__req_untransform(orm__request_t *req);
 void orm__req_drop(orm__request_t *req);
 void orm__pool_dispatch(orm_pool_t *pool);
 void orm__pool_conn_ready(orm_pool_t *pool, orm__conn_t *conn);

@@ -438,6 +438,73 @@ static void test_type_mismatch(void **state) {
   assert_non_null(strstr(w.message, "nickname"));
 }
 
+/* Reads that share a pipeline segment with a failing statement are sent
+ * again; their answers from the first round (hydrated as they arrived)
+ * must not leak into what the caller sees, and a miss keeps its own
+ * message. One connection, so that all of them share one segment. */
+static void test_reads_resent(void **state) {
+  sql("INSERT INTO " SCHEMA ".users (email, name) VALUES "
+      "('resent1@example.com', 'R1'), ('resent2@example.com', 'R2')");
+  char *id1 = scalar("SELECT id FROM " SCHEMA
+                     ".users WHERE email = 'resent1@example.com'");
+  char *id2 = scalar("SELECT id FROM " SCHEMA
+                     ".users WHERE email = 'resent2@example.com'");
+  orm_pool_t *one;
+  char *dsn = orm_test_dsn_with("options", "-c search_path=" SCHEMA, NULL);
+  assert_int_equal(orm_pool_open(&one, &loop,
+                                 &(orm_pool_config_t){.conninfo = dsn,
+                                                      .max_conns = 1}),
+                   0);
+  free(dsn);
+  wait_t w[5] = {{0}};
+  orm_future_t *f[5];
+  assert_int_equal(orm_find_async(one, user_model(), ORM_INT8(atoll(id1)),
+                                  on_done, &w[0], &f[0]),
+                   0);
+  assert_int_equal(orm_find_async(one, user_model(), ORM_INT8(-1), on_done,
+                                  &w[1], &f[1]),
+                   0);
+  assert_int_equal(orm_query_async(one, "SELECT 1/0", NULL, 0, on_done, &w[2],
+                                   &f[2]),
+                   0);
+  assert_int_equal(orm_find_async(one, user_model(), ORM_INT8(atoll(id2)),
+                                  on_done, &w[3], &f[3]),
+                   0);
+  assert_int_equal(orm_find_async(one, user_model(), ORM_INT8(-2), on_done,
+                                  &w[4], &f[4]),
+                   0);
+  for (int i = 0; i < 5; i++)
+    wait_for(&w[i]);
+  const user_t *u1 = orm_rows_at(w[0].rows, 0);
+  const user_t *u2 = orm_rows_at(w[3].rows, 0);
+  assert_non_null(u1);
+  assert_non_null(u2);
+  assert_string_equal(u1->email, "resent1@example.com");
+  assert_string_equal(u2->email, "resent2@example.com");
+  assert_int_equal(w[1].status, ORM_ENOTFOUND);
+  assert_int_equal(w[4].status, ORM_ENOTFOUND);
+  assert_non_null(strstr(w[1].message, "has that key"));
+  assert_non_null(orm_future_error(f[1]));
+  assert_string_equal(orm_future_error(f[1])->sqlstate, "");
+  assert_null(orm_future_value(f[1]));
+  assert_int_equal(w[2].status, ORM_ESERVER);
+  assert_string_equal(orm_future_error(f[2])->sqlstate, "22012");
+  orm_pool_stats_t st;
+  assert_int_equal(orm_pool_stats(one, &st), 0);
+  assert_true(st.resends >= 4);
+  for (int i = 0; i < 5; i++)
+    orm_future_release(f[i]);
+  orm_rows_free(w[0].rows);
+  orm_rows_free(w[3].rows);
+  free(id1);
+  free(id2);
+  int before = closed;
+  assert_int_equal(orm_pool_close(one, on_closed), 0);
+  while (closed == before)
+    uv_run(&loop, UV_RUN_ONCE);
+  sql("DELETE FROM " SCHEMA ".users WHERE email LIKE 'resent%'");
+}
+
 static void test_bad_calls(void **state) {
   user_t u = {0};
   assert_int_equal(orm_find_async(NULL, user_model(), ORM_INT8(1), NULL, NULL, NULL),
@@ -469,6 +536,7 @@ int main(void) {
       cmocka_unit_test(test_agents_and_hostile_strings),
       cmocka_unit_test(test_transactions),
       cmocka_unit_test(test_type_mismatch),
+      cmocka_unit_test(test_reads_resent),
       cmocka_unit_test(test_bad_calls),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
