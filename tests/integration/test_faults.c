@@ -509,6 +509,55 @@ static void test_tx_one_flight(void **state) {
   close_pool();
 }
 
+/* Transactions follow one another in one connection's pipeline: the next
+ * BEGIN goes out behind the previous COMMIT, even one that fails (a
+ * deferred unique constraint): PostgreSQL ends the transaction whatever
+ * COMMIT answers, and the next one must not notice. */
+static void test_tx_pipelined(void **state) {
+  open_pool((orm_pool_config_t){.min_conns = 1, .max_conns = 1});
+  admin("DROP TABLE IF EXISTS txp; CREATE TABLE txp (id int UNIQUE "
+        "DEFERRABLE INITIALLY DEFERRED, who text)");
+  enum { N = 6 };
+  step_t ins[N][2], commit[N];
+  memset(ins, 0, sizeof ins);
+  memset(commit, 0, sizeof commit);
+  for (int i = 0; i < N; i++) {
+    orm_tx_t *tx = tx_now();
+    char sql[96];
+    /* Odd ones insert a duplicate: their COMMIT fails. */
+    snprintf(sql, sizeof sql, "INSERT INTO txp VALUES (%d, 't%d')", 10 * i, i);
+    tx_issue(tx, sql, &ins[i][0]);
+    snprintf(sql, sizeof sql, "INSERT INTO txp VALUES (%d, 't%d')",
+             i % 2 ? 10 * i : 10 * i + 1, i);
+    tx_issue(tx, sql, &ins[i][1]);
+    assert_int_equal(orm_tx_commit_async(tx, on_step, &commit[i], NULL), 0);
+  }
+  for (int i = 0; i < N; i++)
+    wait_step(&commit[i]);
+  for (int i = 0; i < N; i++) {
+    assert_int_equal(ins[i][0].status, 0);
+    assert_int_equal(ins[i][1].status, 0);
+    if (i % 2) {
+      assert_int_equal(commit[i].status, ORM_ESERVER);
+      assert_string_equal(commit[i].sqlstate, "23505");
+    } else if (commit[i].status != 0) {
+      fail_msg("transaction %d: %s %s", i, orm_err_name(commit[i].status),
+               commit[i].message);
+    }
+  }
+  assert_int_equal(admin_count("SELECT count(*) FROM txp"), N);
+  assert_int_equal(admin_count("SELECT count(*) FROM txp WHERE who IN "
+                               "('t1', 't3', 't5')"),
+                   0);
+  orm_pool_stats_t st;
+  orm_pool_stats(pool, &st);
+  assert_int_equal(st.conns_in_tx, 0);
+  assert_int_equal(st.reconnects, 0); /* never reset to get there */
+  assert_int_equal(count_rows("SELECT count(*) FROM txp"), N);
+  admin("DROP TABLE txp");
+  close_pool();
+}
+
 /* BEGIN that cannot run: each statement and the COMMIT say why, ROLLBACK
  * succeeds, and the handles leave nothing behind. */
 static void test_tx_begin_fails(void **state) {
@@ -661,6 +710,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_transactions),
       cmocka_unit_test(test_tx_one_flight),
+      cmocka_unit_test(test_tx_pipelined),
       cmocka_unit_test(test_tx_begin_fails),
       cmocka_unit_test(test_close_with_work),
       cmocka_unit_test(test_close_inside_callback),
