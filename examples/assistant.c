@@ -168,19 +168,6 @@ static void on_conversation(orm_future_t *f, void *data) {
   orm_tx_commit_async(app->tx, on_committed, app, NULL);
 }
 
-static void on_begun(orm_future_t *f, void *data) {
-  app_t *app = data;
-  if (failed(app, f, "begin"))
-    return;
-  app->tx = orm_future_value(f);
-  app->conversation = (conversation_t){.agent_id = app->agent.id,
-                                       .user_id = app->user.id,
-                                       .title = "First steps"};
-  ORM_SET_NULL(&app->conversation, conversation, ended_at);
-  orm_tx_insert_async(app->tx, conversation_model(), &app->conversation,
-                      on_conversation, app, NULL);
-}
-
 /* 2. the user's agent (its uuid comes back from the server) */
 static void on_agent(orm_future_t *f, void *data) {
   app_t *app = data;
@@ -193,8 +180,21 @@ static void on_agent(orm_future_t *f, void *data) {
            b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10],
            b[11], b[12], b[13], b[14], b[15]);
   printf("agent %s (%s, %s)\n", uuid, app->agent.name, app->agent.status);
-  /* 3. a transaction */
-  orm_tx_begin_async(app->pool, on_begun, app, NULL);
+  /* 3. a transaction: the handle comes at once, and what is issued on it
+   * goes out right behind BEGIN */
+  int rc = orm_tx_begin(app->pool, &app->tx);
+  if (rc != 0) {
+    fprintf(stderr, "assistant: begin: %s\n", orm_strerror(rc));
+    app->status = 1;
+    step_done(app);
+    return;
+  }
+  app->conversation = (conversation_t){.agent_id = app->agent.id,
+                                       .user_id = app->user.id,
+                                       .title = "First steps"};
+  ORM_SET_NULL(&app->conversation, conversation, ended_at);
+  orm_tx_insert_async(app->tx, conversation_model(), &app->conversation,
+                      on_conversation, app, NULL);
 }
 
 /* 1. the user (id and created_at come back into the struct) */
