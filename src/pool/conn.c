@@ -357,14 +357,29 @@ static orm__request_t *executing(orm__conn_t *conn) {
   return NULL;
 }
 
+/* Whether a statement of another transaction than `req`'s waits behind
+ * it. A cancel that arrives late lands on the statement after its target:
+ * a pool statement hit that way is re-sent (the cancel guard), but one of
+ * a transaction would abort a transaction that did nothing wrong. */
+static int other_tx_behind(orm__conn_t *conn, const orm__request_t *req) {
+  for (size_t i = 0; i < conn->slot_count; i++) {
+    const orm__slot_t *s = slot_at(conn, i);
+    if (s->kind == SLOT_QUERY && s->req->kind != REQ_QUERY &&
+        s->req->tx != req->tx)
+      return 1;
+  }
+  return 0;
+}
+
 /* A cancel request stops whatever the backend runs at that moment, so it
- * goes out only while an abandoned request is that statement, and once. */
+ * goes out only while an abandoned request is that statement, and once.
+ * The statement then runs to its end instead when the cancel could
+ * stray into another transaction, or when it ends a transaction (which
+ * must run: a cancelled COMMIT is a ROLLBACK by now). */
 static void cancel_if_abandoned(orm__conn_t *conn) {
   orm__request_t *req = executing(conn);
-  /* The end of a transaction must run: a cancelled COMMIT is a ROLLBACK
-   * by now, and nothing is gained by interrupting that. */
   if (req != NULL && req->abandoned && !req->cancel_sent &&
-      req->kind != REQ_TX_END) {
+      req->kind != REQ_TX_END && !other_tx_behind(conn, req)) {
     req->cancel_sent = 1;
     orm__pool_cancel_on_server(conn->pool, conn);
   }

@@ -554,6 +554,28 @@ static void test_tx_pipelined(void **state) {
   assert_int_equal(st.conns_in_tx, 0);
   assert_int_equal(st.reconnects, 0); /* never reset to get there */
   assert_int_equal(count_rows("SELECT count(*) FROM txp"), N);
+
+  /* A statement that times out with a transaction behind it is not
+   * cancelled on the server (a cancel arriving late would land in that
+   * transaction): it runs to its end, the transaction after it commits. */
+  step_t slow = {0}, late[2] = {{0}};
+  orm_future_t *sf;
+  assert_int_equal(orm_query_async(pool, "SELECT pg_sleep(0.4)", NULL, 0,
+                                   on_step, &slow, &sf),
+                   0);
+  assert_int_equal(orm_future_timeout(sf, 50), 0);
+  orm_future_release(sf);
+  orm_tx_t *tx = tx_now();
+  tx_issue(tx, "INSERT INTO txp VALUES (100, 'late')", &late[0]);
+  assert_int_equal(orm_tx_commit_async(tx, on_step, &late[1], NULL), 0);
+  uint64_t t0 = uv_hrtime();
+  wait_all(late, 2);
+  uint64_t ms = (uv_hrtime() - t0) / 1000000;
+  assert_int_equal(slow.status, ORM_ETIMEDOUT);
+  assert_int_equal(late[0].status, 0);
+  assert_int_equal(late[1].status, 0);
+  assert_true(ms >= 300); /* behind the whole sleep */
+  assert_int_equal(admin_count("SELECT count(*) FROM txp WHERE id = 100"), 1);
   admin("DROP TABLE txp");
   close_pool();
 }
