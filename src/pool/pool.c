@@ -738,8 +738,13 @@ void orm__pool_dispatch(orm_pool_t *pool) {
       continue;
     }
     /* Sent: the acquire deadline gives way to the statement's. Without
-     * memory for the heap it runs untimed rather than failing. */
-    orm__future_owner_deadline(&req->future, pool->cfg.statement_timeout_ms);
+     * memory for the heap it runs untimed rather than failing. Nobody
+     * waits for the BEGIN of orm_tx_begin(): its statements have their
+     * own deadlines, and it must not be abandoned under them. */
+    orm__future_owner_deadline(&req->future,
+                               req->kind == REQ_BEGIN && req->tx->caller
+                                   ? 0
+                                   : pool->cfg.statement_timeout_ms);
   }
 }
 
