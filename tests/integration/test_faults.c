@@ -3,6 +3,7 @@
  * and closing the pool with work queued and in flight. */
 #include "harness.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -580,6 +581,118 @@ static void test_tx_pipelined(void **state) {
   close_pool();
 }
 
+/* Pipelined transactions while their backends are killed: each one ends
+ * exactly once, all or nothing, and the pool carries on. A COMMIT that
+ * fails with ORM_ECONNLOST may or may not have committed (its answer was
+ * lost); any other failure means nothing of it is there. */
+enum { TXL_MAX = 65536 };
+
+typedef struct {
+  int ends[TXL_MAX]; /* COMMIT callbacks per transaction */
+  int status[TXL_MAX];
+  int issued, in_flight, running, target;
+  int ok, lost, other, other_code;
+  uv_timer_t timer;
+} txload_t;
+
+static txload_t txl;
+
+static void on_txl_commit(orm_future_t *f, void *data) {
+  int id = (int)(intptr_t)data;
+  txl.ends[id]++;
+  txl.status[id] = orm_future_status(f);
+  txl.in_flight--;
+  if (txl.status[id] == 0) {
+    txl.ok++;
+  } else if (txl.status[id] == ORM_ECONNLOST) {
+    txl.lost++;
+  } else {
+    txl.other++;
+    txl.other_code = txl.status[id];
+  }
+}
+
+static void txl_issue(uv_timer_t *timer) {
+  (void)timer;
+  while (txl.running && txl.in_flight < txl.target && txl.issued < TXL_MAX) {
+    int id = txl.issued++;
+    orm_tx_t *tx;
+    assert_int_equal(orm_tx_begin(pool, &tx), 0);
+    orm_param_t p = ORM_INT4(id);
+    assert_int_equal(orm_tx_query_async(tx, "INSERT INTO txl VALUES ($1, 'a')",
+                                        &p, 1, NULL, NULL, NULL),
+                     0);
+    assert_int_equal(orm_tx_query_async(tx,
+                                        "INSERT INTO txl SELECT $1, 'b' "
+                                        "FROM pg_sleep(0.001)",
+                                        &p, 1, NULL, NULL, NULL),
+                     0);
+    assert_int_equal(orm_tx_commit_async(tx, on_txl_commit,
+                                         (void *)(intptr_t)id, NULL),
+                     0);
+    txl.in_flight++;
+  }
+}
+
+static void test_tx_pipelined_under_kills(void **state) {
+  open_pool((orm_pool_config_t){.min_conns = 4, .max_conns = 4});
+  admin("DROP TABLE IF EXISTS txl; CREATE TABLE txl (tx int, part text)");
+  memset(&txl, 0, sizeof txl);
+  txl.target = 48;
+  txl.running = 1;
+  uv_timer_init(&loop, &txl.timer);
+  uv_timer_start(&txl.timer, txl_issue, 0, 2);
+  for (int round = 0; round < 3; round++) {
+    run_ms(300);
+    admin("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+          "WHERE datname = current_database() AND pid <> pg_backend_pid() "
+          "AND backend_type = 'client backend' AND query NOT LIKE '%pg_stat%'");
+  }
+  int ok_before = txl.ok;
+  run_ms(500); /* the pool is back and commits again */
+  txl.running = 0;
+  uv_close((uv_handle_t *)&txl.timer, NULL);
+  uv_update_time(&loop);
+  uint64_t end = uv_now(&loop) + 10000;
+  while (txl.in_flight > 0 && uv_now(&loop) < end)
+    uv_run(&loop, UV_RUN_ONCE);
+  print_message("pipelined tx under kills: %d issued, ok %d lost %d other %d "
+                "(%s)\n",
+                txl.issued, txl.ok, txl.lost, txl.other,
+                orm_err_name(txl.other_code));
+  assert_int_equal(txl.in_flight, 0);
+  assert_int_equal(txl.other, 0);
+  assert_true(txl.lost > 0);
+  assert_true(txl.ok > ok_before);
+  assert_true(txl.issued < TXL_MAX);
+  /* Every transaction ended once: all of it there, or none of it. */
+  PGconn *c = PQconnectdb(orm_test_dsn());
+  assert_int_equal(PQstatus(c), CONNECTION_OK);
+  PGresult *r = PQexec(c, "SELECT tx, count(*) FROM txl GROUP BY tx");
+  assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+  static int rows[TXL_MAX];
+  memset(rows, 0, sizeof rows);
+  for (int i = 0; i < PQntuples(r); i++)
+    rows[atoi(PQgetvalue(r, i, 0))] = atoi(PQgetvalue(r, i, 1));
+  PQclear(r);
+  PQfinish(c);
+  for (int id = 0; id < txl.issued; id++) {
+    assert_int_equal(txl.ends[id], 1);
+    if (rows[id] != 0 && rows[id] != 2)
+      fail_msg("transaction %d left %d of its 2 rows", id, rows[id]);
+    if (txl.status[id] == 0 && rows[id] != 2)
+      fail_msg("transaction %d committed but left %d rows", id, rows[id]);
+    if (txl.status[id] != 0 && txl.status[id] != ORM_ECONNLOST && rows[id])
+      fail_msg("transaction %d failed but left rows", id);
+  }
+  orm_pool_stats_t st;
+  orm_pool_stats(pool, &st);
+  assert_int_equal(st.conns_in_tx, 0);
+  assert_true(st.reconnects >= 4);
+  admin("DROP TABLE txl");
+  close_pool();
+}
+
 /* BEGIN that cannot run: each statement and the COMMIT say why, ROLLBACK
  * succeeds, and the handles leave nothing behind. */
 static void test_tx_begin_fails(void **state) {
@@ -733,6 +846,7 @@ int main(void) {
       cmocka_unit_test(test_transactions),
       cmocka_unit_test(test_tx_one_flight),
       cmocka_unit_test(test_tx_pipelined),
+      cmocka_unit_test(test_tx_pipelined_under_kills),
       cmocka_unit_test(test_tx_begin_fails),
       cmocka_unit_test(test_close_with_work),
       cmocka_unit_test(test_close_inside_callback),
