@@ -187,14 +187,14 @@ static int call_begin(call_t *c, orm_pool_t *pool, orm_tx_t *tx,
   return 0;
 }
 
-static int call_run(call_t *c, const char *sql, orm__transform_fn fn,
+static int call_run(call_t *c, orm__sql_stmt_t *stmt, orm__transform_fn fn,
                     void *const *ctx, orm_future_cb cb, void *data,
                     orm_future_t **out) {
-  if (sql == NULL)
+  if (stmt->sql == NULL)
     return ORM_ENOTSUP;
   const orm_param_t *params = orm__params_finish(c->params);
-  return orm__pool_submit(c->pool, c->tx, sql, params, c->params->len, fn, ctx,
-                          cb, data, out);
+  return orm__pool_submit(c->pool, c->tx, stmt->sql, &stmt->hint, params,
+                          c->params->len, fn, ctx, cb, data, out);
 }
 
 static int find(orm_pool_t *pool, orm_tx_t *tx, const orm_model_t *model,
@@ -206,7 +206,7 @@ static int find(orm_pool_t *pool, orm_tx_t *tx, const orm_model_t *model,
     rc = orm__params_add_value(c.params, model, (size_t)c.sql->pk, &key);
   void *ctx[ORM_SUBMIT_CTX] = {(void *)(uintptr_t)model};
   return rc != 0 ? rc
-                 : call_run(&c, c.sql->find.sql, to_one_row, ctx, cb, data, out);
+                 : call_run(&c, &c.sql->find, to_one_row, ctx, cb, data, out);
 }
 
 static int find_by(orm_pool_t *pool, orm_tx_t *tx, const orm_model_t *model,
@@ -224,7 +224,7 @@ static int find_by(orm_pool_t *pool, orm_tx_t *tx, const orm_model_t *model,
   rc = orm__params_add_value(c.params, model, (size_t)f, &value);
   void *ctx[ORM_SUBMIT_CTX] = {(void *)(uintptr_t)model};
   return rc != 0 ? rc
-                 : call_run(&c, c.sql->find_by[f].sql, to_rows, ctx, cb, data,
+                 : call_run(&c, &c.sql->find_by[f], to_rows, ctx, cb, data,
                             out);
 }
 
@@ -244,10 +244,10 @@ static int select_query(orm_pool_t *pool, orm_tx_t *tx,
   orm__transform_fn fn = kind == ORM_QUERY_SELECT ? to_rows : NULL;
   void *ctx[ORM_SUBMIT_CTX] = {(void *)(uintptr_t)model};
   if (query == NULL) {
-    const char *sql = kind == ORM_QUERY_SELECT  ? c.sql->find_all.sql
-                      : kind == ORM_QUERY_COUNT ? c.sql->count.sql
-                                                : c.sql->exists.sql;
-    return call_run(&c, sql, fn, ctx, cb, data, out);
+    orm__sql_stmt_t *stmt = kind == ORM_QUERY_SELECT  ? &c.sql->find_all
+                            : kind == ORM_QUERY_COUNT ? &c.sql->count
+                                                      : &c.sql->exists;
+    return call_run(&c, stmt, fn, ctx, cb, data, out);
   }
   const char *sql;
   const orm_param_t *params;
@@ -255,7 +255,7 @@ static int select_query(orm_pool_t *pool, orm_tx_t *tx,
   rc = orm_query_sql(query, kind, &sql, &params, &n);
   if (rc != 0)
     return rc;
-  return orm__pool_submit(c.pool, c.tx, sql, params, n, fn, ctx, cb, data,
+  return orm__pool_submit(c.pool, c.tx, sql, NULL, params, n, fn, ctx, cb, data,
                           out);
 }
 
@@ -268,7 +268,7 @@ static int insert(orm_pool_t *pool, orm_tx_t *tx, const orm_model_t *model,
     return rc;
   if (rows == NULL || n == 0)
     return ORM_EINVAL;
-  const orm__sql_stmt_t *stmt = n == 1 ? &c.sql->insert : &c.sql->insert_many;
+  orm__sql_stmt_t *stmt = n == 1 ? &c.sql->insert : &c.sql->insert_many;
   rc = n == 1 ? orm__params_bind_row(c.params, model, stmt, rows)
               : orm__params_bind_rows(c.params, model, stmt, rows, n);
   if (rc != 0)
@@ -276,7 +276,7 @@ static int insert(orm_pool_t *pool, orm_tx_t *tx, const orm_model_t *model,
   void *ctx[ORM_SUBMIT_CTX] = {(void *)(uintptr_t)model, rows,
                                (void *)(uintptr_t)c.sql->generated,
                                (void *)(uintptr_t)n};
-  return call_run(&c, stmt->sql, write_back, ctx, cb, data, out);
+  return call_run(&c, stmt, write_back, ctx, cb, data, out);
 }
 
 static int update(orm_pool_t *pool, orm_tx_t *tx, const orm_model_t *model,
@@ -291,14 +291,14 @@ static int update(orm_pool_t *pool, orm_tx_t *tx, const orm_model_t *model,
   if (fields == 0) {
     if ((rc = orm__params_bind_row(c.params, model, &c.sql->update, row)) != 0)
       return rc;
-    return call_run(&c, c.sql->update.sql, NULL, NULL, cb, data, out);
+    return call_run(&c, &c.sql->update, NULL, NULL, cb, data, out);
   }
   orm__sql_stmt_t stmt;
   if ((rc = orm__model_sql_update_fields(c.sql, fields, &stmt)) != 0)
     return rc;
   rc = orm__params_bind_row(c.params, model, &stmt, row);
   if (rc == 0)
-    rc = call_run(&c, stmt.sql, NULL, NULL, cb, data, out);
+    rc = call_run(&c, &stmt, NULL, NULL, cb, data, out);
   orm__free(stmt.sql);
   return rc;
 }
@@ -311,7 +311,7 @@ static int delete_by_key(orm_pool_t *pool, orm_tx_t *tx,
   if (rc == 0)
     rc = orm__params_add_value(c.params, model, (size_t)c.sql->pk, &key);
   return rc != 0 ? rc
-                 : call_run(&c, c.sql->remove.sql, NULL, NULL, cb, data, out);
+                 : call_run(&c, &c.sql->remove, NULL, NULL, cb, data, out);
 }
 
 static int upsert(orm_pool_t *pool, orm_tx_t *tx, const orm_model_t *model,
@@ -326,7 +326,7 @@ static int upsert(orm_pool_t *pool, orm_tx_t *tx, const orm_model_t *model,
   int f = conflict != NULL ? orm_model_field(model, conflict) : c.sql->pk;
   if (f < 0)
     return f;
-  const orm__sql_stmt_t *stmt = &c.sql->upsert[f];
+  orm__sql_stmt_t *stmt = &c.sql->upsert[f];
   if (stmt->sql == NULL)
     return ORM_EINVAL; /* neither the primary key nor a unique column */
   if ((rc = orm__params_bind_row(c.params, model, stmt, row)) != 0)
@@ -334,7 +334,7 @@ static int upsert(orm_pool_t *pool, orm_tx_t *tx, const orm_model_t *model,
   void *ctx[ORM_SUBMIT_CTX] = {(void *)(uintptr_t)model, row,
                                (void *)(uintptr_t)c.sql->generated,
                                (void *)(uintptr_t)1};
-  return call_run(&c, stmt->sql, write_back, ctx, cb, data, out);
+  return call_run(&c, stmt, write_back, ctx, cb, data, out);
 }
 
 /* ---- public calls: on a pool, and inside a transaction -------------------- */

@@ -120,6 +120,7 @@ static int finish(orm__sql_text_t *t, orm__sql_stmt_t *st, uint64_t fields,
   st->sql = orm__sql_take(t, &rc);
   st->fields = fields;
   st->key = key;
+  st->hint = (orm__stmt_hint_t){NULL};
   return rc;
 }
 

@@ -51,6 +51,7 @@
 #include "uvorm/model.h"
 
 #include "model/codec.h"
+#include "pool/submit.h"
 
 /* ---- SQL text ----------------------------------------------------------- */
 
@@ -83,6 +84,7 @@ typedef struct {
   char *sql;       /* NULL when the model has no such statement */
   uint64_t fields; /* bound from the struct as $1..$k, in field order */
   int key;         /* bound after them as $k+1, or -1 */
+  orm__stmt_hint_t hint; /* the pool's statement for `sql` */
 } orm__sql_stmt_t;
 
 typedef struct {

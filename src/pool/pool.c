@@ -265,7 +265,7 @@ static void req_abort(orm_future_t *f, int code) {
       /* Not sent yet, but the transaction must still end on the server
        * (or once BEGIN has gone out): a cancelled COMMIT becomes a
        * ROLLBACK nobody waits for. */
-      orm__pool_prepare_request(req, "ROLLBACK", NULL, 0, 0);
+      orm__pool_prepare_request(req, "ROLLBACK", NULL, 0, 0, NULL);
       req->abandoned = 1;
       count_outcome(pool, code);
       orm__future_complete(&req->future, code, 1);
@@ -594,15 +594,28 @@ orm__stmt_t *orm__pool_intern(orm_pool_t *pool, const char *sql,
 }
 
 /* Builds a statement request: parameters, interned SQL. */
+/* The statement `hint` remembers, if its parameter types are these. */
+static orm__stmt_t *hinted(const orm__stmt_hint_t *hint, const Oid *types,
+                           int n) {
+  orm__stmt_t *s = hint != NULL ? hint->stmt : NULL;
+  return s != NULL && s->nparams == n &&
+                 memcmp(s->types, types, (size_t)n * sizeof(Oid)) == 0
+             ? s
+             : NULL;
+}
+
 int orm__pool_prepare_request(orm__request_t *req, const char *sql,
                               const orm_param_t *params, size_t nparams,
-                              int named) {
+                              int named, orm__stmt_hint_t *hint) {
   int rc = encode_params(req, params, nparams);
   if (rc != 0)
     return rc;
   size_t sql_off = SIZE_MAX;
-  if (named)
+  if (named && (req->stmt = hinted(hint, req->types, req->nparams)) == NULL) {
     req->stmt = orm__pool_intern(req->pool, sql, req->types, req->nparams, &rc);
+    if (hint != NULL && req->stmt != NULL)
+      hint->stmt = req->stmt;
+  }
   if (rc != 0)
     return rc;
   if (req->stmt != NULL) {
@@ -1222,17 +1235,18 @@ orm__pool_cache_t *orm__pool_cache(orm_pool_t *pool) { return &pool->cache; }
 int orm_query_async(orm_pool_t *pool, const char *sql,
                     const orm_param_t *params, size_t nparams,
                     orm_future_cb cb, void *data, orm_future_t **out) {
-  return orm__pool_submit(pool, NULL, sql, params, nparams, NULL, NULL, cb,
-                          data, out);
+  return orm__pool_submit(pool, NULL, sql, NULL, params, nparams, NULL, NULL,
+                          cb, data, out);
 }
 
 int orm__pool_submit(orm_pool_t *pool, orm_tx_t *tx, const char *sql,
-                     const orm_param_t *params, size_t nparams,
-                     orm__transform_fn transform, void *const *ctx,
-                     orm_future_cb cb, void *data, orm_future_t **out) {
+                     orm__stmt_hint_t *hint, const orm_param_t *params,
+                     size_t nparams, orm__transform_fn transform,
+                     void *const *ctx, orm_future_cb cb, void *data,
+                     orm_future_t **out) {
   if (tx != NULL)
-    return orm__tx_submit(tx, sql, params, nparams, transform, ctx, cb, data,
-                          out);
+    return orm__tx_submit(tx, sql, hint, params, nparams, transform, ctx, cb,
+                          data, out);
   if (out != NULL)
     *out = NULL;
   int rc = orm__pool_usable(pool);
@@ -1249,7 +1263,7 @@ int orm__pool_submit(orm_pool_t *pool, orm_tx_t *tx, const char *sql,
     return ORM_ENOMEM;
   orm__req_set_transform(req, transform, ctx);
   rc = orm__pool_prepare_request(req, sql, params, nparams,
-                                 !pool->cfg.no_prepare);
+                                 !pool->cfg.no_prepare, hint);
   if (rc == 0 && !pool->down)
     rc = orm__pool_enqueue(pool, req);
   if (rc != 0) {

@@ -18,10 +18,20 @@ typedef int (*orm__transform_fn)(PGresult *res, void *const *ctx,
 
 #define ORM_SUBMIT_CTX 4
 
+/* Kept by a caller next to SQL that it sends again and again and that does
+ * not change while the pool lives: the statement the pool interned for it,
+ * so that later calls with the same parameter types skip the lookup (which
+ * hashes the SQL). Zeroed to start. */
+typedef struct {
+  void *stmt;
+} orm__stmt_hint_t;
+
 /* orm_query_async() or orm_tx_query_async() (when `tx` is not NULL) with a
- * transform and up to ORM_SUBMIT_CTX context pointers, copied. */
+ * transform and up to ORM_SUBMIT_CTX context pointers, copied. `hint` may
+ * be NULL. */
 int orm__pool_submit(orm_pool_t *pool, orm_tx_t *tx, const char *sql,
-                     const orm_param_t *params, size_t nparams,
+                     orm__stmt_hint_t *hint, const orm_param_t *params,
+                     size_t nparams,
                      orm__transform_fn transform, void *const *ctx,
                      orm_future_cb cb, void *data, orm_future_t **out);
 

@@ -127,7 +127,7 @@ void orm__tx_begin_done(orm__request_t *begin, int status, int abandoned,
     tx->ended = 1;
     end->kind = REQ_TX_END;
     end->future.cb = NULL;
-    orm__pool_prepare_request(end, "ROLLBACK", NULL, 0, 0);
+    orm__pool_prepare_request(end, "ROLLBACK", NULL, 0, 0, NULL);
     orm__list_push_back(&tx->queue, &end->link);
     orm__pool_kick(end->pool);
     return;
@@ -214,7 +214,7 @@ static int tx_open(orm_pool_t *pool, int caller, orm_future_cb cb, void *data,
   orm__request_t *end =
       begin ? orm__pool_req_new(pool, REQ_TX_END, NULL, NULL) : NULL;
   if (end == NULL ||
-      (rc = orm__pool_prepare_request(begin, "BEGIN", NULL, 0, 0)) != 0) {
+      (rc = orm__pool_prepare_request(begin, "BEGIN", NULL, 0, 0, NULL)) != 0) {
     if (begin != NULL)
       orm__pool_req_discard(begin);
     if (end != NULL)
@@ -278,14 +278,15 @@ static int tx_usable(const orm_tx_t *tx) {
 
 /* Queues a statement of `tx`; `sql` is copied unless `named`. */
 static int tx_submit(orm_tx_t *tx, orm__req_kind_t kind, const char *sql,
-                     const orm_param_t *params, size_t nparams, int named,
-                     orm__transform_fn transform, void *const *ctx,
-                     orm_future_cb cb, void *data, orm_future_t **out) {
+                     orm__stmt_hint_t *hint, const orm_param_t *params,
+                     size_t nparams, int named, orm__transform_fn transform,
+                     void *const *ctx, orm_future_cb cb, void *data,
+                     orm_future_t **out) {
   orm__request_t *req = orm__pool_req_new(tx->pool, kind, cb, data);
   if (req == NULL)
     return ORM_ENOMEM;
   orm__req_set_transform(req, transform, ctx);
-  int rc = orm__pool_prepare_request(req, sql, params, nparams, named);
+  int rc = orm__pool_prepare_request(req, sql, params, nparams, named, hint);
   if (rc != 0) {
     orm__pool_req_discard(req);
     return rc;
@@ -313,17 +314,18 @@ static int tx_submit(orm_tx_t *tx, orm__req_kind_t kind, const char *sql,
 int orm_tx_query_async(orm_tx_t *tx, const char *sql,
                        const orm_param_t *params, size_t nparams,
                        orm_future_cb cb, void *data, orm_future_t **out) {
-  return orm__tx_submit(tx, sql, params, nparams, NULL, NULL, cb, data, out);
+  return orm__tx_submit(tx, sql, NULL, params, nparams, NULL, NULL, cb, data,
+                        out);
 }
 
 orm_pool_t *orm__tx_pool(const orm_tx_t *tx) {
   return tx != NULL ? tx->pool : NULL;
 }
 
-int orm__tx_submit(orm_tx_t *tx, const char *sql, const orm_param_t *params,
-                   size_t nparams, orm__transform_fn transform,
-                   void *const *ctx, orm_future_cb cb, void *data,
-                   orm_future_t **out) {
+int orm__tx_submit(orm_tx_t *tx, const char *sql, orm__stmt_hint_t *hint,
+                   const orm_param_t *params, size_t nparams,
+                   orm__transform_fn transform, void *const *ctx,
+                   orm_future_cb cb, void *data, orm_future_t **out) {
   if (out != NULL)
     *out = NULL;
   int rc = tx_usable(tx);
@@ -333,7 +335,7 @@ int orm__tx_submit(orm_tx_t *tx, const char *sql, const orm_param_t *params,
     return ORM_EINVAL;
   if (nparams > ORM_MAX_PARAMS)
     return ORM_E2BIG;
-  return tx_submit(tx, REQ_TX_QUERY, sql, params, nparams,
+  return tx_submit(tx, REQ_TX_QUERY, sql, hint, params, nparams,
                    !tx->pool->cfg.no_prepare, transform, ctx, cb, data, out);
 }
 
@@ -354,7 +356,7 @@ static int tx_end(orm_tx_t *tx, const char *sql, orm_future_cb cb, void *data,
   tx->end = NULL;
   req->future.cb = cb;
   req->future.data = data;
-  orm__pool_prepare_request(req, sql, NULL, 0, 0); /* fits: no parameters */
+  orm__pool_prepare_request(req, sql, NULL, 0, 0, NULL); /* no parameters */
   if (out != NULL) {
     orm__future_ref(&req->future);
     *out = &req->future;
@@ -397,8 +399,8 @@ static int savepoint(orm_tx_t *tx, const char *verb, const char *name,
   char sql[128];
   /* Quoted, so the name is taken exactly as given. */
   snprintf(sql, sizeof sql, "%s \"%s\"", verb, name);
-  return tx_submit(tx, REQ_TX_QUERY, sql, NULL, 0, 0, NULL, NULL, cb, data,
-                   out);
+  return tx_submit(tx, REQ_TX_QUERY, sql, NULL, NULL, 0, 0, NULL, NULL, cb,
+                   data, out);
 }
 
 int orm_tx_savepoint_async(orm_tx_t *tx, const char *name, orm_future_cb cb,
