@@ -1239,6 +1239,13 @@ int orm_query_async(orm_pool_t *pool, const char *sql,
                           cb, data, out);
 }
 
+int orm__statement_args(const char *sql, const orm_param_t *params,
+                        size_t nparams) {
+  if (sql == NULL || (params == NULL && nparams > 0))
+    return ORM_EINVAL;
+  return nparams > ORM_MAX_PARAMS ? ORM_E2BIG : 0;
+}
+
 int orm__pool_submit(orm_pool_t *pool, orm_tx_t *tx, const char *sql,
                      orm__stmt_hint_t *hint, const orm_param_t *params,
                      size_t nparams, orm__transform_fn transform,
@@ -1250,12 +1257,10 @@ int orm__pool_submit(orm_pool_t *pool, orm_tx_t *tx, const char *sql,
   if (out != NULL)
     *out = NULL;
   int rc = orm__pool_usable(pool);
+  if (rc == 0)
+    rc = orm__statement_args(sql, params, nparams);
   if (rc != 0)
     return rc;
-  if (sql == NULL || (params == NULL && nparams > 0))
-    return ORM_EINVAL;
-  if (nparams > ORM_MAX_PARAMS)
-    return ORM_E2BIG;
   if (pool->queued >= pool->cfg.queue_max)
     return ORM_EQUEUEFULL;
   orm__request_t *req = orm__pool_req_new(pool, REQ_QUERY, cb, data);

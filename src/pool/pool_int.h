@@ -281,6 +281,9 @@ void orm__conn_destroy(orm__conn_t *conn);
 size_t orm__conn_capacity(const orm__conn_t *conn);
 
 int orm__pool_usable(const orm_pool_t *pool);
+/* A statement's arguments: 0, ORM_EINVAL or ORM_E2BIG. */
+int orm__statement_args(const char *sql, const orm_param_t *params,
+                        size_t nparams);
 int orm__pool_enqueue(orm_pool_t *pool, orm__request_t *req);
 /* `named`: run it as a prepared statement, found through `hint` (may be
  * NULL) or interned. */

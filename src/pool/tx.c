@@ -276,6 +276,21 @@ static int tx_usable(const orm_tx_t *tx) {
   return 0;
 }
 
+/* Hands `req` to `tx` (its future to the caller, if asked for): queued
+ * for the pinned connection, or failed if the transaction cannot go on. */
+static void tx_enqueue(orm_tx_t *tx, orm__request_t *req, orm_future_t **out) {
+  if (out != NULL) {
+    orm__future_ref(&req->future);
+    *out = &req->future;
+  }
+  if (tx->dead) {
+    fail_dead(tx, req);
+  } else {
+    orm__list_push_back(&tx->queue, &req->link);
+    orm__pool_kick(tx->pool);
+  }
+}
+
 /* Queues a statement of `tx`; `sql` is copied unless `named`. */
 static int tx_submit(orm_tx_t *tx, orm__req_kind_t kind, const char *sql,
                      orm__stmt_hint_t *hint, const orm_param_t *params,
@@ -298,16 +313,7 @@ static int tx_submit(orm_tx_t *tx, orm__req_kind_t kind, const char *sql,
    * COMMIT and ROLLBACK keep segments of their own (they end even an
    * aborted transaction cleanly). */
   req->seg = kind == REQ_TX_QUERY ? ORM_SEG_READ : ORM_SEG_OWN;
-  if (out != NULL) {
-    orm__future_ref(&req->future);
-    *out = &req->future;
-  }
-  if (tx->dead) {
-    fail_dead(tx, req);
-  } else {
-    orm__list_push_back(&tx->queue, &req->link);
-    orm__pool_kick(tx->pool);
-  }
+  tx_enqueue(tx, req, out);
   return 0;
 }
 
@@ -329,12 +335,10 @@ int orm__tx_submit(orm_tx_t *tx, const char *sql, orm__stmt_hint_t *hint,
   if (out != NULL)
     *out = NULL;
   int rc = tx_usable(tx);
+  if (rc == 0)
+    rc = orm__statement_args(sql, params, nparams);
   if (rc != 0)
     return rc;
-  if (sql == NULL || (params == NULL && nparams > 0))
-    return ORM_EINVAL;
-  if (nparams > ORM_MAX_PARAMS)
-    return ORM_E2BIG;
   return tx_submit(tx, REQ_TX_QUERY, sql, hint, params, nparams,
                    !tx->pool->cfg.no_prepare, transform, ctx, cb, data, out);
 }
@@ -357,16 +361,7 @@ static int tx_end(orm_tx_t *tx, const char *sql, orm_future_cb cb, void *data,
   req->future.cb = cb;
   req->future.data = data;
   orm__pool_prepare_request(req, sql, NULL, 0, 0, NULL); /* no parameters */
-  if (out != NULL) {
-    orm__future_ref(&req->future);
-    *out = &req->future;
-  }
-  if (tx->dead) {
-    fail_dead(tx, req);
-  } else {
-    orm__list_push_back(&tx->queue, &req->link);
-    orm__pool_kick(tx->pool);
-  }
+  tx_enqueue(tx, req, out);
   return 0;
 }
 
