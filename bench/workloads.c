@@ -485,8 +485,26 @@ static void new_numbers(struct unit *u) {
   qsort(u->rows, BATCH, sizeof u->rows[0], world_id_cmp);
 }
 
-static void update_read(orm_future_t *all, void *data) {
-  struct unit *u = data;
+/* The BATCH writes of u->rows, in flight together and joined. */
+static int update_issue(struct unit *u) {
+  const uint64_t mask = ORM_FIELD_BIT(world, randomnumber);
+  for (size_t i = 0; i < BATCH; i++) {
+    int rc = orm_update_async(u->drv->pool, world_model(), &u->rows[i], mask,
+                              NULL, NULL, &u->futs[i]);
+    if (rc != 0) {
+      release_futures(u, i);
+      return rc;
+    }
+  }
+  int rc = orm_future_all(u->futs, BATCH, update_written, u, NULL);
+  if (rc != 0)
+    release_futures(u, BATCH);
+  return rc;
+}
+
+/* The BATCH finds of an update unit are in: checked, the rows get new
+ * numbers and `issue` writes them back. */
+static void finds_then_write(struct unit *u, int (*issue)(struct unit *)) {
   struct driver *d = u->drv;
   int answered = 1;
   for (size_t i = 0; i < BATCH && !d->failed; i++)
@@ -498,23 +516,15 @@ static void update_read(orm_future_t *all, void *data) {
     return;
   }
   new_numbers(u);
-  const uint64_t mask = ORM_FIELD_BIT(world, randomnumber);
-  for (size_t i = 0; i < BATCH; i++) {
-    int rc = orm_update_async(d->pool, world_model(), &u->rows[i], mask, NULL, NULL,
-                              &u->futs[i]);
-    if (rc != 0) {
-      release_futures(u, i);
-      d->outstanding--;
-      fatal(d, "orm_update_async: %s", orm_strerror(rc));
-      return;
-    }
-  }
-  int rc = orm_future_all(u->futs, BATCH, update_written, u, NULL);
+  int rc = issue(u);
   if (rc != 0) {
-    release_futures(u, BATCH);
     d->outstanding--;
-    fatal(d, "orm_future_all: %s", orm_strerror(rc));
+    fatal(d, "%s: writing: %s", d->opts.workload, orm_strerror(rc));
   }
+}
+
+static void update_read(orm_future_t *all, void *data) {
+  finds_then_write(data, update_issue);
 }
 
 static int update_start(struct unit *u) {
@@ -564,23 +574,7 @@ static int update_tx_issue(struct unit *u) {
 }
 
 static void update_tx_read(orm_future_t *all, void *data) {
-  struct unit *u = data;
-  struct driver *d = u->drv;
-  int answered = 1;
-  for (size_t i = 0; i < BATCH && !d->failed; i++)
-    if (!check_world(u, u->futs[i], u->ids[i]))
-      answered = 0;
-  release_futures(u, BATCH);
-  if (d->failed || !answered) {
-    unit_done(u, 0);
-    return;
-  }
-  new_numbers(u);
-  int rc = update_tx_issue(u);
-  if (rc != 0) {
-    d->outstanding--;
-    fatal(d, "update-tx: %s", orm_strerror(rc));
-  }
+  finds_then_write(data, update_tx_issue);
 }
 
 static int update_tx_start(struct unit *u) {
