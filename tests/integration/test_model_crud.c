@@ -110,9 +110,10 @@ static int setup(void **state) {
 static void on_closed(orm_pool_t *p, void *data) { closed++; }
 
 static int teardown(void **state) {
+  int before = closed; /* test_bad_calls closes a pool of its own */
   assert_int_equal(orm_pool_close(pool, on_closed), 0);
   orm_test_run(&loop, 10000);
-  assert_int_equal(closed, 1);
+  assert_int_equal(closed, before + 1);
   orm_test_loop_close(&loop);
   sql("DROP SCHEMA " SCHEMA " CASCADE");
   PQfinish(admin);
