@@ -1,7 +1,9 @@
 /* uvorm — the connection pool: raw SQL, results, transactions, stats.
  *
  * A pool is bound to one uv_loop_t and used from that loop's thread only,
- * like every libuv handle; run one pool per loop. All calls return 0 or a
+ * like every libuv handle. A loop may carry several pools (to different
+ * databases, say); each is independent. A multi-core service runs one loop
+ * per thread, each with its own pools. All calls return 0 or a
  * negative ORM_E* code. A call that returns an error never runs its
  * callback; one that returns 0 runs it exactly once, later, on the loop. */
 #ifndef UVORM_POOL_H
@@ -24,6 +26,26 @@ typedef struct orm_pool_s orm_pool_t;
 typedef struct orm_tx_s orm_tx_t;
 typedef struct orm_result_s orm_result_t;
 
+/* A message the server sent outside any result: NOTICE, WARNING, INFO,
+ * ... (from RAISE NOTICE, DROP TABLE IF EXISTS, a deprecated setting).
+ * Strings are valid during the callback only; detail and hint may be NULL. */
+typedef struct {
+  const char *severity; /* "WARNING", "NOTICE", "INFO", "LOG", "DEBUG":
+                           never translated */
+  const char *sqlstate; /* "01000", "00000", ... */
+  const char *message;
+  const char *detail;
+  const char *hint;
+  int backend_pid; /* the server process of the connection it came on */
+} orm_notice_t;
+
+/* Called on the loop, from the pool's own turn (never inside a uvorm
+ * call), once per notice, in the order each connection received them.
+ * Closing the pool from inside it is legal; notices still waiting are
+ * then dropped. */
+typedef void (*orm_notice_cb)(orm_pool_t *pool, const orm_notice_t *notice,
+                              void *data);
+
 /* Pool settings. A zeroed field takes the default shown. */
 typedef struct {
   const char *conninfo;          /* URL or key=value, as libpq takes it; required */
@@ -42,6 +64,9 @@ typedef struct {
   bool no_pipeline;              /* one request at a time per connection */
   bool no_prepare;               /* unnamed statements only (for PgBouncer in
                                     transaction mode and similar proxies) */
+  orm_notice_cb on_notice;       /* server notices, with `data`: none, and
+                                    then they are dropped (a library never
+                                    writes to the service's stderr) */
   void *data;                    /* the pool's user data */
 } orm_pool_config_t;
 
@@ -57,7 +82,9 @@ typedef void (*orm_pool_close_cb)(orm_pool_t *pool, void *data);
 /* Closes the pool: queued requests fail with ORM_ECANCELED, requests in
  * flight are cancelled (on the server too) and fail with ORM_ECANCELED,
  * open transactions are rolled back by closing their connection, every
- * handle is closed; then `cb` runs and the pool's memory is gone. Legal
+ * handle is closed; then `cb` runs and the pool's memory is gone, with
+ * the handles of transactions never ended (until then, ending one returns
+ * ORM_ECLOSED and releases it; after it, the handle must not be used). Legal
  * from inside any uvorm callback. Afterwards every call on the pool returns
  * ORM_ECLOSED. Returns 0, ORM_EINVAL, or ORM_ECLOSED if already closing. */
 ORM_EXTERN int orm_pool_close(orm_pool_t *pool, orm_pool_close_cb cb);
@@ -126,7 +153,9 @@ typedef struct {
  * message in orm_future_error(), ORM_ECONNLOST, ORM_ETIMEDOUT,
  * ORM_ECANCELED, ORM_ECONNECT (the server cannot be reached), ORM_ENOMEM.
  * Returns: 0; ORM_EINVAL (NULL pool or sql, params NULL with nparams > 0,
- * a bad parameter kind); ORM_E2BIG (more than ORM_MAX_PARAMS);
+ * a bad parameter kind, `nparams` not the highest $N of `sql` (placeholders
+ * inside literals, quoted names, dollar quotes and comments do not count));
+ * ORM_E2BIG (more than ORM_MAX_PARAMS);
  * ORM_EQUEUEFULL (queue_max requests already wait); ORM_ECLOSED; ORM_ENOMEM.
  * `out`, if not NULL, receives a reference to the future. */
 ORM_EXTERN int orm_query_async(orm_pool_t *pool, const char *sql,
@@ -170,9 +199,18 @@ ORM_EXTERN int orm_result_bytes(const orm_result_t *result, int row, int col,
 /* ---- transactions -------------------------------------------------------
  * A transaction pins one connection from BEGIN to COMMIT or ROLLBACK; its
  * statements run in order on it. After a statement fails, the statements
- * already sent behind it fail too (ORM_ESERVER, "statement skipped"), as
- * PostgreSQL skips them in an aborted transaction; ROLLBACK ends it. A connection lost inside a transaction
- * fails it (ORM_ECONNLOST) and is never silently retried.
+ * behind it fail with ORM_ESKIPPED and SQLSTATE 25P02: PostgreSQL does not
+ * run them in an aborted transaction. ROLLBACK ends it; ROLLBACK TO
+ * SAVEPOINT returns to a savepoint, and may be issued right behind the
+ * statements it undoes, without waiting for their outcome (it goes out
+ * after them, where the server runs it even in an aborted transaction).
+ * A connection lost inside a transaction fails it (ORM_ECONNLOST) and is
+ * never silently retried.
+ *
+ * A prepared statement whose result type a schema change altered (0A000
+ * "cached plan must not change result type") is prepared again on every
+ * connection: a pool statement is re-run and succeeds; a transaction's
+ * fails once, with that error.
  *
  * orm_tx_begin() gives the handle at once. Statements, savepoints and the
  * COMMIT may follow at once too: they wait behind BEGIN and go out with it
@@ -229,7 +267,13 @@ typedef struct {
   uint64_t connects;         /* successful connection set-ups */
   uint64_t reconnects;       /* ... of which replaced a lost connection */
   uint64_t connect_failures; /* failed connection attempts */
+  uint64_t notices;          /* server notices received */
+  uint64_t notices_dropped;  /* ... not delivered: no on_notice, more than
+                                ORM_NOTICES_MAX waiting, or the pool closed */
 } orm_pool_stats_t;
+
+/* The most notices that wait for delivery; beyond it they are dropped. */
+#define ORM_NOTICES_MAX 256
 
 ORM_EXTERN int orm_pool_stats(const orm_pool_t *pool, orm_pool_stats_t *stats);
 

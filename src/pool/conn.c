@@ -43,13 +43,13 @@ static orm__slot_t *slot_at(orm__conn_t *conn, size_t i) {
   return &conn->slots[(conn->slot_head + i) % conn->slot_cap];
 }
 
-static void slot_push(orm__conn_t *conn, orm__slot_kind_t kind,
-                      orm__request_t *req, uint32_t stmt_id) {
+static orm__slot_t *slot_push(orm__conn_t *conn, orm__slot_kind_t kind,
+                              orm__request_t *req) {
   assert(conn->slot_count < conn->slot_cap);
   orm__slot_t *s = slot_at(conn, conn->slot_count++);
   s->kind = kind;
   s->req = req;
-  s->stmt_id = stmt_id;
+  return s;
 }
 
 static orm__slot_t slot_pop(orm__conn_t *conn) {
@@ -190,6 +190,7 @@ void orm__conn_start(orm__conn_t *conn) {
     connect_failed(conn, NULL);
     return;
   }
+  orm__notice_watch(conn);
   int rc = poll_open(conn, PQsocket(conn->pg));
   if (rc != 0) {
     connect_failed(conn, orm_strerror(rc));
@@ -238,26 +239,33 @@ void orm__conn_sync(orm__conn_t *conn) {
       conn_lost(conn, NULL);
       return;
     }
-    slot_push(conn, SLOT_SYNC, NULL, 0);
+    slot_push(conn, SLOT_SYNC, NULL);
     conn->unsynced = 0;
     conn->segment_writes = 0;
   }
   orm__conn_flush(conn);
 }
 
-static int stmt_state_reserve(orm__conn_t *conn, uint32_t id) {
-  if (id < conn->stmt_cap)
+static int prepared_reserve(orm__conn_t *conn, uint32_t id) {
+  if (id < conn->prepared_cap)
     return 0;
-  size_t cap = conn->stmt_cap ? conn->stmt_cap : 32;
+  size_t cap = conn->prepared_cap ? conn->prepared_cap : 32;
   while (cap <= id)
     cap *= 2;
-  unsigned char *st = orm__realloc(conn->stmt_state, cap);
-  if (st == NULL)
+  orm__prepared_t *p = orm__reallocarray(conn->prepared, cap, sizeof *p);
+  if (p == NULL)
     return ORM_ENOMEM;
-  memset(st + conn->stmt_cap, STMT_NONE, cap - conn->stmt_cap);
-  conn->stmt_state = st;
-  conn->stmt_cap = cap;
+  memset(p + conn->prepared_cap, 0,
+         (cap - conn->prepared_cap) * sizeof *p);
+  conn->prepared = p;
+  conn->prepared_cap = cap;
   return 0;
+}
+
+/* Whether `stmt` must be prepared on `conn` before it runs there. */
+static int needs_parse(const orm__conn_t *conn, const orm__stmt_t *stmt) {
+  const orm__prepared_t *p = &conn->prepared[stmt->id];
+  return p->state == STMT_NONE || p->gen != stmt->gen;
 }
 
 static int send_query(orm__conn_t *conn, orm__request_t *req) {
@@ -278,7 +286,7 @@ int orm__conn_send(orm__conn_t *conn, orm__request_t *req) {
   int pipe = pipelined(conn);
   int named = req->stmt != NULL && !conn->pool->cfg.no_prepare;
   if (slots_reserve(conn, 3) != 0 ||
-      (named && stmt_state_reserve(conn, req->stmt->id) != 0))
+      (named && prepared_reserve(conn, req->stmt->id) != 0))
     return ORM_ENOMEM;
   /* A statement that cannot share an implicit transaction starts a segment
    * of its own, and ends it; a second write starts a new segment; BEGIN
@@ -288,7 +296,7 @@ int orm__conn_send(orm__conn_t *conn, orm__request_t *req) {
        (req->seg == ORM_SEG_WRITE && conn->segment_writes))) {
     if (PQpipelineSync(conn->pg) != 1)
       return ORM_ECONNLOST;
-    slot_push(conn, SLOT_SYNC, NULL, 0);
+    slot_push(conn, SLOT_SYNC, NULL);
     conn->unsynced = 0;
     conn->segment_writes = 0;
   }
@@ -296,26 +304,32 @@ int orm__conn_send(orm__conn_t *conn, orm__request_t *req) {
   req->state = REQ_SENT;
   conn->in_flight++;
   conn->dirty = 1;
-  if (named && conn->stmt_state[req->stmt->id] == STMT_NONE) {
-    if (!PQsendPrepare(conn->pg, req->stmt->name, req->stmt->sql,
-                       req->stmt->nparams, req->stmt->types))
+  if (named)
+    req->stmt_gen = req->stmt->gen;
+  if (named && needs_parse(conn, req->stmt)) {
+    orm__stmt_t *stmt = req->stmt;
+    if (!PQsendPrepare(conn->pg, stmt->name, stmt->sql, stmt->nparams,
+                       stmt->types))
       goto lost;
-    conn->stmt_state[req->stmt->id] = STMT_PENDING;
+    conn->prepared[stmt->id] =
+        (orm__prepared_t){.gen = stmt->gen, .state = STMT_PENDING};
     conn->unsynced += (size_t)pipe;
     /* Outside pipeline mode the statement follows once Parse is answered. */
-    slot_push(conn, SLOT_PREPARE, pipe ? NULL : req, req->stmt->id);
+    orm__slot_t *slot = slot_push(conn, SLOT_PREPARE, pipe ? NULL : req);
+    slot->stmt_id = stmt->id;
+    slot->stmt_gen = stmt->gen;
     if (!pipe)
       return 0;
   }
   if (send_query(conn, req) != 0)
     goto lost;
-  slot_push(conn, SLOT_QUERY, req, 0);
+  slot_push(conn, SLOT_QUERY, req);
   conn->unsynced += (size_t)pipe;
   conn->segment_writes |= req->seg == ORM_SEG_WRITE;
   if (pipe && req->seg == ORM_SEG_OWN) {
     if (PQpipelineSync(conn->pg) != 1)
       return ORM_ECONNLOST; /* the request is in a slot: conn_lost fails it */
-    slot_push(conn, SLOT_SYNC, NULL, 0);
+    slot_push(conn, SLOT_SYNC, NULL);
     conn->unsynced = 0;
     conn->segment_writes = 0;
   }
@@ -335,7 +349,7 @@ void orm__conn_check(orm__conn_t *conn) {
     conn_lost(conn, "could not send a health check");
     return;
   }
-  slot_push(conn, SLOT_CHECK, NULL, 0);
+  slot_push(conn, SLOT_CHECK, NULL);
   conn->unsynced += (size_t)pipelined(conn);
   orm__conn_sync(conn);
 }
@@ -404,12 +418,42 @@ static const char *sqlstate(const PGresult *res) {
   return s ? s : "";
 }
 
+/* Whether the server's error `state` for named `stmt` says the prepared
+ * statement is unusable, in which case it is prepared again and the
+ * statement, which had no effect, may run again:
+ * - 26000: the server no longer has it (DEALLOCATE ALL or DISCARD ALL by a
+ *   proxy). Forgotten on this connection, unless a Parse for it is already
+ *   on its way: another Parse under the same name would fail with 42P05.
+ * - 0A000 "cached plan must not change result type": a column's type
+ *   changed under it. Every connection prepares a new generation of it (a
+ *   name not in use anywhere), so the change costs no more failures on
+ *   other connections; a transaction that met it fails once. */
+static int stale_statement(orm__conn_t *conn, const orm__request_t *req,
+                           const char *state) {
+  orm__stmt_t *stmt = req->stmt;
+  orm__prepared_t *p = &conn->prepared[stmt->id];
+  if (strcmp(state, "26000") == 0) {
+    if (p->state == STMT_READY && p->gen == req->stmt_gen)
+      p->state = STMT_NONE;
+    return 1;
+  }
+  if (strcmp(state, "0A000") == 0) {
+    if (stmt->gen == req->stmt_gen) /* the first to meet this one */
+      orm__stmt_bump(stmt);
+    return 1;
+  }
+  return 0;
+}
+
 /* `shared`: the statement ran in a segment with others, i.e. in an
  * implicit transaction that uvorm made, not the caller. */
 static int may_retry(orm__conn_t *conn, orm__request_t *req, int shared) {
+  const char *state = sqlstate(req->result);
+  int stale = 0;
+  if (req->stmt != NULL && !conn->pool->cfg.no_prepare)
+    stale = stale_statement(conn, req, state);
   if (req->kind != REQ_QUERY || req->retries >= 3)
     return 0;
-  const char *state = sqlstate(req->result);
   /* Statements the caller issued one by one can deadlock (or fail to
    * serialize) only because uvorm grouped them into one transaction with
    * their neighbours: run them again, alone this time. */
@@ -418,15 +462,10 @@ static int may_retry(orm__conn_t *conn, orm__request_t *req, int shared) {
     return 1;
   }
   /* A cancel aimed at a neighbour that had just finished lands on the next
-   * statement; and a named statement the server no longer has (26000) is
-   * prepared again. */
+   * statement. */
   if (strcmp(state, "57014") == 0)
     return uv_now(conn->pool->loop) < conn->cancel_guard_until;
-  if (strcmp(state, "26000") == 0 && req->stmt != NULL) {
-    conn->stmt_state[req->stmt->id] = STMT_NONE;
-    return 1;
-  }
-  return 0;
+  return stale;
 }
 
 static void resend(orm__conn_t *conn, orm__request_t *req) {
@@ -516,12 +555,17 @@ static void segment_done(orm__conn_t *conn) {
 static void prepare_answered(orm__conn_t *conn, orm__slot_t *slot,
                              PGresult *res) {
   ExecStatusType st = PQresultStatus(res);
+  orm__prepared_t *p = &conn->prepared[slot->stmt_id];
+  /* A Parse of an older generation no longer says anything about it. */
+  int current = p->gen == slot->stmt_gen;
   if (st == PGRES_COMMAND_OK) {
-    conn->stmt_state[slot->stmt_id] = STMT_READY;
+    if (current)
+      p->state = STMT_READY;
     PQclear(res);
     return;
   }
-  conn->stmt_state[slot->stmt_id] = STMT_NONE;
+  if (current)
+    p->state = STMT_NONE;
   if (st != PGRES_FATAL_ERROR) {
     PQclear(res); /* skipped after an earlier failure: prepared again later */
     return;
@@ -554,7 +598,7 @@ static void prepare_done(orm__conn_t *conn, orm__request_t *req) {
     return;
   }
   /* The slot is free: the PREPARE's was just popped. */
-  slot_push(conn, SLOT_QUERY, req, 0);
+  slot_push(conn, SLOT_QUERY, req);
   if (send_query(conn, req) != 0) {
     conn_lost(conn, NULL); /* fails req with the rest */
     return;
@@ -726,8 +770,8 @@ void orm__conn_shutdown(orm__conn_t *conn) {
     conn->pg = NULL;
   }
   conn->fd = -1;
-  if (conn->stmt_state != NULL)
-    memset(conn->stmt_state, STMT_NONE, conn->stmt_cap);
+  if (conn->prepared != NULL)
+    memset(conn->prepared, 0, conn->prepared_cap * sizeof *conn->prepared);
   if (conn->timer_open)
     uv_timer_stop(&conn->timer);
 }
@@ -736,7 +780,7 @@ static void conn_timer_closed(uv_handle_t *handle) {
   orm__conn_t *conn = handle->data;
   orm_pool_t *pool = conn->pool;
   orm__free(conn->slots);
-  orm__free(conn->stmt_state);
+  orm__free(conn->prepared);
   orm__free(conn);
   pool->handles_open--;
   orm__pool_kick(pool);

@@ -233,18 +233,23 @@ void orm__req_finish(orm__request_t *req, int defer) {
       status = ORM_EPROTO;
       break;
     }
-    /* Class 57P: the server is shutting down or cut us off. */
-    status = strncmp(PQresultErrorField(res, PG_DIAG_SQLSTATE)
-                         ? PQresultErrorField(res, PG_DIAG_SQLSTATE)
-                         : "",
-                     "57P", 3) == 0
-                 ? ORM_ECONNLOST
-                 : ORM_ESERVER;
+    const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+    if (state == NULL)
+      state = "";
+    /* Class 57P: the server is shutting down or cut us off. 25P02: the
+     * statement did not run, the transaction had failed before it. */
+    status = strncmp(state, "57P", 3) == 0 ? ORM_ECONNLOST
+             : strcmp(state, "25P02") == 0 ? ORM_ESKIPPED
+                                           : ORM_ESERVER;
     break;
   case PGRES_PIPELINE_ABORTED:
+    /* Sent in the same segment behind a statement that failed: the server
+     * skipped it. Inside a transaction that is "in failed transaction". */
+    if (req->tx != NULL)
+      req->future.error.sqlstate = "25P02";
     orm__future_set_message(
         &req->future, "statement skipped: an earlier statement failed");
-    status = ORM_ESERVER;
+    status = ORM_ESKIPPED;
     break;
   default:
     orm__future_set_message(&req->future, "unexpected result status %s",
@@ -510,6 +515,76 @@ static orm__seg_class_t classify(const char *sql) {
   return ORM_SEG_WRITE;
 }
 
+/* The highest $N placeholder in `sql`, outside string literals, quoted
+ * identifiers, dollar-quoted bodies and comments; -1 if the text ends
+ * inside one of those (then the server judges). */
+int orm__sql_placeholders(const char *sql) {
+  int max = 0;
+  const char *p = sql;
+  while (*p != '\0') {
+    char c = *p;
+    if (c == '\'' || c == '"') {
+      /* E'...' strings take backslash escapes; '' and "" are doubled. */
+      int escapes = c == '\'' && p > sql && (p[-1] == 'E' || p[-1] == 'e') &&
+                    (p - 1 == sql || !is_word_char(p[-2]));
+      for (p++;; p++) {
+        if (*p == '\0')
+          return -1;
+        if (escapes && *p == '\\' && p[1] != '\0') {
+          p++;
+        } else if (*p == c) {
+          if (p[1] != c)
+            break;
+          p++;
+        }
+      }
+      p++;
+    } else if (c == '-' && p[1] == '-') {
+      while (*p != '\0' && *p != '\n')
+        p++;
+    } else if (c == '/' && p[1] == '*') {
+      int depth = 1; /* PostgreSQL's block comments nest */
+      for (p += 2; depth > 0; p++) {
+        if (*p == '\0')
+          return -1;
+        if (p[0] == '/' && p[1] == '*')
+          depth++, p++;
+        else if (p[0] == '*' && p[1] == '/')
+          depth--, p++;
+      }
+    } else if (c == '$' && p > sql && is_word_char(p[-1])) {
+      p++; /* inside an identifier such as a$1 */
+    } else if (c == '$' && p[1] >= '0' && p[1] <= '9') {
+      long n = 0;
+      for (p++; *p >= '0' && *p <= '9'; p++)
+        if (n <= 100000)
+          n = n * 10 + (*p - '0');
+      if (n > max)
+        max = n > INT_MAX ? INT_MAX : (int)n;
+    } else if (c == '$') {
+      /* $tag$ ... $tag$, the tag possibly empty. */
+      const char *t = p + 1;
+      while (is_word_char(*t) && !(t == p + 1 && *t >= '0' && *t <= '9'))
+        t++;
+      if (*t != '$') {
+        p++;
+        continue;
+      }
+      size_t taglen = (size_t)(t - p) + 1;
+      const char *end;
+      for (end = t + 1; *end != '\0'; end++)
+        if (*end == '$' && strncmp(end, p, taglen) == 0)
+          break;
+      if (*end == '\0')
+        return -1;
+      p = end + taglen;
+    } else {
+      p++;
+    }
+  }
+  return max;
+}
+
 /* Every statement a model sends goes through here, so the SQL is hashed
  * eight bytes at a time (a byte-wise loop was the pool's hottest line). The
  * multiply carries low bits up only: folding the high half back down after
@@ -586,14 +661,21 @@ orm__stmt_t *orm__pool_intern(orm_pool_t *pool, const char *sql,
   s->nparams = n;
   s->hash = h;
   s->seg = classify(sql);
+  s->placeholders = orm__sql_placeholders(sql);
   s->id = pool->nstmts++;
+  s->gen = 0;
   snprintf(s->name, sizeof s->name, "u%u", (unsigned)s->id);
   s->next_in_bucket = pool->buckets[h & (pool->nbuckets - 1)];
   pool->buckets[h & (pool->nbuckets - 1)] = s;
   return s;
 }
 
-/* Builds a statement request: parameters, interned SQL. */
+void orm__stmt_bump(orm__stmt_t *stmt) {
+  stmt->gen++;
+  snprintf(stmt->name, sizeof stmt->name, "u%u_%u", (unsigned)stmt->id,
+           (unsigned)stmt->gen);
+}
+
 /* The statement `hint` remembers, if its parameter types are these. */
 static orm__stmt_t *hinted(const orm__stmt_hint_t *hint, const Oid *types,
                            int n) {
@@ -618,6 +700,12 @@ int orm__pool_prepare_request(orm__request_t *req, const char *sql,
   }
   if (rc != 0)
     return rc;
+  /* A parameter that no placeholder uses is a caller's mistake the server
+   * would not report; one missing it reports as a protocol error. */
+  int placeholders = req->stmt != NULL ? req->stmt->placeholders
+                                       : orm__sql_placeholders(sql);
+  if (placeholders >= 0 && placeholders != req->nparams)
+    return ORM_EINVAL;
   if (req->stmt != NULL) {
     req->sql = req->stmt->sql;
   } else {
@@ -779,6 +867,11 @@ static void on_work(orm__sched_t *sched) {
   if (pool->closing) {
     finish_close(pool);
     return;
+  }
+  if (pool->notices_head != NULL) {
+    orm__notices_deliver(pool);
+    if (pool->closing)
+      return; /* closed from on_notice: its own turn comes next */
   }
   orm__pool_dispatch(pool);
   orm__tx_pump_all(pool);
@@ -1003,6 +1096,10 @@ static int config_defaults(orm_pool_config_t *c) {
 }
 
 static void pool_free(orm_pool_t *pool) {
+  /* Transactions the caller never ended: their handles go with the pool. */
+  while (!orm__list_empty(&pool->closed_txs))
+    orm__tx_free_closed(
+        ORM_CONTAINER_OF(pool->closed_txs.next, orm_tx_t, link));
   /* Futures the caller still holds outlive the pool, detached from it. */
   while (!orm__list_empty(&pool->all_reqs)) {
     orm__request_t *req =
@@ -1073,6 +1170,7 @@ int orm_pool_open(orm_pool_t **out, uv_loop_t *loop,
   orm__list_init(&pool->pinned);
   orm__list_init(&pool->broken);
   orm__list_init(&pool->txs);
+  orm__list_init(&pool->closed_txs);
   /* Allocate everything that can fail before the first handle exists, so
    * that a failure leaves nothing behind on the loop. */
   orm__conn_t **conns = orm__calloc(cfg.min_conns, sizeof *conns);
@@ -1171,6 +1269,7 @@ int orm_pool_close(orm_pool_t *pool, orm_pool_close_cb cb) {
     return ORM_ECLOSED;
   pool->closing = 1;
   pool->close_cb = cb;
+  orm__notices_drop(pool);
   fail_queue(pool, ORM_ECANCELED, "the pool was closed", 1);
   while (!orm__list_empty(&pool->txs)) {
     orm_tx_t *tx = ORM_CONTAINER_OF(pool->txs.next, orm_tx_t, link);

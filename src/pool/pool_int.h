@@ -65,15 +65,19 @@ typedef enum {
 } orm__seg_class_t;
 
 /* A statement the pool has seen: SQL text and parameter types, interned
- * once; each connection prepares it on first use under the name "u<id>". */
+ * once; each connection prepares it on first use under `name`: "u<id>",
+ * then "u<id>_<gen>" once a schema change made the server's copies stale
+ * (each bump makes every connection prepare it afresh). */
 typedef struct orm__stmt_s {
   struct orm__stmt_s *next_in_bucket;
   uint64_t hash;
   uint32_t id;
+  uint32_t gen;
   int nparams;
+  int placeholders; /* the highest $N in sql; -1: unknown */
   orm__seg_class_t seg;
   Oid *types;
-  char name[16];
+  char name[24];
   size_t sql_len;
   char sql[]; /* NUL-terminated */
 } orm__stmt_t;
@@ -94,6 +98,7 @@ typedef enum {
 } orm__req_state_t;
 
 typedef struct orm__conn_s orm__conn_t;
+typedef struct orm__notice_s orm__notice_t;
 
 typedef struct orm__request_s {
   orm_future_t future; /* first: a request is a future */
@@ -105,6 +110,7 @@ typedef struct orm__request_s {
   orm_tx_t *tx;
   orm__conn_t *conn; /* while SENT or HELD */
   orm__stmt_t *stmt; /* NULL: run `sql_copy` unnamed */
+  uint32_t stmt_gen;  /* the generation of `stmt` it was last sent as */
   const char *sql;
   PGresult *result;
   PGresult *prepare_error; /* the PREPARE before it failed */
@@ -137,7 +143,8 @@ typedef enum {
 typedef struct {
   orm__slot_kind_t kind;
   orm__request_t *req; /* SLOT_QUERY; for PREPARE without pipeline mode too */
-  uint32_t stmt_id;    /* SLOT_PREPARE */
+  uint32_t stmt_id;    /* SLOT_PREPARE: the statement ... */
+  uint32_t stmt_gen;   /* ... and the generation it prepares */
 } orm__slot_t;
 
 typedef enum {
@@ -149,7 +156,14 @@ typedef enum {
   CONN_CLOSED      /* being torn down */
 } orm__conn_state_t;
 
-enum { STMT_NONE = 0, STMT_PENDING, STMT_READY };
+/* A statement on one connection: not prepared, Parse sent, or prepared
+ * (as generation `gen` of it). */
+typedef enum { STMT_NONE = 0, STMT_PENDING, STMT_READY } orm__prep_state_t;
+
+typedef struct {
+  uint32_t gen;
+  unsigned char state; /* orm__prep_state_t */
+} orm__prepared_t;
 
 struct orm__conn_s {
   orm_pool_t *pool;
@@ -172,8 +186,8 @@ struct orm__conn_s {
   int dirty;         /* sent something this loop turn: sync and flush */
   orm__link_t held;  /* answered requests of the open segment */
   int segment_failed;
-  unsigned char *stmt_state; /* by statement id */
-  size_t stmt_cap;
+  orm__prepared_t *prepared; /* by statement id */
+  size_t prepared_cap;
   orm_tx_t *tx;
   uint64_t created_at;
   uint64_t idle_since;
@@ -217,7 +231,9 @@ struct orm_pool_s {
   orm__link_t pinned;     /* PINNED */
   orm__link_t broken;     /* BROKEN: reconnect timer running */
   unsigned nconns;
-  orm__link_t txs;
+  orm__link_t txs;        /* transactions, until ended */
+  orm__link_t closed_txs; /* detached by orm_pool_close, not yet ended:
+                             freed with the pool */
   uv_timer_t maint;
   /* Interned statements. */
   orm__stmt_t **buckets;
@@ -230,6 +246,10 @@ struct orm_pool_s {
   unsigned pending_cancels; /* PQcancel jobs on the thread pool */
   unsigned handles_open;
   orm_pool_close_cb close_cb;
+  /* Server notices waiting for delivery (notice.c). */
+  orm__notice_t *notices_head;
+  orm__notice_t *notices_tail;
+  unsigned nnotices;
   orm__pool_cache_t cache; /* the model layer's */
   uint64_t rng;
 };
@@ -260,6 +280,10 @@ void orm__pool_resend(orm_pool_t *pool, orm__request_t *req);
 void orm__pool_cancel_on_server(orm_pool_t *pool, orm__conn_t *conn);
 orm__stmt_t *orm__pool_intern(orm_pool_t *pool, const char *sql,
                               const Oid *types, int nparams, int *err);
+/* The server's prepared copies of `stmt` are stale: every connection
+ * prepares it again, under a new name. */
+void orm__stmt_bump(orm__stmt_t *stmt);
+int orm__sql_placeholders(const char *sql);
 
 /* conn.c */
 orm__conn_t *orm__conn_new(orm_pool_t *pool);
@@ -298,6 +322,13 @@ void orm__pool_req_discard(orm__request_t *req);
 void orm__req_set_transform(orm__request_t *req, orm__transform_fn fn,
                             void *const *ctx);
 
+/* notice.c */
+/* Routes the connection's notices to the pool (call after PQconnectStart). */
+void orm__notice_watch(orm__conn_t *conn);
+/* Runs on_notice for each waiting notice; stops if the pool closes. */
+void orm__notices_deliver(orm_pool_t *pool);
+void orm__notices_drop(orm_pool_t *pool);
+
 /* tx.c */
 /* The transaction's connection died: fail what waits, remember it. */
 void orm__tx_conn_lost(orm_tx_t *tx);
@@ -313,7 +344,10 @@ int orm__tx_submit(orm_tx_t *tx, const char *sql, orm__stmt_hint_t *hint,
                    const orm_param_t *params, size_t nparams,
                    orm__transform_fn transform, void *const *ctx,
                    orm_future_cb cb, void *data, orm_future_t **out);
-/* The pool is closing: fail what waits, detach from the pool. */
+/* The pool is closing: fail what waits, detach from the pool (onto its
+ * closed_txs list). */
 void orm__tx_pool_closing(orm_tx_t *tx, int defer);
+/* Frees a transaction of a pool that is being freed. */
+void orm__tx_free_closed(orm_tx_t *tx);
 
 #endif /* ORM_POOL_INT_H */

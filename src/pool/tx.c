@@ -3,6 +3,7 @@
  * commits nothing), COMMIT or ROLLBACK unpins it. Statements issued before
  * BEGIN has gone out wait in the transaction's queue and follow it in the
  * same flight. */
+#include <assert.h>
 #include <string.h>
 
 #include "async/alloc.h"
@@ -11,11 +12,16 @@
 static void tx_free(orm_tx_t *tx) {
   if (tx->conn != NULL && tx->conn->tx == tx)
     tx->conn->tx = NULL;
-  if (tx->pool != NULL)
-    orm__list_remove(&tx->link);
+  orm__list_remove(&tx->link); /* the pool's list, live or closed */
   if (tx->end != NULL)
     orm__pool_req_discard(tx->end);
   orm__free(tx);
+}
+
+void orm__tx_free_closed(orm_tx_t *tx) {
+  /* Every request of the pool has completed by now, BEGIN too. */
+  assert(tx->begin == NULL);
+  tx_free(tx);
 }
 
 /* COMMIT or ROLLBACK is over; the transaction goes once BEGIN, which
@@ -99,7 +105,10 @@ void orm__tx_conn_lost(orm_tx_t *tx) {
 }
 
 void orm__tx_pool_closing(orm_tx_t *tx, int defer) {
+  /* A handle the caller holds stays valid until the close callback has
+   * run; the pool frees what is still on its closed list then. */
   orm__list_remove(&tx->link);
+  orm__list_push_back(&tx->pool->closed_txs, &tx->link);
   tx->pool = NULL;
   if (tx->conn != NULL) {
     tx->conn->tx = NULL;
@@ -291,13 +300,15 @@ static void tx_enqueue(orm_tx_t *tx, orm__request_t *req, orm_future_t **out) {
   }
 }
 
-/* Queues a statement of `tx`; `sql` is copied unless `named`. */
-static int tx_submit(orm_tx_t *tx, orm__req_kind_t kind, const char *sql,
+/* Queues a statement of `tx`; `sql` is copied unless `named`. `seg`:
+ * ORM_SEG_READ joins the statements sent in the same loop turn,
+ * ORM_SEG_OWN starts a segment of its own. */
+static int tx_submit(orm_tx_t *tx, orm__seg_class_t seg, const char *sql,
                      orm__stmt_hint_t *hint, const orm_param_t *params,
                      size_t nparams, int named, orm__transform_fn transform,
                      void *const *ctx, orm_future_cb cb, void *data,
                      orm_future_t **out) {
-  orm__request_t *req = orm__pool_req_new(tx->pool, kind, cb, data);
+  orm__request_t *req = orm__pool_req_new(tx->pool, REQ_TX_QUERY, cb, data);
   if (req == NULL)
     return ORM_ENOMEM;
   orm__req_set_transform(req, transform, ctx);
@@ -309,10 +320,8 @@ static int tx_submit(orm_tx_t *tx, orm__req_kind_t kind, const char *sql,
   req->tx = tx;
   /* Inside BEGIN ... COMMIT a sync commits nothing, so the statements sent
    * in one loop turn share one: the first that fails reports its error,
-   * the ones after it are reported skipped, as the server skipped them.
-   * COMMIT and ROLLBACK keep segments of their own (they end even an
-   * aborted transaction cleanly). */
-  req->seg = kind == REQ_TX_QUERY ? ORM_SEG_READ : ORM_SEG_OWN;
+   * the ones after it are reported skipped, as the server skipped them. */
+  req->seg = seg;
   tx_enqueue(tx, req, out);
   return 0;
 }
@@ -339,7 +348,7 @@ int orm__tx_submit(orm_tx_t *tx, const char *sql, orm__stmt_hint_t *hint,
     rc = orm__statement_args(sql, params, nparams);
   if (rc != 0)
     return rc;
-  return tx_submit(tx, REQ_TX_QUERY, sql, hint, params, nparams,
+  return tx_submit(tx, ORM_SEG_READ, sql, hint, params, nparams,
                    !tx->pool->cfg.no_prepare, transform, ctx, cb, data, out);
 }
 
@@ -375,8 +384,13 @@ int orm_tx_rollback_async(orm_tx_t *tx, orm_future_cb cb, void *data,
   return tx_end(tx, "ROLLBACK", cb, data, out);
 }
 
+/* `seg`: ROLLBACK TO SAVEPOINT starts a segment of its own. A statement
+ * that failed makes the server skip the rest of its segment, and this one
+ * exists to run right after a failure: behind the segment's sync the
+ * server runs it in the aborted transaction, as it should. */
 static int savepoint(orm_tx_t *tx, const char *verb, const char *name,
-                     orm_future_cb cb, void *data, orm_future_t **out) {
+                     orm__seg_class_t seg, orm_future_cb cb, void *data,
+                     orm_future_t **out) {
   if (out != NULL)
     *out = NULL;
   int rc = tx_usable(tx);
@@ -394,21 +408,22 @@ static int savepoint(orm_tx_t *tx, const char *verb, const char *name,
   char sql[128];
   /* Quoted, so the name is taken exactly as given. */
   snprintf(sql, sizeof sql, "%s \"%s\"", verb, name);
-  return tx_submit(tx, REQ_TX_QUERY, sql, NULL, NULL, 0, 0, NULL, NULL, cb,
-                   data, out);
+  return tx_submit(tx, seg, sql, NULL, NULL, 0, 0, NULL, NULL, cb, data, out);
 }
 
 int orm_tx_savepoint_async(orm_tx_t *tx, const char *name, orm_future_cb cb,
                            void *data, orm_future_t **out) {
-  return savepoint(tx, "SAVEPOINT", name, cb, data, out);
+  return savepoint(tx, "SAVEPOINT", name, ORM_SEG_READ, cb, data, out);
 }
 
 int orm_tx_release_async(orm_tx_t *tx, const char *name, orm_future_cb cb,
                          void *data, orm_future_t **out) {
-  return savepoint(tx, "RELEASE SAVEPOINT", name, cb, data, out);
+  return savepoint(tx, "RELEASE SAVEPOINT", name, ORM_SEG_READ, cb, data,
+                   out);
 }
 
 int orm_tx_rollback_to_async(orm_tx_t *tx, const char *name, orm_future_cb cb,
                              void *data, orm_future_t **out) {
-  return savepoint(tx, "ROLLBACK TO SAVEPOINT", name, cb, data, out);
+  return savepoint(tx, "ROLLBACK TO SAVEPOINT", name, ORM_SEG_OWN, cb, data,
+                   out);
 }

@@ -174,10 +174,17 @@ static void test_terminate_backend(void **state) {
     uv_run(&loop, UV_RUN_ONCE);
   run_ms(200);
   int ok_before = l.ok;
-  char sql[128];
-  snprintf(sql, sizeof sql, "SELECT pg_terminate_backend(%lld)",
+  /* Killed while it runs a statement, so that requests are in flight on
+   * it (between two batches it may have none: a slow client, valgrind). */
+  char sql[192];
+  snprintf(sql, sizeof sql,
+           "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+           "WHERE pid = %lld AND state = 'active'",
            (long long)l.pids[0]);
-  admin(sql);
+  for (int tries = 0; admin_value(sql) != 1; tries++) {
+    assert_true(tries < 1000);
+    run_ms(2);
+  }
   run_ms(1500);
   load_stop(&l);
   print_message("terminate: ok %d lost %d other %d\n", l.ok, l.lost, l.other);
@@ -362,7 +369,7 @@ static void test_transactions(void **state) {
                    ORM_EINVAL);
   /* A failing statement aborts the transaction; COMMIT then rolls back. */
   assert_int_equal(txq(c, "SELECT 1/0").status, ORM_ESERVER);
-  assert_int_equal(txq(c, "SELECT 1").status, ORM_ESERVER); /* 25P02 */
+  assert_int_equal(txq(c, "SELECT 1").status, ORM_ESKIPPED); /* 25P02 */
   /* The server answers ROLLBACK to this COMMIT: reported, not hidden. */
   step_t cs = {0};
   assert_int_equal(orm_tx_commit_async(c, on_step, &cs, NULL), 0);
@@ -397,7 +404,7 @@ static void test_transactions(void **state) {
     wait_step(&q[i]);
   assert_int_equal(q[0].status, 0);
   assert_int_equal(q[1].status, ORM_ESERVER);
-  assert_int_equal(q[2].status, ORM_ESERVER);
+  assert_int_equal(q[2].status, ORM_ESKIPPED);
   end_tx(g, 0, 0);
   assert_int_equal(count_rows("SELECT count(*) FROM txt WHERE who = 'g'"), 0);
 
@@ -461,7 +468,7 @@ static void test_tx_one_flight(void **state) {
   assert_int_equal(r[0].status, 0);
   assert_int_equal(r[1].status, ORM_ESERVER);
   assert_string_equal(r[1].sqlstate, "22012");
-  assert_int_equal(r[2].status, ORM_ESERVER);
+  assert_int_equal(r[2].status, ORM_ESKIPPED);
   assert_int_equal(r[3].status, ORM_ESERVER);
   assert_string_equal(r[3].sqlstate, "25P02");
   assert_int_equal(count_rows("SELECT count(*) FROM txf"), 2);

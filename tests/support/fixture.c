@@ -1,0 +1,150 @@
+#include "fixture.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "domain.h"
+
+static void on_closed(orm_pool_t *pool, void *data) {
+  (void)pool;
+  ((orm_fx_t *)data)->closed++;
+}
+
+static void quiet(void *arg, const char *message) {
+  (void)arg;
+  (void)message;
+}
+
+static char *read_file(const char *path) {
+  FILE *f = fopen(path, "r");
+  if (f == NULL)
+    fail_msg("cannot open %s", path);
+  fseek(f, 0, SEEK_END);
+  long n = ftell(f);
+  fseek(f, 0, SEEK_SET);
+  char *text = malloc((size_t)n + 1);
+  assert_non_null(text);
+  assert_int_equal(fread(text, 1, (size_t)n, f), (size_t)n);
+  text[n] = '\0';
+  fclose(f);
+  return text;
+}
+
+void orm_fx_open(orm_fx_t *fx, const char *schema, int domain,
+                 const orm_pool_config_t *cfg) {
+  memset(fx, 0, sizeof *fx);
+  fx->admin = PQconnectdb(orm_test_dsn());
+  assert_int_equal(PQstatus(fx->admin), CONNECTION_OK);
+  PQsetNoticeProcessor(fx->admin, quiet, NULL);
+  char *dsn;
+  if (schema != NULL) {
+    assert_true(strlen(schema) < sizeof fx->schema);
+    snprintf(fx->schema, sizeof fx->schema, "%s", schema);
+    char sql[256];
+    snprintf(sql, sizeof sql,
+             "DROP SCHEMA IF EXISTS %s CASCADE; CREATE SCHEMA %s; "
+             "SET search_path = %s",
+             schema, schema, schema);
+    orm_fx_sql(fx, sql);
+    if (domain) {
+      char path[4096];
+      snprintf(path, sizeof path, "%s/examples/domain/schema.sql",
+               UVORM_TEST_SOURCE_DIR);
+      char *ddl = read_file(path);
+      orm_fx_sql(fx, ddl);
+      free(ddl);
+    }
+    char opt[128];
+    snprintf(opt, sizeof opt, "-c search_path=%s", schema);
+    dsn = orm_test_dsn_with("options", opt, NULL);
+  } else {
+    dsn = orm_test_dsn_with(NULL, NULL);
+  }
+  orm_pool_config_t c = cfg != NULL ? *cfg : (orm_pool_config_t){0};
+  c.conninfo = dsn;
+  c.data = fx;
+  assert_int_equal(uv_loop_init(&fx->loop), 0);
+  assert_int_equal(orm_pool_open(&fx->pool, &fx->loop, &c), 0);
+  free(dsn);
+}
+
+void orm_fx_close(orm_fx_t *fx) {
+  if (fx->pool != NULL) {
+    assert_int_equal(orm_pool_close(fx->pool, on_closed), 0);
+    fx->pool = NULL;
+  }
+  orm_test_run(&fx->loop, 15000);
+  assert_int_equal(fx->closed, 1);
+  orm_test_loop_close(&fx->loop);
+  if (fx->schema[0] != '\0') {
+    char sql[128];
+    snprintf(sql, sizeof sql, "DROP SCHEMA %s CASCADE", fx->schema);
+    orm_fx_sql(fx, sql);
+  }
+  PQfinish(fx->admin);
+  fx->admin = NULL;
+}
+
+static PGresult *admin_exec(orm_fx_t *fx, const char *sql) {
+  PGresult *r = PQexec(fx->admin, sql);
+  ExecStatusType st = PQresultStatus(r);
+  if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
+    fail_msg("%s: %s", sql, PQerrorMessage(fx->admin));
+  return r;
+}
+
+void orm_fx_sql(orm_fx_t *fx, const char *sql) { PQclear(admin_exec(fx, sql)); }
+
+int64_t orm_fx_int(orm_fx_t *fx, const char *sql) {
+  PGresult *r = admin_exec(fx, sql);
+  int64_t v = PQntuples(r) > 0 && !PQgetisnull(r, 0, 0)
+                  ? strtoll(PQgetvalue(r, 0, 0), NULL, 10)
+                  : -1;
+  PQclear(r);
+  return v;
+}
+
+void orm_fx_run_ms(orm_fx_t *fx, uint64_t ms) {
+  uv_update_time(&fx->loop);
+  uint64_t end = uv_now(&fx->loop) + ms;
+  while (uv_now(&fx->loop) < end) {
+    uv_run(&fx->loop, UV_RUN_NOWAIT);
+    uv_sleep(1);
+    uv_update_time(&fx->loop);
+  }
+}
+
+void orm_fx_on_step(orm_future_t *f, void *data) {
+  orm_step_t *s = data;
+  s->done++;
+  s->status = orm_future_status(f);
+  s->value = -1;
+  const orm_error_t *e = orm_future_error(f);
+  if (e != NULL) {
+    snprintf(s->sqlstate, sizeof s->sqlstate, "%s",
+             e->sqlstate != NULL ? e->sqlstate : "");
+    snprintf(s->message, sizeof s->message, "%s",
+             e->message != NULL ? e->message : "");
+    return;
+  }
+  if (s->result) {
+    orm_result_t *r = orm_future_value(f);
+    if (orm_result_rows(r) > 0 && orm_result_int(r, 0, 0, &s->value) != 0)
+      s->value = -1;
+  }
+  if (s->take)
+    s->taken = orm_future_take(f);
+}
+
+void orm_fx_wait(orm_fx_t *fx, orm_step_t *steps, size_t n) {
+  uv_update_time(&fx->loop);
+  uint64_t end = uv_now(&fx->loop) + 10000;
+  for (size_t i = 0; i < n; i++) {
+    while (!steps[i].done) {
+      uv_run(&fx->loop, UV_RUN_ONCE);
+      if (uv_now(&fx->loop) > end)
+        fail_msg("step %zu of %zu did not complete", i, n);
+    }
+  }
+}
