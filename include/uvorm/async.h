@@ -51,6 +51,10 @@ typedef struct orm_error_s {
   const char *column;
   const char *table;
   const char *schema;
+  /* The statement took effect on the server (a write, committed unless it
+   * ran in a transaction) although its answer could not be read into the
+   * caller's values (ORM_ETYPE, ORM_ENOMEM): do not simply run it again. */
+  int applied;
 } orm_error_t;
 
 ORM_EXTERN orm_future_state_t orm_future_state(const orm_future_t *future);

@@ -445,37 +445,54 @@ static int stale_statement(orm__conn_t *conn, const orm__request_t *req,
   return 0;
 }
 
+typedef enum {
+  RETRY_NO,
+  RETRY_YES,   /* counts towards the limit of ORM_RETRIES_MAX */
+  RETRY_FREE   /* not its own failure (a neighbour's, or a cancel meant
+                  for another request, bounded by the cancels sent): never
+                  counted */
+} retry_t;
+
+#define ORM_RETRIES_MAX 3
+
 /* `shared`: the statement ran in a segment with others, i.e. in an
  * implicit transaction that uvorm made, not the caller. */
-static int may_retry(orm__conn_t *conn, orm__request_t *req, int shared) {
+static retry_t may_retry(orm__conn_t *conn, orm__request_t *req, int shared) {
   const char *state = sqlstate(req->result);
   int stale = 0;
   if (req->stmt != NULL && !conn->pool->cfg.no_prepare)
     stale = stale_statement(conn, req, state);
-  if (req->kind != REQ_QUERY || req->retries >= 3)
-    return 0;
+  if (req->kind != REQ_QUERY)
+    return RETRY_NO;
+  /* A cancel aimed at a neighbour that had just finished lands on the next
+   * statement: within the guard window after a cancel of ours, a 57014 on
+   * a request we never cancelled is such a stray. */
+  if (strcmp(state, "57014") == 0)
+    return !req->cancel_sent &&
+                   uv_now(conn->pool->loop) < conn->cancel_guard_until
+               ? RETRY_FREE
+               : RETRY_NO;
+  if (req->retries >= ORM_RETRIES_MAX)
+    return RETRY_NO;
   /* Statements the caller issued one by one can deadlock (or fail to
    * serialize) only because uvorm grouped them into one transaction with
    * their neighbours: run them again, alone this time. */
   if (shared && (strcmp(state, "40P01") == 0 || strcmp(state, "40001") == 0)) {
     req->seg = ORM_SEG_OWN;
-    return 1;
+    return RETRY_YES;
   }
-  /* A cancel aimed at a neighbour that had just finished lands on the next
-   * statement. */
-  if (strcmp(state, "57014") == 0)
-    return uv_now(conn->pool->loop) < conn->cancel_guard_until;
-  return stale;
+  return stale ? RETRY_YES : RETRY_NO;
 }
 
-static void resend(orm__conn_t *conn, orm__request_t *req) {
+static void resend(orm__conn_t *conn, orm__request_t *req, retry_t why) {
   orm__req_untransform(req);
   if (req->result != NULL) {
     PQclear(req->result);
     req->result = NULL;
   }
   req->conn = NULL;
-  req->retries++;
+  if (why == RETRY_YES)
+    req->retries++;
   conn->pool->stats.resends++;
   orm__pool_resend(conn->pool, req);
 }
@@ -511,8 +528,9 @@ static void query_answered(orm__conn_t *conn, orm__request_t *req) {
   }
   /* Outside pipeline mode each statement is its own transaction. */
   req->conn = NULL;
-  if (is_error(req->result) && may_retry(conn, req, 0))
-    resend(conn, req);
+  retry_t retry = is_error(req->result) ? may_retry(conn, req, 0) : RETRY_NO;
+  if (retry != RETRY_NO)
+    resend(conn, req, retry);
   else
     orm__req_finish(req, 0);
   if (req_kind == REQ_TX_END)
@@ -536,12 +554,14 @@ static void segment_done(orm__conn_t *conn) {
     if (req->abandoned) {
       orm__req_drop(req);
     } else if (req->prepare_error != NULL || is_error(req->result)) {
-      if (req->prepare_error == NULL && may_retry(conn, req, shared))
-        resend(conn, req);
+      retry_t retry =
+          req->prepare_error == NULL ? may_retry(conn, req, shared) : RETRY_NO;
+      if (retry != RETRY_NO)
+        resend(conn, req, retry);
       else
         orm__req_finish(req, 0);
     } else if (failed && req->kind == REQ_QUERY) {
-      resend(conn, req);
+      resend(conn, req, RETRY_FREE); /* rolled back or skipped: not its own */
     } else {
       orm__req_finish(req, 0);
     }

@@ -12,8 +12,8 @@
 #define ORM_STMTS_MAX 4096
 #define ORM_MAINT_MS 1000
 /* How long after a cancel a 57014 on another statement counts as a stray
- * (the signal lands within milliseconds; a real statement_timeout error
- * inside the window is retried, at most three times). */
+ * (the signal lands within milliseconds of PQcancel's return; a real
+ * statement_timeout error inside the window is run again). */
 #define ORM_CANCEL_GUARD_MS 1000
 
 static void req_abort(orm_future_t *f, int code);
@@ -197,6 +197,17 @@ void orm__req_untransform(orm__request_t *req) {
   f->error_text[0] = '\0';
 }
 
+/* A write ran, but its answer could not be made into the value: say so,
+ * or a caller that retries writes twice. */
+static void mark_applied(orm_future_t *f) {
+  char why[sizeof f->error_text];
+  snprintf(why, sizeof why, "%s",
+           f->error.message != NULL ? f->error.message : "");
+  f->error.applied = 1;
+  orm__future_set_message(f, "the statement took effect, but its answer "
+                              "could not be read: %s", why);
+}
+
 void orm__req_finish(orm__request_t *req, int defer) {
   if (req->transformed) {
     req->transformed = 0;
@@ -211,9 +222,11 @@ void orm__req_finish(orm__request_t *req, int defer) {
   case PGRES_EMPTY_QUERY:
     if (req->kind == REQ_QUERY || req->kind == REQ_TX_QUERY) {
       req->result = NULL;
-      if (req->transform != NULL)
+      if (req->transform != NULL) {
         status = req->transform(res, req->tctx, &req->future);
-      else
+        if (status != 0 && req->writes)
+          mark_applied(&req->future);
+      } else
         orm__future_set_value(&req->future, res,
                               (void (*)(void *))orm_result_free);
     } else if (req->kind == REQ_TX_END && strcmp(req->sql, "COMMIT") == 0 &&
@@ -715,6 +728,7 @@ int orm__pool_prepare_request(orm__request_t *req, const char *sql,
   }
   params_fix(req, sql_off);
   req->seg = req->stmt != NULL ? req->stmt->seg : classify(sql);
+  req->writes = req->seg != ORM_SEG_READ;
   return 0;
 }
 
@@ -832,6 +846,12 @@ void orm__pool_dispatch(orm_pool_t *pool) {
     }
     if (rc != 0) {
       if (req->state == REQ_QUEUED) {
+        /* Never sent: BEGIN goes back to the queue with its transaction
+         * unharmed, rather than failing it with the connection. */
+        if (req->kind == REQ_BEGIN) {
+          conn->tx = NULL;
+          req->tx->conn = NULL;
+        }
         orm__list_push_front(&pool->queue, &req->link);
         pool->queued++;
       }
@@ -970,6 +990,7 @@ void orm__pool_conn_failed(orm_pool_t *pool, orm__conn_t *conn, int lost,
 typedef struct {
   uv_work_t work;
   orm_pool_t *pool;
+  int backend_pid;
   PGcancel *cancel;
   int ok;
   char err[256];
@@ -984,11 +1005,25 @@ static void cancel_work(uv_work_t *work) {
 static void cancel_after(uv_work_t *work, int status) {
   cancel_job_t *job = work->data;
   orm_pool_t *pool = job->pool;
+  int pid = job->backend_pid;
   PQfreeCancel(job->cancel);
   orm__free(job);
   pool->pending_cancels--;
-  if (pool->closing)
+  if (pool->closing) {
     orm__pool_kick(pool);
+    return;
+  }
+  /* The thread pool may have run it late: the window in which a 57014 on
+   * another statement counts as a stray starts again now that the cancel
+   * has really gone out. */
+  const orm__link_t *lists[] = {&pool->ready, &pool->pinned};
+  for (size_t i = 0; i < 2; i++) {
+    for (orm__link_t *l = lists[i]->next; l != lists[i]; l = l->next) {
+      orm__conn_t *conn = ORM_CONTAINER_OF(l, orm__conn_t, link);
+      if (conn->pg != NULL && PQbackendPID(conn->pg) == pid)
+        conn->cancel_guard_until = uv_now(pool->loop) + ORM_CANCEL_GUARD_MS;
+    }
+  }
 }
 
 void orm__pool_cancel_on_server(orm_pool_t *pool, orm__conn_t *conn) {
@@ -1003,6 +1038,7 @@ void orm__pool_cancel_on_server(orm_pool_t *pool, orm__conn_t *conn) {
     return;
   }
   job->pool = pool;
+  job->backend_pid = PQbackendPID(conn->pg);
   job->work.data = job;
   if (uv_queue_work(pool->loop, &job->work, cancel_work, cancel_after) != 0) {
     PQfreeCancel(job->cancel);

@@ -117,6 +117,7 @@ typedef struct orm__request_s {
   unsigned char abandoned; /* completed early; drop the result */
   unsigned char cancel_sent; /* a server cancel went out for it */
   unsigned char transformed; /* held with its value: see transform_early */
+  unsigned char writes;      /* not a plain read (by its text) */
   orm__seg_class_t seg;
   unsigned char retries;
   orm__transform_fn transform; /* answer -> value, or NULL: the result */

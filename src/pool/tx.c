@@ -174,6 +174,7 @@ static void release_conn(orm_tx_t *tx, orm__conn_t *conn) {
 }
 
 void orm__tx_pump_all(orm_pool_t *pool) {
+restart:
   for (orm__link_t *l = pool->txs.next; l != &pool->txs;) {
     orm_tx_t *tx = ORM_CONTAINER_OF(l, orm_tx_t, link);
     l = l->next;
@@ -191,9 +192,14 @@ void orm__tx_pump_all(orm_pool_t *pool) {
         if (end)
           break; /* the transaction is gone */
       } else if (rc != 0) {
-        orm__list_push_front(&tx->queue, &req->link);
+        /* Back in the queue only if it never reached a slot: one that did
+         * is failed with the connection (and would complete twice). */
+        if (req->state == REQ_QUEUED)
+          orm__list_push_front(&tx->queue, &req->link);
         orm__pool_conn_failed(pool, conn, 1, 0); /* fails the transaction */
-        break;
+        /* That may have ended other transactions, the next one in the list
+         * among them (their COMMIT was still in the connection's slots). */
+        goto restart;
       } else {
         orm__future_owner_deadline(&req->future,
                                    pool->cfg.statement_timeout_ms);

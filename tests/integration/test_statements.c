@@ -244,6 +244,57 @@ static void parameter_count(int no_prepare) {
 static void test_parameter_count(void **state) { parameter_count(0); }
 static void test_parameter_count_unnamed(void **state) { parameter_count(1); }
 
+/* A model that declares `v` int8 for a text column: an insert runs (the
+ * server casts the int8 parameter to text), but its RETURNING row cannot
+ * be read into the struct. The error says the row
+ * was written, so that nobody retries it blindly; a read that fails the
+ * same way says nothing was applied. */
+#define WRONG_FIELDS(X)                                                        \
+  X(id, ORM_T_INT8, int64_t, ORM_F_PK | ORM_F_GENERATED)                       \
+  X(v, ORM_T_INT8, int64_t, 0)
+ORM_MODEL_DECLARE(wrong, WRONG_FIELDS);
+ORM_MODEL_DEFINE(wrong, "wrongs", WRONG_FIELDS);
+
+typedef struct {
+  int done, status, applied;
+  char message[256];
+} applied_t;
+
+static void on_applied(orm_future_t *f, void *data) {
+  applied_t *a = data;
+  a->done = 1;
+  a->status = orm_future_status(f);
+  const orm_error_t *e = orm_future_error(f);
+  if (e != NULL) {
+    a->applied = e->applied;
+    snprintf(a->message, sizeof a->message, "%s", e->message);
+  }
+}
+
+static void test_write_whose_answer_does_not_fit(void **state) {
+  orm_fx_t fx;
+  orm_fx_open(&fx, SCHEMA, 0, NULL);
+  orm_fx_sql(&fx, "CREATE TABLE wrongs (id bigserial PRIMARY KEY, v text)");
+  wrong_t row = {.v = 42};
+  applied_t w = {0}, r = {0};
+  assert_int_equal(
+      orm_insert_async(fx.pool, wrong_model(), &row, on_applied, &w, NULL), 0);
+  while (!w.done)
+    uv_run(&fx.loop, UV_RUN_ONCE);
+  assert_int_equal(w.status, ORM_ETYPE);
+  assert_int_equal(w.applied, 1);
+  assert_non_null(strstr(w.message, "took effect"));
+  assert_int_equal(orm_fx_int(&fx, "SELECT count(*) FROM wrongs"), 1);
+  assert_int_equal(
+      orm_find_async(fx.pool, wrong_model(), ORM_INT8(1), on_applied, &r, NULL),
+      0);
+  while (!r.done)
+    uv_run(&fx.loop, UV_RUN_ONCE);
+  assert_int_equal(r.status, ORM_ETYPE);
+  assert_int_equal(r.applied, 0);
+  orm_fx_close(&fx);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_column_type_change),
@@ -252,6 +303,7 @@ int main(void) {
       cmocka_unit_test(test_parse_once_after_failure),
       cmocka_unit_test(test_parameter_count),
       cmocka_unit_test(test_parameter_count_unnamed),
+      cmocka_unit_test(test_write_whose_answer_does_not_fit),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

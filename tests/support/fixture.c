@@ -57,7 +57,7 @@ void orm_fx_open(orm_fx_t *fx, const char *schema, int domain,
     }
     char opt[128];
     snprintf(opt, sizeof opt, "-c search_path=%s", schema);
-    dsn = orm_test_dsn_with("options", opt, NULL);
+    dsn = orm_test_dsn_with("options", opt, "application_name", schema, NULL);
   } else {
     dsn = orm_test_dsn_with(NULL, NULL);
   }

@@ -25,7 +25,8 @@ typedef struct {
 /* Opens the fixture: `schema` (may be NULL) is dropped if it exists and
  * created; with `domain`, the sample domain's tables are created in it.
  * `cfg` may be NULL; its conninfo is replaced by the test server's, with
- * search_path set to the schema, and its data by `fx`. */
+ * search_path and application_name set to the schema, and its data by
+ * `fx`. */
 void orm_fx_open(orm_fx_t *fx, const char *schema, int domain,
                  const orm_pool_config_t *cfg);
 /* Closes the pool (asserting its callback runs once and no handle is
