@@ -255,41 +255,24 @@ static void test_parameter_count_unnamed(void **state) { parameter_count(1); }
 ORM_MODEL_DECLARE(wrong, WRONG_FIELDS);
 ORM_MODEL_DEFINE(wrong, "wrongs", WRONG_FIELDS);
 
-typedef struct {
-  int done, status, applied;
-  char message[256];
-} applied_t;
-
-static void on_applied(orm_future_t *f, void *data) {
-  applied_t *a = data;
-  a->done = 1;
-  a->status = orm_future_status(f);
-  const orm_error_t *e = orm_future_error(f);
-  if (e != NULL) {
-    a->applied = e->applied;
-    snprintf(a->message, sizeof a->message, "%s", e->message);
-  }
-}
-
 static void test_write_whose_answer_does_not_fit(void **state) {
   orm_fx_t fx;
   orm_fx_open(&fx, SCHEMA, 0, NULL);
   orm_fx_sql(&fx, "CREATE TABLE wrongs (id bigserial PRIMARY KEY, v text)");
   wrong_t row = {.v = 42};
-  applied_t w = {0}, r = {0};
+  orm_step_t w = {0}, r = {0};
   assert_int_equal(
-      orm_insert_async(fx.pool, wrong_model(), &row, on_applied, &w, NULL), 0);
-  while (!w.done)
-    uv_run(&fx.loop, UV_RUN_ONCE);
+      orm_insert_async(fx.pool, wrong_model(), &row, orm_fx_on_step, &w, NULL),
+      0);
+  orm_fx_wait(&fx, &w, 1);
   assert_int_equal(w.status, ORM_ETYPE);
   assert_int_equal(w.applied, 1);
   assert_non_null(strstr(w.message, "took effect"));
   assert_int_equal(orm_fx_int(&fx, "SELECT count(*) FROM wrongs"), 1);
-  assert_int_equal(
-      orm_find_async(fx.pool, wrong_model(), ORM_INT8(1), on_applied, &r, NULL),
-      0);
-  while (!r.done)
-    uv_run(&fx.loop, UV_RUN_ONCE);
+  assert_int_equal(orm_find_async(fx.pool, wrong_model(), ORM_INT8(1),
+                                  orm_fx_on_step, &r, NULL),
+                   0);
+  orm_fx_wait(&fx, &r, 1);
   assert_int_equal(r.status, ORM_ETYPE);
   assert_int_equal(r.applied, 0);
   orm_fx_close(&fx);

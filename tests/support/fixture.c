@@ -126,6 +126,7 @@ void orm_fx_on_step(orm_future_t *f, void *data) {
              e->sqlstate != NULL ? e->sqlstate : "");
     snprintf(s->message, sizeof s->message, "%s",
              e->message != NULL ? e->message : "");
+    s->applied = e->applied;
     return;
   }
   if (s->result) {

@@ -47,6 +47,7 @@ typedef struct {
   int status;
   char sqlstate[6];
   char message[256];
+  int applied;   /* the error's `applied` */
   int64_t value; /* with `result`: the first int of its first row, or -1 */
   void *taken;   /* the value, with `take` */
   int result;    /* set before issuing: the value is an orm_result_t */
