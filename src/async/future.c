@@ -3,7 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "alloc.h"
+#include "base/alloc.h"
 #include "future.h"
 
 struct orm__future_all_s {
@@ -14,7 +14,7 @@ struct orm__future_all_s {
   orm_future_t *children[];
 };
 
-static void all_child_completed(orm__future_all_t *all, int defer);
+static void all_child_completed(orm__future_all_t *all, orm__when_t when);
 
 /* What orm_future_all() marks the futures it checks with, for a moment. */
 static orm__future_all_t joining;
@@ -28,8 +28,6 @@ void orm__future_init(orm_future_t *f, const orm__future_ops_t *ops,
   f->state = ORM_FUTURE_PENDING;
   f->status = ORM_EBUSY;
   f->refs = 1;
-  f->deferred = 0;
-  f->delivering = 0;
   f->value = NULL;
   f->value_free = NULL;
   f->error_owner = NULL;
@@ -98,13 +96,11 @@ void orm__future_set_message(orm_future_t *f, const char *fmt, ...) {
 }
 
 static void deliver(orm_future_t *f) {
-  f->delivering = 1;
   if (f->cb != NULL)
     f->cb(f, f->data);
-  f->delivering = 0;
 }
 
-void orm__future_complete(orm_future_t *f, int status, int defer) {
+void orm__future_complete(orm_future_t *f, int status, orm__when_t when) {
   assert(f->state == ORM_FUTURE_PENDING);
   if (f->heap_index != 0)
     orm__sched_clear_deadline(f->sched, f);
@@ -122,10 +118,9 @@ void orm__future_complete(orm_future_t *f, int status, int defer) {
     if (f->error.sqlstate == NULL)
       f->error.sqlstate = "";
   }
-  if (defer) {
+  if (when) {
     /* The deferred list holds a reference until the callback has run. */
     orm__future_ref(f);
-    f->deferred = 1;
     f->next_deferred = NULL;
     orm__sched_t *s = f->sched;
     if (s->deferred_tail != NULL)
@@ -139,13 +134,12 @@ void orm__future_complete(orm_future_t *f, int status, int defer) {
     deliver(f);
   }
   if (f->joined_by != NULL)
-    all_child_completed(f->joined_by, defer);
-  if (!defer)
+    all_child_completed(f->joined_by, when);
+  if (!when)
     orm__future_unref(f);
 }
 
 void orm__future_deliver_deferred(orm_future_t *f) {
-  f->deferred = 0;
   deliver(f);
   orm__future_unref(f);
 }
@@ -235,14 +229,14 @@ static void all_reclaim(orm_future_t *f) {
 
 static const orm__future_ops_t all_ops = {all_abort, all_reclaim};
 
-static void all_child_completed(orm__future_all_t *all, int defer) {
+static void all_child_completed(orm__future_all_t *all, orm__when_t when) {
   assert(all->pending > 0);
   if (--all->pending > 0)
     return;
   int status = all->abort_code;
   for (size_t i = 0; status == 0 && i < all->n; i++)
     status = all->children[i]->status;
-  orm__future_complete(&all->future, status, defer);
+  orm__future_complete(&all->future, status, when);
   orm__future_unref(&all->future); /* the combinator's own reference */
 }
 
@@ -300,7 +294,7 @@ int orm_future_all(orm_future_t *const *futures, size_t n, orm_future_cb cb,
   /* The combined future holds its own reference until it completes. */
   if (all->pending == 0) {
     all->pending = 1;
-    all_child_completed(all, 1);
+    all_child_completed(all, ORM__LATER);
   }
   return 0;
 }

@@ -9,6 +9,11 @@
 #include "uvorm/async.h"
 
 typedef struct orm__sched_s orm__sched_t;
+
+/* When a completion runs its callback: at once (uvorm is processing on its
+ * own loop turn, not inside a caller's call), or from the scheduler's next
+ * turn (the caller may be inside a public call, where no callback may run). */
+typedef enum { ORM__NOW = 0, ORM__LATER = 1 } orm__when_t;
 typedef struct orm__future_all_s orm__future_all_t;
 
 typedef struct {
@@ -27,8 +32,6 @@ struct orm_future_s {
   orm_future_state_t state;
   int status;
   unsigned refs;
-  unsigned char deferred; /* waiting in sched's deferred list */
-  unsigned char delivering;
   void *value;
   void (*value_free)(void *value);
   /* What the error strings point into (a PGresult), freed with it. */
@@ -56,10 +59,10 @@ void orm__future_unref(orm_future_t *f);
 
 /* Completes a pending future with `status` (0, ORM_ECANCELED or an error,
  * whose message falls back to orm_strerror(status)) and runs its callback:
- * now, or from the scheduler when `defer` is set (use that whenever the
- * caller may be inside a public call). The value, set beforehand with
+ * now, or from the scheduler (ORM__LATER: whenever the caller may be
+ * inside a public call). The value, set beforehand with
  * orm__future_set_value(), is kept only on success. */
-void orm__future_complete(orm_future_t *f, int status, int defer);
+void orm__future_complete(orm_future_t *f, int status, orm__when_t when);
 
 void orm__future_set_value(orm_future_t *f, void *value,
                            void (*value_free)(void *));

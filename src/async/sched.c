@@ -1,7 +1,7 @@
 #include <assert.h>
 #include <stdint.h>
 
-#include "alloc.h"
+#include "base/alloc.h"
 #include "future.h"
 
 static void on_idle(uv_idle_t *idle) {

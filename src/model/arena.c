@@ -2,7 +2,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "async/alloc.h"
+#include "base/alloc.h"
 
 #include "arena.h"
 

@@ -3,7 +3,7 @@
 
 #include "uvorm/common.h"
 
-#include "async/alloc.h"
+#include "base/alloc.h"
 
 #include "codec.h"
 
@@ -33,141 +33,18 @@
 #define ORM__NOINLINE
 #endif
 
-/* ---- big-endian loads and stores --------------------------------------- */
-
-/* Byte-wise shifts are portable and compile to a load plus bswap. The signed
- * views go through memcpy: exact-width types are two's complement, and this
- * avoids the implementation-defined unsigned-to-signed conversion. */
-static inline uint16_t load_u16(const char *p) {
-  const unsigned char *b = (const unsigned char *)p;
-  return (uint16_t)((unsigned)b[0] << 8 | (unsigned)b[1]);
-}
-
-static inline uint32_t load_u32(const char *p) {
-  const unsigned char *b = (const unsigned char *)p;
-  return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 |
-         (uint32_t)b[3];
-}
-
-static inline uint64_t load_u64(const char *p) {
-  return (uint64_t)load_u32(p) << 32 | load_u32(p + 4);
-}
-
-static inline int16_t load_i16(const char *p) {
-  uint16_t u = load_u16(p);
-  int16_t v;
-  memcpy(&v, &u, sizeof v);
-  return v;
-}
-
-static inline int32_t load_i32(const char *p) {
-  uint32_t u = load_u32(p);
-  int32_t v;
-  memcpy(&v, &u, sizeof v);
-  return v;
-}
-
-static inline int64_t load_i64(const char *p) {
-  uint64_t u = load_u64(p);
-  int64_t v;
-  memcpy(&v, &u, sizeof v);
-  return v;
-}
-
-static inline void store_u16(char *p, uint16_t v) {
-  unsigned char *b = (unsigned char *)p;
-  b[0] = (unsigned char)(v >> 8);
-  b[1] = (unsigned char)v;
-}
-
-static inline void store_u32(char *p, uint32_t v) {
-  unsigned char *b = (unsigned char *)p;
-  b[0] = (unsigned char)(v >> 24);
-  b[1] = (unsigned char)(v >> 16);
-  b[2] = (unsigned char)(v >> 8);
-  b[3] = (unsigned char)v;
-}
-
-static inline void store_u64(char *p, uint64_t v) {
-  store_u32(p, (uint32_t)(v >> 32));
-  store_u32(p + 4, (uint32_t)v);
-}
-
-static inline uint16_t bits_i16(int16_t v) {
-  uint16_t u;
-  memcpy(&u, &v, sizeof u);
-  return u;
-}
-
-static inline uint32_t bits_i32(int32_t v) {
-  uint32_t u;
-  memcpy(&u, &v, sizeof u);
-  return u;
-}
-
-static inline uint64_t bits_i64(int64_t v) {
-  uint64_t u;
-  memcpy(&u, &v, sizeof u);
-  return u;
-}
-
-/* ---- buffer ------------------------------------------------------------ */
-
-void orm__buf_init(orm__buf_t *buf) {
-  buf->data = NULL;
-  buf->len = 0;
-  buf->cap = 0;
-}
-
-int orm__buf_reserve(orm__buf_t *buf, size_t extra) {
-  if (buf->cap - buf->len >= extra)
-    return 0;
-  /* Objects beyond PTRDIFF_MAX break pointer subtraction, and sanitizer
-   * allocators abort on such requests rather than return NULL. */
-  if (extra > (size_t)PTRDIFF_MAX - buf->len)
-    return ORM_ENOMEM;
-  size_t want = buf->len + extra;
-  size_t cap = buf->cap > 0 ? buf->cap : 64;
-  while (cap < want)
-    cap = cap > (size_t)PTRDIFF_MAX / 2 ? want : cap * 2;
-  char *data = orm__realloc(buf->data, cap);
-  if (data == NULL)
-    return ORM_ENOMEM;
-  buf->data = data;
-  buf->cap = cap;
-  return 0;
-}
-
-int orm__buf_append(orm__buf_t *buf, const void *bytes, size_t len) {
-  int rc = orm__buf_reserve(buf, len);
-  if (rc != 0)
-    return rc;
-  if (len > 0)
-    memcpy(buf->data + buf->len, bytes, len);
-  buf->len += len;
-  return 0;
-}
-
-void orm__buf_reset(orm__buf_t *buf) { buf->len = 0; }
-
-void orm__buf_free(orm__buf_t *buf) {
-  orm__free(buf->data);
-  orm__buf_init(buf);
-}
-
-/* Callers reserve first; these only write. */
 static void put_u16(orm__buf_t *buf, uint16_t v) {
-  store_u16(buf->data + buf->len, v);
+  orm__store_u16(buf->data + buf->len, v);
   buf->len += 2;
 }
 
 static void put_u32(orm__buf_t *buf, uint32_t v) {
-  store_u32(buf->data + buf->len, v);
+  orm__store_u32(buf->data + buf->len, v);
   buf->len += 4;
 }
 
 static void put_u64(orm__buf_t *buf, uint64_t v) {
-  store_u64(buf->data + buf->len, v);
+  orm__store_u64(buf->data + buf->len, v);
   buf->len += 8;
 }
 
@@ -344,10 +221,10 @@ ORM__NOINLINE static int decode_numeric(const char *wire, int len,
                                         orm__arena_t *arena, char **out) {
   if (len < 8)
     return ORM_ETYPE;
-  int ndigits = load_i16(wire);
-  int weight = load_i16(wire + 2);
-  uint16_t sign = load_u16(wire + 4);
-  int dscale = load_i16(wire + 6);
+  int ndigits = orm__load_i16(wire);
+  int weight = orm__load_i16(wire + 2);
+  uint16_t sign = orm__load_u16(wire + 4);
+  int dscale = orm__load_i16(wire + 6);
   if (ndigits < 0 || len != 8 + 2 * ndigits)
     return ORM_ETYPE;
   if (sign != NUMERIC_POS && sign != NUMERIC_NEG)
@@ -356,7 +233,7 @@ ORM__NOINLINE static int decode_numeric(const char *wire, int len,
     return ORM_ETYPE;
   const char *digits = wire + 8;
   for (int i = 0; i < ndigits; i++) {
-    if (load_u16(digits + 2 * i) >= NUMERIC_NBASE)
+    if (orm__load_u16(digits + 2 * i) >= NUMERIC_NBASE)
       return ORM_ETYPE;
   }
 
@@ -374,7 +251,7 @@ ORM__NOINLINE static int decode_numeric(const char *wire, int len,
     *p++ = '-';
   char *int_start = p;
   for (size_t g = 0; g < int_groups; g++) {
-    unsigned d = g < (size_t)ndigits ? load_u16(digits + 2 * g) : 0;
+    unsigned d = g < (size_t)ndigits ? orm__load_u16(digits + 2 * g) : 0;
     put_digits4(p, d);
     p += 4;
   }
@@ -394,7 +271,7 @@ ORM__NOINLINE static int decode_numeric(const char *wire, int len,
     *p++ = '.';
     for (size_t k = 0; k < frac_groups; k++) {
       int64_t g = (int64_t)weight + 1 + (int64_t)k;
-      unsigned d = g >= 0 && g < ndigits ? load_u16(digits + 2 * g) : 0;
+      unsigned d = g >= 0 && g < ndigits ? orm__load_u16(digits + 2 * g) : 0;
       put_digits4(p + 4 * k, d);
     }
     p += dscale;
@@ -421,7 +298,7 @@ static int put_numeric_header(orm__buf_t *buf, int64_t ndigits, int64_t weight,
   if (rc != 0)
     return rc;
   put_u16(buf, (uint16_t)ndigits);
-  put_u16(buf, bits_i16((int16_t)weight));
+  put_u16(buf, orm__bits_i16((int16_t)weight));
   put_u16(buf, sign);
   put_u16(buf, (uint16_t)dscale);
   return 0;
@@ -545,9 +422,9 @@ typedef struct {
 static int array_open(const char *wire, int len, array_reader_t *r) {
   if (len < ARRAY_HEADER)
     return ORM_ETYPE;
-  int32_t ndim = load_i32(wire);
-  int32_t flags = load_i32(wire + 4);
-  r->elem_oid = load_u32(wire + 8);
+  int32_t ndim = orm__load_i32(wire);
+  int32_t flags = orm__load_i32(wire + 4);
+  r->elem_oid = orm__load_u32(wire + 8);
   r->end = wire + len;
   if (flags != 0 && flags != 1)
     return ORM_ETYPE;
@@ -558,7 +435,7 @@ static int array_open(const char *wire, int len, array_reader_t *r) {
   }
   if (ndim != 1 || len < ARRAY_HEADER + ARRAY_DIM)
     return ORM_ETYPE;
-  int32_t dim = load_i32(wire + ARRAY_HEADER);
+  int32_t dim = orm__load_i32(wire + ARRAY_HEADER);
   r->p = wire + ARRAY_HEADER + ARRAY_DIM;
   /* Every element takes at least its 4-byte length: this bounds the
    * allocation by the bytes actually received. */
@@ -572,7 +449,7 @@ static int array_open(const char *wire, int len, array_reader_t *r) {
 static int array_next(array_reader_t *r, const char **elem, int32_t *elem_len) {
   if (r->end - r->p < 4)
     return ORM_ETYPE;
-  int32_t n = load_i32(r->p);
+  int32_t n = orm__load_i32(r->p);
   r->p += 4;
   if (n < -1 || (n > 0 && n > r->end - r->p))
     return ORM_ETYPE;
@@ -620,9 +497,9 @@ ORM__NOINLINE static int decode_int_array(const char *wire, int len,
     } else if (n != width) {
       return ORM_ETYPE;
     } else {
-      items[i] = width == 8   ? load_i64(elem)
-                 : width == 4 ? load_i32(elem)
-                              : load_i16(elem);
+      items[i] = width == 8   ? orm__load_i64(elem)
+                 : width == 4 ? orm__load_i32(elem)
+                              : orm__load_i16(elem);
     }
   }
   if (r.p != r.end)
@@ -706,7 +583,7 @@ static int encode_int_array(const orm_int_array_t *a, orm__buf_t *buf) {
       put_u32(buf, UINT32_MAX);
     } else {
       put_u32(buf, 8);
-      put_u64(buf, bits_i64(a->items[i]));
+      put_u64(buf, orm__bits_i64(a->items[i]));
     }
   }
   return 0;
@@ -766,7 +643,7 @@ ORM__NOINLINE static int decode_bytea(const char *wire, size_t len,
 static int decode_timestamp(const char *wire, int len, int64_t *out) {
   if (len != 8)
     return ORM_ETYPE;
-  int64_t v = load_i64(wire);
+  int64_t v = orm__load_i64(wire);
   if (v != INT64_MAX && v != INT64_MIN) {
     /* Reaching INT64_MAX would read as infinity: reject that too. */
     if (v >= INT64_MAX - PG_EPOCH_USECS)
@@ -780,7 +657,7 @@ static int decode_timestamp(const char *wire, int len, int64_t *out) {
 static int decode_date(const char *wire, int len, int32_t *out) {
   if (len != 4)
     return ORM_ETYPE;
-  int32_t v = load_i32(wire);
+  int32_t v = orm__load_i32(wire);
   if (v != INT32_MAX && v != INT32_MIN) {
     int64_t days = (int64_t)v + PG_EPOCH_DAYS;
     if (days >= INT32_MAX)
@@ -817,35 +694,35 @@ int orm__codec_decode(orm_type_t type, const char *wire, int len,
   switch (type) {
   case ORM_T_INT8:
     if (len == 8)
-      *(int64_t *)out_field = load_i64(wire);
+      *(int64_t *)out_field = orm__load_i64(wire);
     else if (len == 4)
-      *(int64_t *)out_field = load_i32(wire);
+      *(int64_t *)out_field = orm__load_i32(wire);
     else if (len == 2)
-      *(int64_t *)out_field = load_i16(wire);
+      *(int64_t *)out_field = orm__load_i16(wire);
     else
       return ORM_ETYPE;
     return 0;
   case ORM_T_INT4:
     if (len == 4)
-      *(int32_t *)out_field = load_i32(wire);
+      *(int32_t *)out_field = orm__load_i32(wire);
     else if (len == 2)
-      *(int32_t *)out_field = load_i16(wire);
+      *(int32_t *)out_field = orm__load_i16(wire);
     else
       return ORM_ETYPE;
     return 0;
   case ORM_T_INT2:
     if (len != 2)
       return ORM_ETYPE;
-    *(int16_t *)out_field = load_i16(wire);
+    *(int16_t *)out_field = orm__load_i16(wire);
     return 0;
   case ORM_T_FLOAT8:
     if (len == 8) {
-      uint64_t u = load_u64(wire);
+      uint64_t u = orm__load_u64(wire);
       double d;
       memcpy(&d, &u, sizeof d);
       *(double *)out_field = d;
     } else if (len == 4) {
-      uint32_t u = load_u32(wire);
+      uint32_t u = orm__load_u32(wire);
       float f;
       memcpy(&f, &u, sizeof f);
       *(double *)out_field = f;
@@ -856,7 +733,7 @@ int orm__codec_decode(orm_type_t type, const char *wire, int len,
   case ORM_T_FLOAT4: {
     if (len != 4)
       return ORM_ETYPE;
-    uint32_t u = load_u32(wire);
+    uint32_t u = orm__load_u32(wire);
     float f;
     memcpy(&f, &u, sizeof f);
     *(float *)out_field = f;
@@ -924,13 +801,13 @@ static int encode_fixed(orm_type_t type, const void *field, orm__buf_t *buf) {
     return rc;
   switch (type) {
   case ORM_T_INT2:
-    put_u16(buf, bits_i16(*(const int16_t *)field));
+    put_u16(buf, orm__bits_i16(*(const int16_t *)field));
     return 0;
   case ORM_T_INT4:
-    put_u32(buf, bits_i32(*(const int32_t *)field));
+    put_u32(buf, orm__bits_i32(*(const int32_t *)field));
     return 0;
   case ORM_T_INT8:
-    put_u64(buf, bits_i64(*(const int64_t *)field));
+    put_u64(buf, orm__bits_i64(*(const int64_t *)field));
     return 0;
   case ORM_T_FLOAT4: {
     uint32_t u;
@@ -956,7 +833,7 @@ static int encode_fixed(orm_type_t type, const void *field, orm__buf_t *buf) {
         return ORM_ERANGE;
       v -= PG_EPOCH_USECS;
     }
-    put_u64(buf, bits_i64(v));
+    put_u64(buf, orm__bits_i64(v));
     return 0;
   }
   case ORM_T_DATE: {
@@ -967,7 +844,7 @@ static int encode_fixed(orm_type_t type, const void *field, orm__buf_t *buf) {
         return ORM_ERANGE;
       v = (int32_t)days;
     }
-    put_u32(buf, bits_i32(v));
+    put_u32(buf, orm__bits_i32(v));
     return 0;
   }
   case ORM_T_UUID:

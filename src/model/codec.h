@@ -47,71 +47,13 @@
 #include "uvorm/common.h"
 #include "uvorm/model.h"
 
+#include "base/buf.h"
+#include "base/wire.h"
 #include "model/arena.h"
-
-/* Built-in PostgreSQL type OIDs (pg_type.oid; fixed by initdb). */
-#define ORM_OID_BOOL 16u
-#define ORM_OID_BYTEA 17u
-#define ORM_OID_NAME 19u
-#define ORM_OID_INT8 20u
-#define ORM_OID_INT2 21u
-#define ORM_OID_INT4 23u
-#define ORM_OID_TEXT 25u
-#define ORM_OID_JSON 114u
-#define ORM_OID_FLOAT4 700u
-#define ORM_OID_FLOAT8 701u
-#define ORM_OID_BPCHAR 1042u
-#define ORM_OID_VARCHAR 1043u
-#define ORM_OID_DATE 1082u
-#define ORM_OID_TIMESTAMP 1114u
-#define ORM_OID_TIMESTAMPTZ 1184u
-#define ORM_OID_NUMERIC 1700u
-#define ORM_OID_UUID 2950u
-#define ORM_OID_JSONB 3802u
-#define ORM_OID_NAME_ARRAY 1003u
-#define ORM_OID_INT2_ARRAY 1005u
-#define ORM_OID_INT4_ARRAY 1007u
-#define ORM_OID_TEXT_ARRAY 1009u
-#define ORM_OID_BPCHAR_ARRAY 1014u
-#define ORM_OID_VARCHAR_ARRAY 1015u
-#define ORM_OID_INT8_ARRAY 1016u
-#define ORM_OID_JSON_ARRAY 199u
-#define ORM_OID_BOOL_ARRAY 1000u
-#define ORM_OID_BYTEA_ARRAY 1001u
-#define ORM_OID_FLOAT4_ARRAY 1021u
-#define ORM_OID_FLOAT8_ARRAY 1022u
-#define ORM_OID_TIMESTAMP_ARRAY 1115u
-#define ORM_OID_DATE_ARRAY 1182u
-#define ORM_OID_TIMESTAMPTZ_ARRAY 1185u
-#define ORM_OID_NUMERIC_ARRAY 1231u
-#define ORM_OID_UUID_ARRAY 2951u
-#define ORM_OID_JSONB_ARRAY 3807u
-/* The first OID the server hands out to objects created after initdb
- * (FirstNormalObjectId): every enum type's OID is at least this. */
-#define ORM_OID_FIRST_USER 16384u
 
 /* orm_type_t and the field types (orm_bytes_t, orm_uuid_t, the arrays) are
  * public: see uvorm/model.h. */
 
-/* A growable byte buffer for encoded parameters. Zero-initialised (or
- * orm__buf_init()) it is empty and owns nothing. `data` moves when the
- * buffer grows: keep offsets, not pointers, until the last value is
- * appended. */
-typedef struct {
-  char *data;
-  size_t len;
-  size_t cap;
-} orm__buf_t;
-
-void orm__buf_init(orm__buf_t *buf);
-/* Makes room for `extra` more bytes. 0 or ORM_ENOMEM (buffer unchanged). */
-int orm__buf_reserve(orm__buf_t *buf, size_t extra);
-/* Appends `len` bytes. 0 or ORM_ENOMEM (buffer unchanged). */
-int orm__buf_append(orm__buf_t *buf, const void *bytes, size_t len);
-/* Empties the buffer and keeps its memory for reuse. */
-void orm__buf_reset(orm__buf_t *buf);
-/* Releases the memory; the buffer is empty and reusable afterwards. */
-void orm__buf_free(orm__buf_t *buf);
 
 /* Whether `type` is a valid uvorm type. */
 bool orm__codec_type_valid(orm_type_t type);

@@ -4,7 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "async/alloc.h"
+#include "base/alloc.h"
 #include "async/future.h"
 #include "pool/submit.h"
 

@@ -5,7 +5,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "async/alloc.h"
+#include "base/alloc.h"
 
 #include "model/codec.h"
 #include "model/hydrate.h"
@@ -115,16 +115,6 @@ int orm__hydrate_plan(orm__hydrate_plan_t *plan, const orm_model_t *model,
   return 0;
 }
 
-static inline uint32_t load_u32(const char *p) {
-  const unsigned char *u = (const unsigned char *)p;
-  return (uint32_t)u[0] << 24 | (uint32_t)u[1] << 16 | (uint32_t)u[2] << 8 |
-         (uint32_t)u[3];
-}
-
-static inline uint64_t load_u64(const char *p) {
-  return (uint64_t)load_u32(p) << 32 | load_u32(p + 4);
-}
-
 /* ---- decoding rows --------------------------------------------------------
  *
  * Rows are decoded in blocks of BLOCK_ROWS, column by column: each column
@@ -228,7 +218,7 @@ static int fill_8byte(const block_t *b, const column_t *k, int *failed) {
   for (int r = b->first; r < end; r++, row += size) {
     int len = PQgetlength(res, r, c);
     if (len == 8) {
-      uint64_t u = load_u64(PQgetvalue(res, r, c));
+      uint64_t u = orm__load_u64(PQgetvalue(res, r, c));
       memcpy(row + offset, &u, sizeof u);
       continue;
     }
@@ -250,7 +240,7 @@ static int fill_4byte(const block_t *b, const column_t *k, int *failed) {
   for (int r = b->first; r < end; r++, row += size) {
     int len = PQgetlength(res, r, c);
     if (len == 4) {
-      uint32_t u = load_u32(PQgetvalue(res, r, c));
+      uint32_t u = orm__load_u32(PQgetvalue(res, r, c));
       memcpy(row + offset, &u, sizeof u);
       continue;
     }
@@ -277,7 +267,7 @@ static int fill_timestamp(const block_t *b, const column_t *k, int *failed) {
   for (int r = b->first; r < end; r++, row += size) {
     int len = PQgetlength(res, r, c);
     if (len == 8) {
-      int64_t t = (int64_t)load_u64(PQgetvalue(res, r, c));
+      int64_t t = (int64_t)orm__load_u64(PQgetvalue(res, r, c));
       if (t > INT64_MIN && t < INT64_MAX - PG_EPOCH_USECS) {
         t += PG_EPOCH_USECS;
         memcpy(row + offset, &t, sizeof t);

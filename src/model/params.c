@@ -5,7 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "async/alloc.h"
+#include "base/alloc.h"
 
 #include "model/model_int.h"
 #include "model/params.h"
@@ -79,19 +79,11 @@ static void push_null(orm__params_t *p) {
 
 /* ---- wire helpers ------------------------------------------------------- */
 
-static void store_u32(char *at, uint32_t v) {
-  unsigned char *u = (unsigned char *)at;
-  u[0] = (unsigned char)(v >> 24);
-  u[1] = (unsigned char)(v >> 16);
-  u[2] = (unsigned char)(v >> 8);
-  u[3] = (unsigned char)v;
-}
-
 static int put_u32(orm__buf_t *buf, uint32_t v) {
   int rc = orm__buf_reserve(buf, 4);
   if (rc != 0)
     return rc;
-  store_u32(buf->data + buf->len, v);
+  orm__store_u32(buf->data + buf->len, v);
   buf->len += 4;
   return 0;
 }
@@ -136,13 +128,13 @@ static int array_elem_end(orm__buf_t *buf, size_t len_at) {
   size_t len = buf->len - len_at - 4;
   if (len > INT32_MAX)
     return ORM_ERANGE;
-  store_u32(buf->data + len_at, (uint32_t)len);
+  orm__store_u32(buf->data + len_at, (uint32_t)len);
   return 0;
 }
 
 static void array_end(orm__buf_t *buf, const array_writer_t *w) {
   if (w->has_null)
-    store_u32(buf->data + w->flags_at, 1);
+    orm__store_u32(buf->data + w->flags_at, 1);
 }
 
 /* ---- array literals ----------------------------------------------------- */

@@ -7,7 +7,7 @@
 #include <stdbool.h>
 #include <string.h>
 
-#include "async/alloc.h"
+#include "base/alloc.h"
 
 #include "model/params.h"
 #include "model/sql.h"

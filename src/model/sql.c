@@ -4,7 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "async/alloc.h"
+#include "base/alloc.h"
 
 #include "model/model_int.h"
 #include "model/sql.h"

@@ -2,7 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "async/alloc.h"
+#include "base/alloc.h"
 #include "async/future.h"
 #include "pool/submit.h"
 
@@ -19,13 +19,6 @@ static const char verify_sql[] =
     "AND NOT a.attisdropped";
 
 void orm_schema_report_free(orm_schema_report_t *report) { orm__free(report); }
-
-static uint64_t load_be(const unsigned char *p, int n) {
-  uint64_t v = 0;
-  for (int i = 0; i < n; i++)
-    v = (v << 8) | p[i];
-  return v;
-}
 
 /* ctx: model */
 static int to_report(PGresult *res, void *const *ctx, orm_future_t *f) {
@@ -57,7 +50,7 @@ static int to_report(PGresult *res, void *const *ctx, orm_future_t *f) {
       continue;
     }
     uint32_t oid =
-        (uint32_t)load_be((const unsigned char *)PQgetvalue(res, row, 1), 8);
+        (uint32_t)orm__load_u64(PQgetvalue(res, row, 1));
     int is_enum = PQgetvalue(res, row, 2)[0] != 0;
     int fits = is_enum ? field->type == ORM_T_ENUM
                        : orm__codec_accepts(field->type, oid);

@@ -4,12 +4,12 @@
 #include <assert.h>
 #include <string.h>
 
-#include "async/alloc.h"
+#include "base/alloc.h"
 #include "pool_int.h"
 
 static void on_poll(uv_poll_t *handle, int status, int events);
 static void on_timer(uv_timer_t *timer);
-static void conn_lost(orm__conn_t *conn, const char *why);
+static void conn_failed(orm__conn_t *conn, const char *why);
 
 static int pipelined(const orm__conn_t *conn) {
   return !conn->pool->cfg.no_pipeline;
@@ -123,19 +123,17 @@ orm__conn_t *orm__conn_new(orm_pool_t *pool) {
   return conn;
 }
 
-static void connect_failed(orm__conn_t *conn, const char *why) {
-  /* Our own reason beats libpq's message, which for an attempt we gave up
-   * on names no cause. */
-  if (why != NULL)
-    snprintf(conn->pool->last_error, sizeof conn->pool->last_error, "%s", why);
-  orm__pool_conn_failed(conn->pool, conn, 0, why != NULL);
+/* The attempt failed, or the live connection died: `why`, or libpq's
+ * message when NULL. */
+static void conn_failed(orm__conn_t *conn, const char *why) {
+  orm__pool_conn_failed(conn->pool, conn, why);
 }
 
 static void connected(orm__conn_t *conn) {
   uv_timer_stop(&conn->timer);
   if (PQsetnonblocking(conn->pg, 1) != 0 ||
       (pipelined(conn) && PQenterPipelineMode(conn->pg) != 1)) {
-    connect_failed(conn, "could not set up the connection");
+    conn_failed(conn, "could not set up the connection");
     return;
   }
   conn->created_at = uv_now(conn->pool->loop);
@@ -155,7 +153,7 @@ static void connect_step(orm__conn_t *conn) {
     poll_close(conn);
     int rc = fd < 0 ? ORM_EIO : poll_open(conn, fd);
     if (rc != 0) {
-      connect_failed(conn, rc == ORM_ENOMEM ? "out of memory"
+      conn_failed(conn, rc == ORM_ENOMEM ? "out of memory"
                                             : "could not watch the socket");
       return;
     }
@@ -171,7 +169,7 @@ static void connect_step(orm__conn_t *conn) {
     connected(conn);
     break;
   default:
-    connect_failed(conn, NULL);
+    conn_failed(conn, NULL);
     break;
   }
 }
@@ -183,17 +181,17 @@ void orm__conn_start(orm__conn_t *conn) {
   orm__list_push_back(&pool->connecting, &conn->link);
   conn->pg = PQconnectStart(pool->conninfo);
   if (conn->pg == NULL) {
-    connect_failed(conn, "out of memory");
+    conn_failed(conn, "out of memory");
     return;
   }
   if (PQstatus(conn->pg) == CONNECTION_BAD || PQsocket(conn->pg) < 0) {
-    connect_failed(conn, NULL);
+    conn_failed(conn, NULL);
     return;
   }
   orm__notice_watch(conn);
   int rc = poll_open(conn, PQsocket(conn->pg));
   if (rc != 0) {
-    connect_failed(conn, orm_strerror(rc));
+    conn_failed(conn, orm_strerror(rc));
     return;
   }
   uv_timer_start(&conn->timer, on_timer, pool->cfg.connect_timeout_ms, 0);
@@ -207,9 +205,9 @@ static void on_timer(uv_timer_t *timer) {
   case CONN_CONNECTING:
   case CONN_CHECKING:
     if (conn->state == CONN_CHECKING)
-      conn_lost(conn, "health check timed out");
+      conn_failed(conn, "health check timed out");
     else
-      connect_failed(conn, "timeout expired while connecting");
+      conn_failed(conn, "timeout expired while connecting");
     break;
   case CONN_BROKEN:
     orm__conn_start(conn);
@@ -224,7 +222,7 @@ static void on_timer(uv_timer_t *timer) {
 void orm__conn_flush(orm__conn_t *conn) {
   int r = PQflush(conn->pg);
   if (r < 0) {
-    conn_lost(conn, NULL);
+    conn_failed(conn, NULL);
     return;
   }
   arm(conn, r == 1 ? UV_READABLE | UV_WRITABLE : UV_READABLE);
@@ -236,7 +234,7 @@ void orm__conn_sync(orm__conn_t *conn) {
     return;
   if (pipelined(conn) && conn->unsynced > 0) {
     if (slots_reserve(conn, 1) != 0 || PQpipelineSync(conn->pg) != 1) {
-      conn_lost(conn, NULL);
+      conn_failed(conn, NULL);
       return;
     }
     slot_push(conn, SLOT_SYNC, NULL);
@@ -346,7 +344,7 @@ void orm__conn_check(orm__conn_t *conn) {
   uv_timer_start(&conn->timer, on_timer, conn->pool->cfg.connect_timeout_ms, 0);
   if (slots_reserve(conn, 2) != 0 ||
       !PQsendQueryParams(conn->pg, "SELECT 1", 0, NULL, NULL, NULL, NULL, 1)) {
-    conn_lost(conn, "could not send a health check");
+    conn_failed(conn, "could not send a health check");
     return;
   }
   slot_push(conn, SLOT_CHECK, NULL);
@@ -393,7 +391,7 @@ static int other_tx_behind(orm__conn_t *conn, const orm__request_t *req) {
 static void cancel_if_abandoned(orm__conn_t *conn) {
   orm__request_t *req = executing(conn);
   if (req != NULL && req->abandoned && !req->cancel_sent &&
-      req->kind != REQ_TX_END && !other_tx_behind(conn, req)) {
+      !orm__req_ends_tx(req) && !other_tx_behind(conn, req)) {
     req->cancel_sent = 1;
     orm__pool_cancel_on_server(conn->pool, conn);
   }
@@ -506,12 +504,12 @@ static void resend(orm__conn_t *conn, orm__request_t *req, retry_t why) {
 static void check_tx_ended(orm__conn_t *conn) {
   if (conn->pg != NULL && PQtransactionStatus(conn->pg) != PQTRANS_IDLE &&
       PQtransactionStatus(conn->pg) != PQTRANS_ACTIVE)
-    conn_lost(conn, "a transaction's end left the session in a transaction");
+    conn_failed(conn, "a transaction's end left the session in a transaction");
 }
 
 /* A statement's answer is in: complete it, or hold it for the sync. */
 static void query_answered(orm__conn_t *conn, orm__request_t *req) {
-  orm__req_kind_t req_kind = req->kind; /* req may be gone when finished */
+  int ends_tx = orm__req_ends_tx(req); /* req may be gone when finished */
   conn->in_flight--;
   /* In pipeline mode a pool statement's fate depends on its neighbours,
    * and what a transaction's statement did to the session (did COMMIT
@@ -532,8 +530,8 @@ static void query_answered(orm__conn_t *conn, orm__request_t *req) {
   if (retry != RETRY_NO)
     resend(conn, req, retry);
   else
-    orm__req_finish(req, 0);
-  if (req_kind == REQ_TX_END)
+    orm__req_finish(req, ORM__NOW);
+  if (ends_tx)
     check_tx_ended(conn);
 }
 
@@ -547,10 +545,10 @@ static void segment_done(orm__conn_t *conn) {
   conn->segment_failed = 0;
   while (!orm__list_empty(&conn->held)) {
     orm__request_t *req =
-        ORM_CONTAINER_OF(conn->held.next, orm__request_t, link);
+        ORM__CONTAINER_OF(conn->held.next, orm__request_t, link);
     orm__list_remove(&req->link);
     req->conn = NULL;
-    tx_end |= req->kind == REQ_TX_END;
+    tx_end |= orm__req_ends_tx(req);
     if (req->abandoned) {
       orm__req_drop(req);
     } else if (req->prepare_error != NULL || is_error(req->result)) {
@@ -559,11 +557,11 @@ static void segment_done(orm__conn_t *conn) {
       if (retry != RETRY_NO)
         resend(conn, req, retry);
       else
-        orm__req_finish(req, 0);
+        orm__req_finish(req, ORM__NOW);
     } else if (failed && req->kind == REQ_QUERY) {
       resend(conn, req, RETRY_FREE); /* rolled back or skipped: not its own */
     } else {
-      orm__req_finish(req, 0);
+      orm__req_finish(req, ORM__NOW);
     }
     if (conn->pg == NULL)
       return; /* a callback closed the pool */
@@ -614,13 +612,13 @@ static void prepare_done(orm__conn_t *conn, orm__request_t *req) {
     if (req->abandoned)
       orm__req_drop(req);
     else
-      orm__req_finish(req, 0);
+      orm__req_finish(req, ORM__NOW);
     return;
   }
   /* The slot is free: the PREPARE's was just popped. */
   slot_push(conn, SLOT_QUERY, req);
   if (send_query(conn, req) != 0) {
-    conn_lost(conn, NULL); /* fails req with the rest */
+    conn_failed(conn, NULL); /* fails req with the rest */
     return;
   }
   orm__conn_flush(conn);
@@ -628,7 +626,7 @@ static void prepare_done(orm__conn_t *conn, orm__request_t *req) {
 
 static void check_done(orm__conn_t *conn, int ok) {
   if (!ok) {
-    conn_lost(conn, "health check failed");
+    conn_failed(conn, "health check failed");
     return;
   }
   orm__pool_conn_ready(conn->pool, conn);
@@ -671,7 +669,7 @@ static void process(orm__conn_t *conn) {
     case SLOT_SYNC:
       if (res == NULL || PQresultStatus(res) != PGRES_PIPELINE_SYNC) {
         PQclear(res);
-        conn_lost(conn, "protocol out of step: expected a pipeline sync");
+        conn_failed(conn, "protocol out of step: expected a pipeline sync");
         return;
       }
       PQclear(res);
@@ -718,7 +716,7 @@ static void on_poll(uv_poll_t *handle, int status, int events) {
   }
   if (events & UV_READABLE) {
     if (!PQconsumeInput(conn->pg)) {
-      conn_lost(conn, NULL);
+      conn_failed(conn, NULL);
       return;
     }
     size_t before = conn->in_flight;
@@ -742,7 +740,7 @@ static void on_poll(uv_poll_t *handle, int status, int events) {
 /* ---- failure and teardown ------------------------------------------------ */
 
 static void fail_req(orm__request_t *req, int code, const char *why,
-                     int defer) {
+                     orm__when_t when) {
   req->conn = NULL;
   orm__req_untransform(req);
   if (req->abandoned) {
@@ -751,24 +749,24 @@ static void fail_req(orm__request_t *req, int code, const char *why,
   }
   if (why != NULL && req->future.error.message == NULL)
     orm__future_set_message(&req->future, "%s", why);
-  orm__req_complete(req, code, defer);
+  orm__req_complete(req, code, when);
 }
 
 void orm__conn_fail_all(orm__conn_t *conn, int code, const char *why,
-                        int defer) {
+                        orm__when_t when) {
   while (conn->slot_count > 0) {
     orm__slot_t slot = slot_pop(conn);
     if ((slot.kind == SLOT_QUERY || slot.kind == SLOT_PREPARE) &&
         slot.req != NULL) {
       conn->in_flight--;
-      fail_req(slot.req, code, why, defer);
+      fail_req(slot.req, code, why, when);
     }
   }
   while (!orm__list_empty(&conn->held)) {
     orm__request_t *req =
-        ORM_CONTAINER_OF(conn->held.next, orm__request_t, link);
+        ORM__CONTAINER_OF(conn->held.next, orm__request_t, link);
     orm__list_remove(&req->link);
-    fail_req(req, code, why, defer);
+    fail_req(req, code, why, when);
   }
   assert(conn->in_flight == 0);
   conn->in_flight = 0;
@@ -777,11 +775,6 @@ void orm__conn_fail_all(orm__conn_t *conn, int code, const char *why,
   conn->segment_failed = 0;
 }
 
-static void conn_lost(orm__conn_t *conn, const char *why) {
-  if (why != NULL)
-    snprintf(conn->pool->last_error, sizeof conn->pool->last_error, "%s", why);
-  orm__pool_conn_failed(conn->pool, conn, 1, why != NULL);
-}
 
 void orm__conn_shutdown(orm__conn_t *conn) {
   poll_close(conn);

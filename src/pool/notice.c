@@ -3,7 +3,7 @@
  * each is copied into a queue here and delivered from the pool's own turn. */
 #include <string.h>
 
-#include "async/alloc.h"
+#include "base/alloc.h"
 #include "pool_int.h"
 
 struct orm__notice_s {
@@ -28,7 +28,7 @@ static void on_notice(void *arg, const PGresult *res) {
   orm__conn_t *conn = arg;
   orm_pool_t *pool = conn->pool;
   pool->stats.notices++;
-  if (pool->cfg.on_notice == NULL || pool->closing ||
+  if (pool->cfg.on_notice == NULL || pool->state != POOL_OPEN ||
       pool->nnotices >= ORM_NOTICES_MAX) {
     pool->stats.notices_dropped++;
     return;
@@ -77,7 +77,7 @@ void orm__notice_watch(orm__conn_t *conn) {
 }
 
 void orm__notices_deliver(orm_pool_t *pool) {
-  while (pool->notices_head != NULL && !pool->closing) {
+  while (pool->notices_head != NULL && pool->state == POOL_OPEN) {
     orm__notice_t *n = pool->notices_head;
     pool->notices_head = n->next;
     if (pool->notices_head == NULL)

@@ -19,74 +19,16 @@
 #include "uvorm/pool.h"
 
 #include "async/future.h"
+#include "base/list.h"
+#include "pool/stmt.h"
 #include "submit.h"
-
-typedef struct orm__link_s {
-  struct orm__link_s *prev;
-  struct orm__link_s *next;
-} orm__link_t;
-
-/* Through uintptr_t so that it serves const pointers too. */
-#define ORM_CONTAINER_OF(ptr, type, member)                                    \
-  ((type *)(uintptr_t)((const char *)(ptr)-offsetof(type, member)))
-
-static inline void orm__list_init(orm__link_t *head) {
-  head->prev = head->next = head;
-}
-static inline int orm__list_empty(const orm__link_t *head) {
-  return head->next == head;
-}
-static inline void orm__list_remove(orm__link_t *l) {
-  l->prev->next = l->next;
-  l->next->prev = l->prev;
-  l->prev = l->next = l;
-}
-static inline void orm__list_push_back(orm__link_t *head, orm__link_t *l) {
-  l->prev = head->prev;
-  l->next = head;
-  head->prev->next = l;
-  head->prev = l;
-}
-static inline void orm__list_push_front(orm__link_t *head, orm__link_t *l) {
-  l->next = head->next;
-  l->prev = head;
-  head->next->prev = l;
-  head->next = l;
-}
-
-/* How a statement may share a pipeline segment with others. Statements of
- * one segment run in one implicit transaction: a segment holds any number
- * of reads but at most one write, so statements the caller issued one by
- * one can never deadlock with each other because uvorm grouped them. */
-typedef enum {
-  ORM_SEG_READ,  /* SELECT and the like: shares freely */
-  ORM_SEG_WRITE, /* writes or locks rows: one per segment */
-  ORM_SEG_OWN    /* BEGIN, DDL, SET, VACUUM, ...: a segment of its own */
-} orm__seg_class_t;
-
-/* A statement the pool has seen: SQL text and parameter types, interned
- * once; each connection prepares it on first use under `name`: "u<id>",
- * then "u<id>_<gen>" once a schema change made the server's copies stale
- * (each bump makes every connection prepare it afresh). */
-typedef struct orm__stmt_s {
-  struct orm__stmt_s *next_in_bucket;
-  uint64_t hash;
-  uint32_t id;
-  uint32_t gen;
-  int nparams;
-  int placeholders; /* the highest $N in sql; -1: unknown */
-  orm__seg_class_t seg;
-  Oid *types;
-  char name[24];
-  size_t sql_len;
-  char sql[]; /* NUL-terminated */
-} orm__stmt_t;
 
 typedef enum {
   REQ_QUERY,    /* a statement from the pool queue */
   REQ_TX_QUERY, /* a statement of a transaction, on its pinned connection */
   REQ_BEGIN,    /* BEGIN: pins an idle connection */
-  REQ_TX_END    /* COMMIT or ROLLBACK: unpins it */
+  REQ_COMMIT,   /* ends the transaction: unpins its connection */
+  REQ_ROLLBACK  /* ... as does this */
 } orm__req_kind_t;
 
 typedef enum {
@@ -133,6 +75,11 @@ typedef struct orm__request_s {
   size_t buf_len;
   size_t buf_cap;
 } orm__request_t;
+
+/* COMMIT or ROLLBACK. */
+static inline int orm__req_ends_tx(const orm__request_t *req) {
+  return req->kind == REQ_COMMIT || req->kind == REQ_ROLLBACK;
+}
 
 typedef enum {
   SLOT_QUERY,   /* a request's statement */
@@ -214,6 +161,18 @@ struct orm_tx_s {
   unsigned char finished; /* ended while BEGIN was still in the machine */
 };
 
+/* A pool's life. orm_pool_close() moves it from OPEN to CLOSING; the
+ * rest runs from the scheduler, once the close call has returned. */
+typedef enum {
+  POOL_OPEN,
+  POOL_CLOSING,         /* close called: queue and slots failed, callbacks
+                           of that still to run */
+  POOL_CLOSING_HANDLES, /* connections and the maintenance timer closing,
+                           cancels finishing */
+  POOL_CLOSING_SCHED    /* only the scheduler left; then the close
+                           callback, then the memory */
+} orm__pool_state_t;
+
 struct orm_pool_s {
   orm__sched_t sched;
   uv_loop_t *loop;
@@ -236,12 +195,9 @@ struct orm_pool_s {
   orm__link_t closed_txs; /* detached by orm_pool_close, not yet ended:
                              freed with the pool */
   uv_timer_t maint;
-  /* Interned statements. */
-  orm__stmt_t **buckets;
-  size_t nbuckets;
-  uint32_t nstmts;
+  orm__stmt_table_t stmts;
   orm_pool_stats_t stats;
-  int closing;
+  orm__pool_state_t state;
   int down; /* the last connect failed and no connection is up */
   char last_error[256];
   unsigned pending_cancels; /* PQcancel jobs on the thread pool */
@@ -255,14 +211,18 @@ struct orm_pool_s {
   uint64_t rng;
 };
 
+/* request.c */
+/* Frees a request that is in no list (the pool is gone, or keeps enough). */
+void orm__req_free(orm__request_t *req);
+
 /* pool.c */
 void orm__pool_kick(orm_pool_t *pool);
 /* Completes with a client-side status (0 or ORM_E*), keeping any server
  * error the request received for the details. */
-void orm__req_complete(orm__request_t *req, int status, int defer);
+void orm__req_complete(orm__request_t *req, int status, orm__when_t when);
 /* Completes from the server's answer in req->result / prepare_error, or
  * with what orm__req_transform_early() made of it. */
-void orm__req_finish(orm__request_t *req, int defer);
+void orm__req_finish(orm__request_t *req, orm__when_t when);
 /* A held read's successful answer becomes its value now, ahead of its
  * segment's sync (no-op for anything else). */
 void orm__req_transform_early(orm__request_t *req);
@@ -272,19 +232,13 @@ void orm__req_untransform(orm__request_t *req);
 void orm__req_drop(orm__request_t *req);
 void orm__pool_dispatch(orm_pool_t *pool);
 void orm__pool_conn_ready(orm_pool_t *pool, orm__conn_t *conn);
-/* A connection attempt failed (`lost` 0) or a live connection died (1).
- * `have_reason`: pool->last_error already says why; otherwise libpq's
- * message is taken. */
-void orm__pool_conn_failed(orm_pool_t *pool, orm__conn_t *conn, int lost,
-                           int have_reason);
+/* A connection attempt failed, or a live connection died: for `why`, or
+ * for what libpq says when it is NULL. Fails what the connection carried
+ * and schedules a reconnect. */
+void orm__pool_conn_failed(orm_pool_t *pool, orm__conn_t *conn,
+                           const char *why);
 void orm__pool_resend(orm_pool_t *pool, orm__request_t *req);
 void orm__pool_cancel_on_server(orm_pool_t *pool, orm__conn_t *conn);
-orm__stmt_t *orm__pool_intern(orm_pool_t *pool, const char *sql,
-                              const Oid *types, int nparams, int *err);
-/* The server's prepared copies of `stmt` are stale: every connection
- * prepares it again, under a new name. */
-void orm__stmt_bump(orm__stmt_t *stmt);
-int orm__sql_placeholders(const char *sql);
 
 /* conn.c */
 orm__conn_t *orm__conn_new(orm_pool_t *pool);
@@ -300,7 +254,7 @@ void orm__conn_sync(orm__conn_t *conn);
 void orm__conn_flush(orm__conn_t *conn);
 void orm__conn_abandon(orm__conn_t *conn, orm__request_t *req);
 void orm__conn_fail_all(orm__conn_t *conn, int code, const char *why,
-                        int defer);
+                        orm__when_t when);
 void orm__conn_shutdown(orm__conn_t *conn);
 void orm__conn_destroy(orm__conn_t *conn);
 size_t orm__conn_capacity(const orm__conn_t *conn);
@@ -335,7 +289,7 @@ void orm__notices_drop(orm_pool_t *pool);
 void orm__tx_conn_lost(orm_tx_t *tx);
 /* BEGIN / COMMIT / ROLLBACK completed with `status`. */
 void orm__tx_begin_done(orm__request_t *begin, int status, int abandoned,
-                        int defer);
+                        orm__when_t when);
 void orm__tx_end_done(orm_tx_t *tx, int status);
 /* Gives the pinned connection back to the pool. */
 void orm__tx_unpin(orm_tx_t *tx);
@@ -347,7 +301,7 @@ int orm__tx_submit(orm_tx_t *tx, const char *sql, orm__stmt_hint_t *hint,
                    orm_future_cb cb, void *data, orm_future_t **out);
 /* The pool is closing: fail what waits, detach from the pool (onto its
  * closed_txs list). */
-void orm__tx_pool_closing(orm_tx_t *tx, int defer);
+void orm__tx_pool_closing(orm_tx_t *tx, orm__when_t when);
 /* Frees a transaction of a pool that is being freed. */
 void orm__tx_free_closed(orm_tx_t *tx);
 

@@ -8,25 +8,9 @@
 
 #include "uvorm/pool.h"
 
-#define RES(r) ((const PGresult *)(const void *)(r))
+#include "base/wire.h"
 
-enum {
-  OID_BOOL = 16,
-  OID_BYTEA = 17,
-  OID_CHAR = 18,
-  OID_NAME = 19,
-  OID_INT8 = 20,
-  OID_INT2 = 21,
-  OID_INT4 = 23,
-  OID_TEXT = 25,
-  OID_OID = 26,
-  OID_JSON = 114,
-  OID_FLOAT4 = 700,
-  OID_FLOAT8 = 701,
-  OID_UNKNOWN = 705,
-  OID_BPCHAR = 1042,
-  OID_VARCHAR = 1043
-};
+#define RES(r) ((const PGresult *)(const void *)(r))
 
 void orm_result_free(orm_result_t *result) {
   PQclear((PGresult *)(void *)result);
@@ -79,13 +63,6 @@ bool orm_result_is_null(const orm_result_t *r, int row, int col) {
   return cell(r, row, col) == ORM_ENOTFOUND;
 }
 
-static uint64_t load_be(const unsigned char *p, int n) {
-  uint64_t v = 0;
-  for (int i = 0; i < n; i++)
-    v = (v << 8) | p[i];
-  return v;
-}
-
 int orm_result_int(const orm_result_t *r, int row, int col, int64_t *out) {
   int rc = cell(r, row, col);
   if (rc != 0)
@@ -94,8 +71,8 @@ int orm_result_int(const orm_result_t *r, int row, int col, int64_t *out) {
   const unsigned char *v = (const unsigned char *)PQgetvalue(RES(r), row, col);
   int len = PQgetlength(RES(r), row, col);
   if (PQfformat(RES(r), col) == 0) {
-    if (type != OID_INT2 && type != OID_INT4 && type != OID_INT8 &&
-        type != OID_OID)
+    if (type != ORM_OID_INT2 && type != ORM_OID_INT4 && type != ORM_OID_INT8 &&
+        type != ORM_OID_OID)
       return ORM_ETYPE;
     errno = 0;
     char *end;
@@ -106,25 +83,25 @@ int orm_result_int(const orm_result_t *r, int row, int col, int64_t *out) {
     return 0;
   }
   switch (type) {
-  case OID_INT2:
+  case ORM_OID_INT2:
     if (len != 2)
       return ORM_ETYPE;
-    *out = (int16_t)load_be(v, 2);
+    *out = orm__load_i16(v);
     return 0;
-  case OID_INT4:
+  case ORM_OID_INT4:
     if (len != 4)
       return ORM_ETYPE;
-    *out = (int32_t)load_be(v, 4);
+    *out = orm__load_i32(v);
     return 0;
-  case OID_OID:
+  case ORM_OID_OID:
     if (len != 4)
       return ORM_ETYPE;
-    *out = (int64_t)load_be(v, 4);
+    *out = (int64_t)orm__load_u32(v);
     return 0;
-  case OID_INT8:
+  case ORM_OID_INT8:
     if (len != 8)
       return ORM_ETYPE;
-    *out = (int64_t)load_be(v, 8);
+    *out = orm__load_i64(v);
     return 0;
   default:
     return ORM_ETYPE;
@@ -138,22 +115,22 @@ int orm_result_float(const orm_result_t *r, int row, int col, double *out) {
   Oid type = PQftype(RES(r), col);
   const unsigned char *v = (const unsigned char *)PQgetvalue(RES(r), row, col);
   int len = PQgetlength(RES(r), row, col);
-  if (type != OID_FLOAT4 && type != OID_FLOAT8)
+  if (type != ORM_OID_FLOAT4 && type != ORM_OID_FLOAT8)
     return ORM_ETYPE;
   if (PQfformat(RES(r), col) == 0) {
     char *end;
     *out = strtod((const char *)v, &end);
     return *end == '\0' ? 0 : ORM_ETYPE;
   }
-  if (type == OID_FLOAT4 && len == 4) {
-    uint32_t bits = (uint32_t)load_be(v, 4);
+  if (type == ORM_OID_FLOAT4 && len == 4) {
+    uint32_t bits = orm__load_u32(v);
     float f;
     memcpy(&f, &bits, 4);
     *out = f;
     return 0;
   }
-  if (type == OID_FLOAT8 && len == 8) {
-    uint64_t bits = load_be(v, 8);
+  if (type == ORM_OID_FLOAT8 && len == 8) {
+    uint64_t bits = orm__load_u64(v);
     memcpy(out, &bits, 8);
     return 0;
   }
@@ -164,7 +141,7 @@ int orm_result_bool(const orm_result_t *r, int row, int col, bool *out) {
   int rc = cell(r, row, col);
   if (rc != 0)
     return rc;
-  if (PQftype(RES(r), col) != OID_BOOL)
+  if (PQftype(RES(r), col) != ORM_OID_BOOL)
     return ORM_ETYPE;
   const char *v = PQgetvalue(RES(r), row, col);
   if (PQfformat(RES(r), col) == 0)
@@ -180,22 +157,22 @@ int orm_result_bool(const orm_result_t *r, int row, int col, bool *out) {
  * unknown here (enums have OIDs of their own). Numbers are not text. */
 static int textual(Oid type) {
   switch (type) {
-  case OID_BOOL:
-  case OID_BYTEA:
-  case OID_INT8:
-  case OID_INT2:
-  case OID_INT4:
-  case OID_OID:
-  case OID_FLOAT4:
-  case OID_FLOAT8:
+  case ORM_OID_BOOL:
+  case ORM_OID_BYTEA:
+  case ORM_OID_INT8:
+  case ORM_OID_INT2:
+  case ORM_OID_INT4:
+  case ORM_OID_OID:
+  case ORM_OID_FLOAT4:
+  case ORM_OID_FLOAT8:
     return 0;
-  case OID_TEXT:
-  case OID_VARCHAR:
-  case OID_BPCHAR:
-  case OID_NAME:
-  case OID_CHAR:
-  case OID_JSON:
-  case OID_UNKNOWN:
+  case ORM_OID_TEXT:
+  case ORM_OID_VARCHAR:
+  case ORM_OID_BPCHAR:
+  case ORM_OID_NAME:
+  case ORM_OID_CHAR:
+  case ORM_OID_JSON:
+  case ORM_OID_UNKNOWN:
     return 1;
   default:
     return type >= 16384; /* user-defined: enums, domains over text */

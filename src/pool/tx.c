@@ -6,7 +6,7 @@
 #include <assert.h>
 #include <string.h>
 
-#include "async/alloc.h"
+#include "base/alloc.h"
 #include "pool_int.h"
 
 static void tx_free(orm_tx_t *tx) {
@@ -40,24 +40,21 @@ void orm__tx_unpin(orm_tx_t *tx) {
     return;
   conn->tx = NULL;
   if (conn->state != CONN_PINNED || conn->pg == NULL || tx->pool == NULL ||
-      tx->pool->closing)
+      tx->pool->state != POOL_OPEN)
     return;
   /* A connection goes back only outside any transaction: one whose
    * ROLLBACK failed (a stray cancel) would fail everything after it. */
   if (PQtransactionStatus(conn->pg) == PQTRANS_IDLE)
     orm__pool_conn_ready(tx->pool, conn);
   else
-    orm__pool_conn_failed(tx->pool, conn, 1, 0);
+    orm__pool_conn_failed(tx->pool, conn, NULL);
 }
 
 /* What `req` of a transaction that cannot go on (for `code`) completes
  * with: nothing of the transaction is left on the server, so a ROLLBACK
  * has done its job. */
 static int dead_status(const orm__request_t *req, int code) {
-  return req->kind == REQ_TX_END && code != ORM_ECANCELED &&
-                 strcmp(req->sql, "ROLLBACK") == 0
-             ? 0
-             : code;
+  return req->kind == REQ_ROLLBACK && code != ORM_ECANCELED ? 0 : code;
 }
 
 /* Fails `req` of a dead transaction from inside a public call. */
@@ -70,7 +67,7 @@ static void fail_dead(orm_tx_t *tx, orm__request_t *req) {
 
 /* The transaction cannot go on, for `code` (tx->why says why): fails what
  * waits for its connection, and whatever is issued on it from now on. */
-static void tx_die(orm_tx_t *tx, int code, int defer) {
+static void tx_die(orm_tx_t *tx, int code, orm__when_t when) {
   tx->dead = code;
   /* Completing COMMIT or ROLLBACK frees the transaction: walk a list of
    * our own, never tx->queue. */
@@ -82,7 +79,7 @@ static void tx_die(orm_tx_t *tx, int code, int defer) {
     orm__list_push_back(&waiting, l);
   }
   while (!orm__list_empty(&waiting)) {
-    orm__request_t *req = ORM_CONTAINER_OF(waiting.next, orm__request_t, link);
+    orm__request_t *req = ORM__CONTAINER_OF(waiting.next, orm__request_t, link);
     orm__list_remove(&req->link);
     if (req->abandoned) { /* a cancelled COMMIT turned ROLLBACK */
       orm__req_drop(req);
@@ -91,20 +88,20 @@ static void tx_die(orm_tx_t *tx, int code, int defer) {
     int status = dead_status(req, code);
     if (status != 0)
       orm__future_set_message(&req->future, "%s", tx->why);
-    if (defer)
+    if (when)
       orm__pool_req_fail_deferred(req, status);
     else
-      orm__req_complete(req, status, 0);
+      orm__req_complete(req, status, ORM__NOW);
   }
 }
 
 void orm__tx_conn_lost(orm_tx_t *tx) {
   tx->conn = NULL;
   snprintf(tx->why, sizeof tx->why, "the transaction's connection was lost");
-  tx_die(tx, ORM_ECONNLOST, 0);
+  tx_die(tx, ORM_ECONNLOST, ORM__NOW);
 }
 
-void orm__tx_pool_closing(orm_tx_t *tx, int defer) {
+void orm__tx_pool_closing(orm_tx_t *tx, orm__when_t when) {
   /* A handle the caller holds stays valid until the close callback has
    * run; the pool frees what is still on its closed list then. */
   orm__list_remove(&tx->link);
@@ -115,11 +112,11 @@ void orm__tx_pool_closing(orm_tx_t *tx, int defer) {
     tx->conn = NULL;
   }
   snprintf(tx->why, sizeof tx->why, "the pool was closed");
-  tx_die(tx, ORM_ECANCELED, defer);
+  tx_die(tx, ORM_ECANCELED, when);
 }
 
 void orm__tx_begin_done(orm__request_t *begin, int status, int abandoned,
-                        int defer) {
+                        orm__when_t when) {
   orm_tx_t *tx = begin->tx;
   tx->begin = NULL;
   if (tx->finished) { /* ended (it had died) while BEGIN was out */
@@ -134,7 +131,7 @@ void orm__tx_begin_done(orm__request_t *begin, int status, int abandoned,
     orm__request_t *end = tx->end;
     tx->end = NULL;
     tx->ended = 1;
-    end->kind = REQ_TX_END;
+    end->kind = REQ_ROLLBACK;
     end->future.cb = NULL;
     orm__pool_prepare_request(end, "ROLLBACK", NULL, 0, 0, NULL);
     orm__list_push_back(&tx->queue, &end->link);
@@ -155,7 +152,7 @@ void orm__tx_begin_done(orm__request_t *begin, int status, int abandoned,
     const char *msg = begin->future.error.message;
     snprintf(tx->why, sizeof tx->why, "the transaction did not begin: %s",
              msg != NULL ? msg : orm_strerror(code));
-    tx_die(tx, code, defer);
+    tx_die(tx, code, when);
   }
 }
 
@@ -176,19 +173,19 @@ static void release_conn(orm_tx_t *tx, orm__conn_t *conn) {
 void orm__tx_pump_all(orm_pool_t *pool) {
 restart:
   for (orm__link_t *l = pool->txs.next; l != &pool->txs;) {
-    orm_tx_t *tx = ORM_CONTAINER_OF(l, orm_tx_t, link);
+    orm_tx_t *tx = ORM__CONTAINER_OF(l, orm_tx_t, link);
     l = l->next;
     orm__conn_t *conn = tx->conn;
     while (conn != NULL && conn->state == CONN_PINNED && conn->pg != NULL &&
            !orm__list_empty(&tx->queue) &&
            conn->in_flight < orm__conn_capacity(conn)) {
       orm__request_t *req =
-          ORM_CONTAINER_OF(tx->queue.next, orm__request_t, link);
+          ORM__CONTAINER_OF(tx->queue.next, orm__request_t, link);
       orm__list_remove(&req->link);
       int rc = orm__conn_send(conn, req);
       if (rc == ORM_ENOMEM) {
-        int end = req->kind == REQ_TX_END;
-        orm__req_complete(req, ORM_ENOMEM, 0);
+        int end = orm__req_ends_tx(req);
+        orm__req_complete(req, ORM_ENOMEM, ORM__NOW);
         if (end)
           break; /* the transaction is gone */
       } else if (rc != 0) {
@@ -196,14 +193,14 @@ restart:
          * is failed with the connection (and would complete twice). */
         if (req->state == REQ_QUEUED)
           orm__list_push_front(&tx->queue, &req->link);
-        orm__pool_conn_failed(pool, conn, 1, 0); /* fails the transaction */
+        orm__pool_conn_failed(pool, conn, NULL); /* fails the transaction */
         /* That may have ended other transactions, the next one in the list
          * among them (their COMMIT was still in the connection's slots). */
         goto restart;
       } else {
         orm__future_owner_deadline(&req->future,
                                    pool->cfg.statement_timeout_ms);
-        if (req->kind == REQ_TX_END)
+        if (orm__req_ends_tx(req))
           release_conn(tx, conn);
       }
     }
@@ -227,7 +224,7 @@ static int tx_open(orm_pool_t *pool, int caller, orm_future_cb cb, void *data,
   /* COMMIT / ROLLBACK is allocated now so that ending can never fail. */
   orm__request_t *begin = orm__pool_req_new(pool, REQ_BEGIN, cb, data);
   orm__request_t *end =
-      begin ? orm__pool_req_new(pool, REQ_TX_END, NULL, NULL) : NULL;
+      begin ? orm__pool_req_new(pool, REQ_ROLLBACK, NULL, NULL) : NULL;
   if (end == NULL ||
       (rc = orm__pool_prepare_request(begin, "BEGIN", NULL, 0, 0, NULL)) != 0) {
     if (begin != NULL)
@@ -286,7 +283,7 @@ static int tx_usable(const orm_tx_t *tx) {
     return ORM_EINVAL;
   if (tx->ended)
     return ORM_ESTATE;
-  if (tx->pool == NULL || tx->pool->closing)
+  if (tx->pool == NULL || tx->pool->state != POOL_OPEN)
     return ORM_ECLOSED;
   return 0;
 }
@@ -358,8 +355,8 @@ int orm__tx_submit(orm_tx_t *tx, const char *sql, orm__stmt_hint_t *hint,
                    !tx->pool->cfg.no_prepare, transform, ctx, cb, data, out);
 }
 
-static int tx_end(orm_tx_t *tx, const char *sql, orm_future_cb cb, void *data,
-                  orm_future_t **out) {
+static int tx_end(orm_tx_t *tx, orm__req_kind_t kind, orm_future_cb cb,
+                  void *data, orm_future_t **out) {
   if (out != NULL)
     *out = NULL;
   if (tx == NULL)
@@ -375,19 +372,21 @@ static int tx_end(orm_tx_t *tx, const char *sql, orm_future_cb cb, void *data,
   tx->end = NULL;
   req->future.cb = cb;
   req->future.data = data;
-  orm__pool_prepare_request(req, sql, NULL, 0, 0, NULL); /* no parameters */
+  req->kind = kind;
+  orm__pool_prepare_request(req, kind == REQ_COMMIT ? "COMMIT" : "ROLLBACK",
+                            NULL, 0, 0, NULL); /* no parameters */
   tx_enqueue(tx, req, out);
   return 0;
 }
 
 int orm_tx_commit_async(orm_tx_t *tx, orm_future_cb cb, void *data,
                         orm_future_t **out) {
-  return tx_end(tx, "COMMIT", cb, data, out);
+  return tx_end(tx, REQ_COMMIT, cb, data, out);
 }
 
 int orm_tx_rollback_async(orm_tx_t *tx, orm_future_cb cb, void *data,
                           orm_future_t **out) {
-  return tx_end(tx, "ROLLBACK", cb, data, out);
+  return tx_end(tx, REQ_ROLLBACK, cb, data, out);
 }
 
 /* `seg`: ROLLBACK TO SAVEPOINT starts a segment of its own. A statement

@@ -8,7 +8,7 @@
 
 #include <uvorm.h>
 
-#include "async/alloc.h"
+#include "base/alloc.h"
 
 #define ALL_CODES(name, value, msg) ORM_##name,
 static const int codes[] = {ORM_ERRNO_MAP(ALL_CODES)};

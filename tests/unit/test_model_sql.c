@@ -12,7 +12,7 @@
 #include <uvorm.h>
 #include <uvorm/model.h>
 
-#include "async/alloc.h"
+#include "base/alloc.h"
 #include "model/params.h"
 #include "model/sql.h"
 

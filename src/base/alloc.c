@@ -5,7 +5,7 @@
 
 #include "uvorm/common.h"
 
-#include "alloc.h"
+#include "base/alloc.h"
 
 typedef struct {
   orm_malloc_func malloc_func;
