@@ -151,7 +151,7 @@ void orm__pool_dispatch(orm_pool_t *pool) {
      * waits for the BEGIN of orm_tx_begin(): its statements have their
      * own deadlines, and it must not be abandoned under them. */
     orm__future_owner_deadline(&req->future,
-                               req->kind == REQ_BEGIN && req->tx->caller
+                               req->kind == REQ_BEGIN && req->tx->mode == TX_HANDED_OUT
                                    ? 0
                                    : pool->cfg.statement_timeout_ms);
   }

@@ -144,6 +144,22 @@ struct orm__conn_s {
   int ever_connected;
 };
 
+/* Where a transaction is in the caller's eyes. Independent of it, `dead`
+ * says whether it can still go on. */
+typedef enum {
+  TX_OPEN,   /* statements may be issued */
+  TX_ENDING, /* commit or rollback was called: its request is on its way */
+  TX_ENDED   /* that request has completed; the transaction is freed as
+                soon as BEGIN, which points at it, has left the machine */
+} orm__tx_phase_t;
+
+typedef enum {
+  TX_HANDED_OUT, /* orm_tx_begin(): the caller holds the handle from the
+                    start, until it ends it */
+  TX_ON_BEGIN    /* orm_tx_begin_async(): the handle is BEGIN's value,
+                    nobody holds it until BEGIN has run */
+} orm__tx_mode_t;
+
 struct orm_tx_s {
   orm_pool_t *pool; /* NULL once the pool is gone */
   orm__conn_t *conn;
@@ -155,10 +171,8 @@ struct orm_tx_s {
    * error when it did not begin), or 0. */
   int dead;
   char why[200];          /* ... and what to tell the statements behind */
-  unsigned char ended;    /* commit or rollback was called */
-  unsigned char caller;   /* orm_tx_begin(): the caller holds the handle
-                             from the start, until it ends it */
-  unsigned char finished; /* ended while BEGIN was still in the machine */
+  orm__tx_phase_t phase;
+  orm__tx_mode_t mode;
 };
 
 /* A pool's life. orm_pool_close() moves it from OPEN to CLOSING; the

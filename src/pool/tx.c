@@ -28,7 +28,7 @@ void orm__tx_free_closed(orm_tx_t *tx) {
  * points at it, has left the machine too. */
 static void tx_finish(orm_tx_t *tx) {
   if (tx->begin != NULL)
-    tx->finished = 1;
+    tx->phase = TX_ENDED;
   else
     tx_free(tx);
 }
@@ -119,7 +119,7 @@ void orm__tx_begin_done(orm__request_t *begin, int status, int abandoned,
                         orm__when_t when) {
   orm_tx_t *tx = begin->tx;
   tx->begin = NULL;
-  if (tx->finished) { /* ended (it had died) while BEGIN was out */
+  if (tx->phase == TX_ENDED) { /* ended (it had died) while BEGIN was out */
     orm__tx_unpin(tx);
     tx_free(tx);
     return;
@@ -130,7 +130,7 @@ void orm__tx_begin_done(orm__request_t *begin, int status, int abandoned,
     /* Begun on the server, but nobody waits for it any more. */
     orm__request_t *end = tx->end;
     tx->end = NULL;
-    tx->ended = 1;
+    tx->phase = TX_ENDING;
     end->kind = REQ_ROLLBACK;
     end->future.cb = NULL;
     orm__pool_prepare_request(end, "ROLLBACK", NULL, 0, 0, NULL);
@@ -138,7 +138,7 @@ void orm__tx_begin_done(orm__request_t *begin, int status, int abandoned,
     orm__pool_kick(end->pool);
     return;
   }
-  if (!tx->caller) { /* orm_tx_begin_async(): nobody has the handle */
+  if (tx->mode == TX_ON_BEGIN) { /* nobody has the handle */
     orm__tx_unpin(tx);
     tx_free(tx);
     return;
@@ -209,10 +209,9 @@ restart:
 
 /* ---- public calls ---------------------------------------------------------- */
 
-/* A transaction and its BEGIN, queued for a connection. `caller`: the
- * handle goes to the caller now (orm_tx_begin), else it is BEGIN's value. */
-static int tx_open(orm_pool_t *pool, int caller, orm_future_cb cb, void *data,
-                   orm_future_t **begin_out, orm_tx_t **out) {
+/* A transaction and its BEGIN, queued for a connection. */
+static int tx_open(orm_pool_t *pool, orm__tx_mode_t mode, orm_future_cb cb,
+                   void *data, orm_future_t **begin_out, orm_tx_t **out) {
   int rc = orm__pool_usable(pool);
   if (rc != 0)
     return rc;
@@ -240,7 +239,8 @@ static int tx_open(orm_pool_t *pool, int caller, orm_future_cb cb, void *data,
   tx->pool = pool;
   tx->begin = begin;
   tx->end = end;
-  tx->caller = (unsigned char)caller;
+  tx->mode = mode;
+  tx->phase = TX_OPEN;
   orm__list_init(&tx->queue);
   orm__list_push_back(&pool->txs, &tx->link);
   begin->tx = tx;
@@ -268,20 +268,20 @@ int orm_tx_begin(orm_pool_t *pool, orm_tx_t **out) {
   if (out == NULL)
     return ORM_EINVAL;
   *out = NULL;
-  return tx_open(pool, 1, NULL, NULL, NULL, out);
+  return tx_open(pool, TX_HANDED_OUT, NULL, NULL, NULL, out);
 }
 
 int orm_tx_begin_async(orm_pool_t *pool, orm_future_cb cb, void *data,
                        orm_future_t **out) {
   if (out != NULL)
     *out = NULL;
-  return tx_open(pool, 0, cb, data, out, NULL);
+  return tx_open(pool, TX_ON_BEGIN, cb, data, out, NULL);
 }
 
 static int tx_usable(const orm_tx_t *tx) {
   if (tx == NULL)
     return ORM_EINVAL;
-  if (tx->ended)
+  if (tx->phase != TX_OPEN)
     return ORM_ESTATE;
   if (tx->pool == NULL || tx->pool->state != POOL_OPEN)
     return ORM_ECLOSED;
@@ -361,9 +361,9 @@ static int tx_end(orm_tx_t *tx, orm__req_kind_t kind, orm_future_cb cb,
     *out = NULL;
   if (tx == NULL)
     return ORM_EINVAL;
-  if (tx->ended)
+  if (tx->phase != TX_OPEN)
     return ORM_ESTATE;
-  tx->ended = 1;
+  tx->phase = TX_ENDING;
   if (tx->pool == NULL) {
     tx_finish(tx);
     return ORM_ECLOSED;
