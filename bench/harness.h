@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* harness.h: what every bench driver shares.
  *
  * A driver parses its command line with bench_opts_parse(), which also picks

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* bench_hydrate: what hydration costs per row.
  *
  * Loads N users (examples/domain/schema.sql's users table, in a schema of

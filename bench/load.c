@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* bench_load: loads the data bench_workloads runs on.
  *
  *   bench_load [--conninfo STR]

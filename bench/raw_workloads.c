@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* bench_raw_workloads: the TechEmpower-style workloads of bench/workloads.c
  * in plain libpq on one libuv loop, no ORM, as the baseline uvorm is judged
  * against. P non-blocking connections in pipeline mode, C units of work in

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # run.sh: the whole bench in one command: server, build, data, runs, table.
 #
 #   bench/run.sh [--long] [-P N] [-C N] [-d SECONDS] [-w SECONDS] [-r REPS]
@@ -50,7 +51,7 @@ OUT=""
 
 die() { echo "run.sh: $*" >&2; exit 1; }
 note() { echo "run.sh: $*" >&2; }
-usage() { sed -n '2,38s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; exit "${1:-0}"; }
+usage() { sed -n '3,39s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; exit "${1:-0}"; }
 
 while [ $# -gt 0 ]; do
   case $1 in

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The TechEmpower tables' models and the fortunes (see tfb.h). */
 #include "tfb.h"
 

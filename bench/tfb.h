@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* tfb.h: the TechEmpower Framework Benchmarks tables the bench loads and
  * queries, as uvorm models, and the data they are loaded with.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* bench_workloads: TechEmpower-style database workloads through uvorm's
  * models on the pool, on the tables bench_load creates.
  *

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # Run by `cmake --install`: writes uvorm.pc for the prefix being installed to
 # and installs it. CMAKE_INSTALL_PREFIX here is the one given to --prefix.
 foreach(_dir LIBDIR INCLUDEDIR)

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* assistant: the sample AI backend end to end on one libuv loop.
  *
  * A user signs up, creates an agent, and talks to it: the conversation, its

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* demo: a libuv program that opens a uvorm pool and uses it without ever
  * blocking its loop: the server's version, a pipelined burst of queries each
  * checked against its own parameter, a failure that fails alone, and a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* uvorm — an asynchronous, connection-pooling ORM runtime for PostgreSQL on
  * libuv and libpq. This umbrella header includes every public header. */
 #ifndef UVORM_H

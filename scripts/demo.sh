@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # The main job: install what is missing, build uvorm, start a throwaway
 # PostgreSQL (or use DATABASE_URL), create the sample domain's tables in a
 # schema of their own (uvorm_demo), run the demo programs, stop the server.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Installs what uvorm needs to build, test, run the demo and benchmark, from
 # Debian's packages (Debian 12 and later), and prints nothing when all of it
 # is already there. Safe to re-run.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # The whole test suite: install what is missing, then build and run every
 # test twice, plain and under AddressSanitizer + UndefinedBehaviorSanitizer,
 # each against a throwaway PostgreSQL (or DATABASE_URL). Warnings are errors.

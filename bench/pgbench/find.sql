@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: MIT
 -- find: one World row by a random id. bench/README.md, "Workloads: raw libpq
 -- and pgbench"; run with pgbench -n -M prepared.
 \set id random(1, 10000)

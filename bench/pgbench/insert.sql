@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: MIT
 -- insert: one user with an email made of the client's number and a random
 -- number. A repeat of both is possible but rare; ON CONFLICT DO NOTHING
 -- absorbs it (that transaction then inserts nothing). The emails end in

@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: MIT
 -- queries: 20 World rows by random ids, one after the other (pgbench has one
 -- statement in flight per client). Run with pgbench -n -M prepared.
 \set id1 random(1, 10000)

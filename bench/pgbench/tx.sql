@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: MIT
 -- tx: an explicit transaction that reads one World row and gives another a
 -- new random number. Run with pgbench -n -M prepared.
 \set id random(1, 10000)

@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: MIT
 -- update: 20 World rows read by random ids, then each written back with a new
 -- random number, every statement its own transaction (as TechEmpower's
 -- updates test). Run with pgbench -n -M prepared.

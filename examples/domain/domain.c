@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The sample domain's model descriptors (see domain.h and schema.sql). */
 #include "domain.h"
 

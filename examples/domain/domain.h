@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The sample domain's models: one struct and descriptor per table of
  * schema.sql. Include this header anywhere; compile domain.c once. */
 #ifndef UVORM_EXAMPLE_DOMAIN_H

@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: MIT
 -- The sample domain: people who own AI agents, their conversations and
 -- messages, the knowledge bases the agents draw on, and metered usage.
 -- Plain DDL without a schema name: run it with the search_path you want.

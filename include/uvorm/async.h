@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* uvorm — futures: the one-shot results every asynchronous call returns.
  *
  * A future is pending until it completes exactly once: resolved (with a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* uvorm — declarations shared by every public header: the export macro,
  * error codes, the allocator and the version. */
 #ifndef UVORM_COMMON_H

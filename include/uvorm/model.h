@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* uvorm — models: C structs that mirror tables, their descriptors, query
  * building and hydrated results.
  *

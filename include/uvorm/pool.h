@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* uvorm — the connection pool: raw SQL, results, transactions, stats.
  *
  * A pool is bound to one uv_loop_t and used from that loop's thread only,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* uvorm — version. This header is the one source of truth: CMake reads the
  * numbers below to version the library, its soname and its packages. */
 #ifndef UVORM_VERSION_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Internal side of futures and the per-pool scheduler that delivers them.
  * Nothing here knows about PostgreSQL: the owner of a future (a pool
  * request, a combinator) plugs in through orm__future_ops_t. */

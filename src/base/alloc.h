@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Internal allocation entry points. All of uvorm's memory goes through these
  * so tests can replace the allocator and inject out-of-memory. */
 #ifndef ORM_ALLOC_H

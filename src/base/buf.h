@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* A growable byte buffer, for encoded parameters and SQL text. */
 #ifndef ORM_BASE_BUF_H
 #define ORM_BASE_BUF_H

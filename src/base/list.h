@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Intrusive doubly linked lists: a list is a head link, an element embeds a
  * link and is found from it with ORM__CONTAINER_OF. A link that is in no
  * list points at itself, so removing it again is harmless. */

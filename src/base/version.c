@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 #include "uvorm/common.h"
 
 #define ORM_STRINGIFY_(x) #x

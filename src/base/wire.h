@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* PostgreSQL's binary wire format: big-endian integers and the built-in
  * type OIDs. One copy for every layer. */
 #ifndef ORM_BASE_WIRE_H

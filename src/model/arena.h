@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* A bump allocator for the strings, bytes and arrays of one query result.
  *
  * Everything allocated from an arena is released together, by one

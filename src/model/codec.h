@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Binary codecs: C field values to and from PostgreSQL's binary wire format.
  *
  * The model layer drives this from a field descriptor: the field's uvorm type

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Models on a pool: CRUD and queries whose answers are hydrated into the
  * caller's structs on the loop, before the callback runs. The SQL of each
  * model is built once per pool, on first use. */

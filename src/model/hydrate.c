@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Hydration: binary result rows decoded straight into model structs. */
 #include <stdalign.h>
 #include <stdbool.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Hydration: a binary-format PGresult decoded into a model's structs.
  *
  * Result columns are matched to fields by name, once per result (a result

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Model descriptors: validation and field lookup. */
 #include <stdalign.h>
 #include <stdarg.h>

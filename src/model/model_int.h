@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Internals shared by the model layer's sources. */
 #ifndef ORM_MODEL_INT_H
 #define ORM_MODEL_INT_H

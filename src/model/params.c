@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Statement parameters from model structs and from callers' values. */
 #include <float.h>
 #include <inttypes.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Encoding a model's values as statement parameters.
  *
  * An orm__params_t collects parameters: each value is encoded in binary by

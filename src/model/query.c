@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The query builder: conditions, groups, ordering, pagination, locking.
  *
  * The WHERE text grows with each condition, its parameters numbered $1, $2,

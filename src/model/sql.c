@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* SQL generation for models: quoting, the select list, and the CRUD
  * statements every model gets once. */
 #include <inttypes.h>

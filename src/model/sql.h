@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* SQL generation for models.
  *
  * Identifiers come only from descriptors and are always double-quoted (an

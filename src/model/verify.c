@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* orm_model_verify_async: a descriptor against the live table. */
 #include <stdio.h>
 #include <string.h>

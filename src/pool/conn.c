@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* One libpq connection: non-blocking connect, a uv_poll_t on its socket, and
  * the pipeline protocol (slots, segments, holding results until their sync
  * confirms them, re-sending the neighbours of a failed statement). */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Server notices: libpq hands them over in the middle of reading a
  * result, where a user callback could close the pool under the reader. So
  * each is copied into a queue here and delivered from the pool's own turn. */

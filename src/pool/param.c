@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* A request's statement and parameters: caller values encoded in binary
  * into the request's own buffer (the caller's may go once the call
  * returns), and the statement looked up or interned. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The pool: configuration, the request queue and its dispatcher,
  * connection life cycle, server-side cancels, maintenance, shutdown. */
 #include <assert.h>

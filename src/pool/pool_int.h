@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Internal structures of the pool: requests, connections, statements.
  *
  * Ownership in one paragraph. A request is a future. It is created with one

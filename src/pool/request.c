@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Requests: a request is a future with what the pool needs to send one
  * statement; made, recycled through a free list, and completed here from
  * the server's answer or a client-side status. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Typed getters over a query's result. An orm_result_t is libpq's PGresult
  * under an opaque name: no copy, no extra allocation per query. */
 #include <errno.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Statements as the pool sees them: how one may share a pipeline segment
  * (from its text), how many parameters it takes, and the table that interns
  * them (SQL text plus parameter types) so that each connection prepares

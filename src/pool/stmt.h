@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Statements: classification, placeholders and interning (stmt.c). */
 #ifndef ORM_POOL_STMT_H
 #define ORM_POOL_STMT_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* What the pool offers the layers above it (models): statements whose
  * answer is turned into the future's value by the caller's code, on the
  * loop, before the callback runs; and a slot for a per-pool cache. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Transactions: BEGIN pins a connection, statements follow on it in order
  * (those sent in one loop turn sharing one sync: inside BEGIN a sync
  * commits nothing), COMMIT or ROLLBACK unpins it. Statements issued before
