@@ -7,8 +7,8 @@
  * name no schema: a driver reaches the tables through its connections'
  * search_path (see bench/README.md).
  */
-#ifndef UVORM_BENCH_TFB_H
-#define UVORM_BENCH_TFB_H
+#ifndef UVORM_EXAMPLE_TFB_H
+#define UVORM_EXAMPLE_TFB_H
 
 #include <stdint.h>
 
@@ -42,4 +42,4 @@ extern const char *const tfb_fortune_messages[TFB_FORTUNES];
 /* Rows bench_load puts in users (ids 1..BENCH_USERS on a fresh table). */
 #define BENCH_USERS 100000
 
-#endif /* UVORM_BENCH_TFB_H */
+#endif /* UVORM_EXAMPLE_TFB_H */
