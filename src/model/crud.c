@@ -193,9 +193,13 @@ static int call_run(call_t *c, orm__sql_stmt_t *stmt, orm__transform_fn fn,
                     orm_future_t **out) {
   if (stmt->sql == NULL)
     return ORM_ENOTSUP;
-  const orm_param_t *params = orm__params_finish(c->params);
-  return orm__pool_submit(c->pool, c->tx, stmt->sql, &stmt->hint, params,
-                          c->params->len, fn, ctx, cb, data, out);
+  /* The encoded values go to the request as they are: no copy. */
+  orm__params_in_t in = {.n = c->params->len,
+                         .buf = &c->params->buf,
+                         .items = c->params->items,
+                         .offsets = c->params->offsets};
+  return orm__pool_submit(c->pool, c->tx, stmt->sql, &stmt->hint, &in, fn, ctx,
+                          cb, data, out);
 }
 
 static int find(orm_pool_t *pool, orm_tx_t *tx, const orm_model_t *model,
@@ -256,8 +260,8 @@ static int select_query(orm_pool_t *pool, orm_tx_t *tx,
   rc = orm_query_sql(query, kind, &sql, &params, &n);
   if (rc != 0)
     return rc;
-  return orm__pool_submit(c.pool, c.tx, sql, NULL, params, n, fn, ctx, cb, data,
-                          out);
+  orm__params_in_t in = {.values = params, .n = n};
+  return orm__pool_submit(c.pool, c.tx, sql, NULL, &in, fn, ctx, cb, data, out);
 }
 
 static int insert(orm_pool_t *pool, orm_tx_t *tx, const orm_model_t *model,

@@ -72,6 +72,21 @@ static void push(orm__params_t *p, orm_param_kind_t kind, uint32_t oid,
   p->offsets[p->len++] = start;
 }
 
+/* push() for text the server parses: libpq reads such a value up to a
+ * NUL, so one follows it (not counted in its length). On failure the
+ * buffer is back at `start`. */
+static int push_untyped(orm__params_t *p, size_t start) {
+  size_t end = p->buf.len;
+  if (orm__buf_append(&p->buf, "", 1) != 0) {
+    p->buf.len = start;
+    return ORM_ENOMEM;
+  }
+  p->buf.len = end;
+  push(p, ORM_PARAM_UNTYPED, 0, start);
+  p->buf.len = end + 1;
+  return 0;
+}
+
 static void push_null(orm__params_t *p) {
   memset(&p->items[p->len], 0, sizeof p->items[p->len]);
   p->items[p->len].kind = ORM_PARAM_NULL;
@@ -506,6 +521,8 @@ int orm__params_add_value(orm__params_t *p, const orm_model_t *model,
     p->buf.len = start;
     return rc;
   }
+  if (kind == ORM_PARAM_UNTYPED)
+    return push_untyped(p, start);
   push(p, kind, oid, start);
   return 0;
 }
@@ -587,9 +604,8 @@ int orm__params_add_value_array(orm__params_t *p, const orm_model_t *model,
     return rc;
   }
   if (literal)
-    push(p, ORM_PARAM_UNTYPED, 0, start);
-  else
-    push(p, ORM_PARAM_BINARY, orm__codec_array_oid(type), start);
+    return push_untyped(p, start);
+  push(p, ORM_PARAM_BINARY, orm__codec_array_oid(type), start);
   return 0;
 }
 

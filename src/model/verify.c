@@ -91,7 +91,8 @@ int orm_model_verify_async(orm_pool_t *pool, const orm_model_t *model,
   }
   orm_param_t param = ORM_TEXT((const char *)name.buf.data);
   void *ctx[ORM_SUBMIT_CTX] = {(void *)(uintptr_t)model};
-  rc = orm__pool_submit(pool, NULL, verify_sql, NULL, &param, 1, to_report,
+  orm__params_in_t in = {.values = &param, .n = 1};
+  rc = orm__pool_submit(pool, NULL, verify_sql, NULL, &in, to_report,
                         ctx, cb, data, out);
   orm__sql_discard(&name);
   return rc;

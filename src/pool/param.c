@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
-/* A request's statement and parameters: caller values encoded in binary
- * into the request's own buffer (the caller's may go once the call
- * returns), and the statement looked up or interned. */
+/* A request's statement and parameters: a caller's values encoded in
+ * binary into the request's own buffer (the caller's may go once the call
+ * returns), or a model's, already encoded, taken over without a copy; and
+ * the statement looked up or interned. */
 #include <limits.h>
 #include <string.h>
 
@@ -29,25 +30,6 @@ static int params_reserve(orm__request_t *req, size_t n) {
   return 0;
 }
 
-static int buf_append(orm__request_t *req, const void *data, size_t len) {
-  if (len > SIZE_MAX - req->buf_len)
-    return ORM_ENOMEM;
-  if (req->buf_len + len > req->buf_cap) {
-    size_t cap = req->buf_cap ? req->buf_cap : 128;
-    while (cap < req->buf_len + len)
-      cap = cap > SIZE_MAX / 2 ? req->buf_len + len : cap * 2;
-    char *buf = orm__realloc(req->buf, cap);
-    if (buf == NULL)
-      return ORM_ENOMEM;
-    req->buf = buf;
-    req->buf_cap = cap;
-  }
-  if (len > 0)
-    memcpy(req->buf + req->buf_len, data, len);
-  req->buf_len += len;
-  return 0;
-}
-
 static int encode_params(orm__request_t *req, const orm_param_t *params,
                          size_t n) {
   if (n > ORM_MAX_PARAMS)
@@ -56,7 +38,7 @@ static int encode_params(orm__request_t *req, const orm_param_t *params,
     return ORM_EINVAL;
   if (params_reserve(req, n + 1) != 0)
     return ORM_ENOMEM;
-  req->buf_len = 0;
+  req->buf.len = 0;
   req->nparams = (int)n;
   /* Offsets first: the buffer may move while it grows. */
   size_t *offsets = (size_t *)(void *)req->values;
@@ -131,13 +113,35 @@ static int encode_params(orm__request_t *req, const orm_param_t *params,
     }
     if (len > INT_MAX)
       return ORM_E2BIG;
-    offsets[i] = req->buf_len;
+    offsets[i] = req->buf.len;
     req->types[i] = oid;
     req->lengths[i] = (int)len;
     req->formats[i] = fmt;
-    if (buf_append(req, src, len) != 0 ||
-        (fmt == 0 && buf_append(req, "", 1) != 0))
+    if (orm__buf_append(&req->buf, src, len) != 0 ||
+        (fmt == 0 && orm__buf_append(&req->buf, "", 1) != 0))
       return ORM_ENOMEM;
+  }
+  return 0;
+}
+
+/* Takes values the layer above encoded: their bytes by swapping buffers,
+ * their descriptions into libpq's arrays. */
+static int take_encoded(orm__request_t *req, const orm__params_in_t *in) {
+  size_t n = in->n;
+  if (params_reserve(req, n + 1) != 0)
+    return ORM_ENOMEM;
+  orm__buf_t mine = req->buf;
+  req->buf = *in->buf;
+  *in->buf = mine;
+  in->buf->len = 0;
+  req->nparams = (int)n;
+  size_t *offsets = (size_t *)(void *)req->values;
+  for (size_t i = 0; i < n; i++) {
+    const orm_param_t *p = &in->items[i];
+    offsets[i] = in->offsets[i];
+    req->types[i] = p->kind == ORM_PARAM_BINARY ? (Oid)p->oid : 0;
+    req->lengths[i] = (int)p->v.s.len;
+    req->formats[i] = p->kind != ORM_PARAM_UNTYPED;
   }
   return 0;
 }
@@ -148,9 +152,9 @@ static void params_fix(orm__request_t *req, size_t sql_off) {
   size_t *offsets = (size_t *)(void *)req->values;
   for (int i = 0; i < req->nparams; i++)
     req->values[i] =
-        offsets[i] == SIZE_MAX ? NULL : req->buf + offsets[i];
+        offsets[i] == SIZE_MAX ? NULL : req->buf.data + offsets[i];
   if (sql_off != SIZE_MAX)
-    req->sql = req->buf + sql_off;
+    req->sql = req->buf.data + sql_off;
 }
 
 /* The statement `hint` remembers, if its parameter types are these. */
@@ -164,9 +168,12 @@ static orm__stmt_t *hinted(const orm__stmt_hint_t *hint, const Oid *types,
 }
 
 int orm__pool_prepare_request(orm__request_t *req, const char *sql,
-                              const orm_param_t *params, size_t nparams,
-                              int named, orm__stmt_hint_t *hint) {
-  int rc = encode_params(req, params, nparams);
+                              const orm__params_in_t *in, int named,
+                              orm__stmt_hint_t *hint) {
+  int rc = in == NULL            ? encode_params(req, NULL, 0)
+           : in->values != NULL || in->n == 0
+               ? encode_params(req, in->values, in->n)
+               : take_encoded(req, in);
   if (rc != 0)
     return rc;
   size_t sql_off = SIZE_MAX;
@@ -187,8 +194,8 @@ int orm__pool_prepare_request(orm__request_t *req, const char *sql,
   if (req->stmt != NULL) {
     req->sql = req->stmt->sql;
   } else {
-    sql_off = req->buf_len;
-    if (buf_append(req, sql, strlen(sql) + 1) != 0)
+    sql_off = req->buf.len;
+    if (orm__buf_append(&req->buf, sql, strlen(sql) + 1) != 0)
       return ORM_ENOMEM;
   }
   params_fix(req, sql_off);

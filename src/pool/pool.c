@@ -634,30 +634,31 @@ orm__pool_cache_t *orm__pool_cache(orm_pool_t *pool) { return &pool->cache; }
 int orm_query_async(orm_pool_t *pool, const char *sql,
                     const orm_param_t *params, size_t nparams,
                     orm_future_cb cb, void *data, orm_future_t **out) {
-  return orm__pool_submit(pool, NULL, sql, NULL, params, nparams, NULL, NULL,
-                          cb, data, out);
+  orm__params_in_t in = {.values = params, .n = nparams};
+  return orm__pool_submit(pool, NULL, sql, NULL, &in, NULL, NULL, cb, data,
+                          out);
 }
 
-int orm__statement_args(const char *sql, const orm_param_t *params,
-                        size_t nparams) {
-  if (sql == NULL || (params == NULL && nparams > 0))
+int orm__statement_args(const char *sql, const orm__params_in_t *in) {
+  if (sql == NULL || in == NULL)
     return ORM_EINVAL;
-  return nparams > ORM_MAX_PARAMS ? ORM_E2BIG : 0;
+  if (in->values == NULL && in->n > 0 &&
+      (in->buf == NULL || in->items == NULL || in->offsets == NULL))
+    return ORM_EINVAL;
+  return in->n > ORM_MAX_PARAMS ? ORM_E2BIG : 0;
 }
 
 int orm__pool_submit(orm_pool_t *pool, orm_tx_t *tx, const char *sql,
-                     orm__stmt_hint_t *hint, const orm_param_t *params,
-                     size_t nparams, orm__transform_fn transform,
-                     void *const *ctx, orm_future_cb cb, void *data,
-                     orm_future_t **out) {
+                     orm__stmt_hint_t *hint, const orm__params_in_t *in,
+                     orm__transform_fn transform, void *const *ctx,
+                     orm_future_cb cb, void *data, orm_future_t **out) {
   if (tx != NULL)
-    return orm__tx_submit(tx, sql, hint, params, nparams, transform, ctx, cb,
-                          data, out);
+    return orm__tx_submit(tx, sql, hint, in, transform, ctx, cb, data, out);
   if (out != NULL)
     *out = NULL;
   int rc = orm__pool_usable(pool);
   if (rc == 0)
-    rc = orm__statement_args(sql, params, nparams);
+    rc = orm__statement_args(sql, in);
   if (rc != 0)
     return rc;
   if (pool->queued >= pool->cfg.queue_max)
@@ -666,8 +667,7 @@ int orm__pool_submit(orm_pool_t *pool, orm_tx_t *tx, const char *sql,
   if (req == NULL)
     return ORM_ENOMEM;
   orm__req_set_transform(req, transform, ctx);
-  rc = orm__pool_prepare_request(req, sql, params, nparams,
-                                 !pool->cfg.no_prepare, hint);
+  rc = orm__pool_prepare_request(req, sql, in, !pool->cfg.no_prepare, hint);
   if (rc == 0 && !pool->down)
     rc = orm__pool_enqueue(pool, req);
   if (rc != 0) {

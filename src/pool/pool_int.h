@@ -72,9 +72,7 @@ typedef struct orm__request_s {
   const char **values;
   int *lengths;
   int *formats;
-  char *buf; /* encoded parameter bytes */
-  size_t buf_len;
-  size_t buf_cap;
+  orm__buf_t buf; /* parameter bytes (and the SQL of an unnamed one) */
 } orm__request_t;
 
 /* COMMIT or ROLLBACK. */
@@ -276,14 +274,13 @@ size_t orm__conn_capacity(const orm__conn_t *conn);
 
 int orm__pool_usable(const orm_pool_t *pool);
 /* A statement's arguments: 0, ORM_EINVAL or ORM_E2BIG. */
-int orm__statement_args(const char *sql, const orm_param_t *params,
-                        size_t nparams);
+int orm__statement_args(const char *sql, const orm__params_in_t *in);
 int orm__pool_enqueue(orm_pool_t *pool, orm__request_t *req);
-/* `named`: run it as a prepared statement, found through `hint` (may be
- * NULL) or interned. */
+/* `in` may be NULL for none. `named`: run it as a prepared statement,
+ * found through `hint` (may be NULL) or interned. */
 int orm__pool_prepare_request(orm__request_t *req, const char *sql,
-                              const orm_param_t *params, size_t nparams,
-                              int named, orm__stmt_hint_t *hint);
+                              const orm__params_in_t *in, int named,
+                              orm__stmt_hint_t *hint);
 orm__request_t *orm__pool_req_new(orm_pool_t *pool, orm__req_kind_t kind,
                                   orm_future_cb cb, void *data);
 /* Fails a request that never entered the machine, from inside a call. */
@@ -311,8 +308,8 @@ void orm__tx_unpin(orm_tx_t *tx);
 /* Sends waiting transaction statements on their pinned connections. */
 void orm__tx_pump_all(orm_pool_t *pool);
 int orm__tx_submit(orm_tx_t *tx, const char *sql, orm__stmt_hint_t *hint,
-                   const orm_param_t *params, size_t nparams,
-                   orm__transform_fn transform, void *const *ctx,
+                   const orm__params_in_t *in, orm__transform_fn transform,
+                   void *const *ctx,
                    orm_future_cb cb, void *data, orm_future_t **out);
 /* The pool is closing: fail what waits, detach from the pool (onto its
  * closed_txs list). */

@@ -17,7 +17,7 @@ static const orm__future_ops_t req_ops = {req_abort, req_reclaim};
 
 void orm__req_free(orm__request_t *req) {
   orm__free((void *)req->values);
-  orm__free(req->buf);
+  orm__buf_free(&req->buf);
   orm__free(req);
 }
 
@@ -52,7 +52,7 @@ orm__request_t *orm__pool_req_new(orm_pool_t *pool, orm__req_kind_t kind,
   req->retries = 0;
   req->transform = NULL;
   req->nparams = 0;
-  req->buf_len = 0;
+  req->buf.len = 0;
   return req;
 }
 
@@ -74,11 +74,8 @@ static void req_reclaim(orm_future_t *f) {
     return;
   }
   /* Keep parameter space for reuse, but not a huge one-off. */
-  if (req->buf_cap > 65536) {
-    orm__free(req->buf);
-    req->buf = NULL;
-    req->buf_cap = 0;
-  }
+  if (req->buf.cap > 65536)
+    orm__buf_free(&req->buf);
   orm__list_push_front(&pool->free_reqs, &req->link);
   pool->nfree++;
 }
@@ -272,7 +269,7 @@ static void req_abort(orm_future_t *f, int code) {
        * (or once BEGIN has gone out): a cancelled COMMIT becomes a
        * ROLLBACK nobody waits for. */
       req->kind = REQ_ROLLBACK;
-      orm__pool_prepare_request(req, "ROLLBACK", NULL, 0, 0, NULL);
+      orm__pool_prepare_request(req, "ROLLBACK", NULL, 0, NULL);
       req->abandoned = 1;
       count_outcome(pool, code);
       orm__future_complete(&req->future, code, ORM__LATER);

@@ -9,6 +9,8 @@
 
 #include "uvorm/pool.h"
 
+#include "base/buf.h"
+
 /* Turns a successful answer into the future's value. It owns `res` (keep it
  * or PQclear it) and sets the value with orm__future_set_value(). Returns 0,
  * or an ORM_E* code that fails the future (after setting a message with
@@ -27,12 +29,27 @@ typedef struct {
   void *stmt;
 } orm__stmt_hint_t;
 
+/* A statement's `n` parameters, in one of two forms:
+ * - `values`: a caller's orm_param_t array, which the pool encodes into the
+ *   request (the caller's buffers may go once the call returns);
+ * - `values` NULL: already encoded by the layer above. Value i is at
+ *   `offsets[i]` in `*buf` (SIZE_MAX for NULL), with kind (BINARY, UNTYPED
+ *   followed by a NUL, or NULL), oid and length in `items[i]`. The request
+ *   takes the bytes by swapping buffers with `*buf`: nothing is copied,
+ *   and both sides keep memory they reuse. */
+typedef struct {
+  const orm_param_t *values;
+  size_t n;
+  orm__buf_t *buf;
+  const orm_param_t *items;
+  const size_t *offsets;
+} orm__params_in_t;
+
 /* orm_query_async() or orm_tx_query_async() (when `tx` is not NULL) with a
  * transform and up to ORM_SUBMIT_CTX context pointers, copied. `hint` may
  * be NULL. */
 int orm__pool_submit(orm_pool_t *pool, orm_tx_t *tx, const char *sql,
-                     orm__stmt_hint_t *hint, const orm_param_t *params,
-                     size_t nparams,
+                     orm__stmt_hint_t *hint, const orm__params_in_t *in,
                      orm__transform_fn transform, void *const *ctx,
                      orm_future_cb cb, void *data, orm_future_t **out);
 

@@ -134,7 +134,7 @@ void orm__tx_begin_done(orm__request_t *begin, int status, int abandoned,
     tx->phase = TX_ENDING;
     end->kind = REQ_ROLLBACK;
     end->future.cb = NULL;
-    orm__pool_prepare_request(end, "ROLLBACK", NULL, 0, 0, NULL);
+    orm__pool_prepare_request(end, "ROLLBACK", NULL, 0, NULL);
     orm__list_push_back(&tx->queue, &end->link);
     orm__pool_kick(end->pool);
     return;
@@ -226,7 +226,7 @@ static int tx_open(orm_pool_t *pool, orm__tx_mode_t mode, orm_future_cb cb,
   orm__request_t *end =
       begin ? orm__pool_req_new(pool, REQ_ROLLBACK, NULL, NULL) : NULL;
   if (end == NULL ||
-      (rc = orm__pool_prepare_request(begin, "BEGIN", NULL, 0, 0, NULL)) != 0) {
+      (rc = orm__pool_prepare_request(begin, "BEGIN", NULL, 0, NULL)) != 0) {
     if (begin != NULL)
       orm__pool_req_discard(begin);
     if (end != NULL)
@@ -308,15 +308,14 @@ static void tx_enqueue(orm_tx_t *tx, orm__request_t *req, orm_future_t **out) {
  * ORM_SEG_READ joins the statements sent in the same loop turn,
  * ORM_SEG_OWN starts a segment of its own. */
 static int tx_submit(orm_tx_t *tx, orm__seg_class_t seg, const char *sql,
-                     orm__stmt_hint_t *hint, const orm_param_t *params,
-                     size_t nparams, int named, orm__transform_fn transform,
-                     void *const *ctx, orm_future_cb cb, void *data,
-                     orm_future_t **out) {
+                     orm__stmt_hint_t *hint, const orm__params_in_t *in,
+                     int named, orm__transform_fn transform, void *const *ctx,
+                     orm_future_cb cb, void *data, orm_future_t **out) {
   orm__request_t *req = orm__pool_req_new(tx->pool, REQ_TX_QUERY, cb, data);
   if (req == NULL)
     return ORM_ENOMEM;
   orm__req_set_transform(req, transform, ctx);
-  int rc = orm__pool_prepare_request(req, sql, params, nparams, named, hint);
+  int rc = orm__pool_prepare_request(req, sql, in, named, hint);
   if (rc != 0) {
     orm__pool_req_discard(req);
     return rc;
@@ -333,8 +332,8 @@ static int tx_submit(orm_tx_t *tx, orm__seg_class_t seg, const char *sql,
 int orm_tx_query_async(orm_tx_t *tx, const char *sql,
                        const orm_param_t *params, size_t nparams,
                        orm_future_cb cb, void *data, orm_future_t **out) {
-  return orm__tx_submit(tx, sql, NULL, params, nparams, NULL, NULL, cb, data,
-                        out);
+  orm__params_in_t in = {.values = params, .n = nparams};
+  return orm__tx_submit(tx, sql, NULL, &in, NULL, NULL, cb, data, out);
 }
 
 orm_pool_t *orm__tx_pool(const orm_tx_t *tx) {
@@ -342,18 +341,18 @@ orm_pool_t *orm__tx_pool(const orm_tx_t *tx) {
 }
 
 int orm__tx_submit(orm_tx_t *tx, const char *sql, orm__stmt_hint_t *hint,
-                   const orm_param_t *params, size_t nparams,
-                   orm__transform_fn transform, void *const *ctx,
+                   const orm__params_in_t *in, orm__transform_fn transform,
+                   void *const *ctx,
                    orm_future_cb cb, void *data, orm_future_t **out) {
   if (out != NULL)
     *out = NULL;
   int rc = tx_usable(tx);
   if (rc == 0)
-    rc = orm__statement_args(sql, params, nparams);
+    rc = orm__statement_args(sql, in);
   if (rc != 0)
     return rc;
-  return tx_submit(tx, ORM_SEG_READ, sql, hint, params, nparams,
-                   !tx->pool->cfg.no_prepare, transform, ctx, cb, data, out);
+  return tx_submit(tx, ORM_SEG_READ, sql, hint, in, !tx->pool->cfg.no_prepare,
+                   transform, ctx, cb, data, out);
 }
 
 static int tx_end(orm_tx_t *tx, orm__req_kind_t kind, orm_future_cb cb,
@@ -375,7 +374,7 @@ static int tx_end(orm_tx_t *tx, orm__req_kind_t kind, orm_future_cb cb,
   req->future.data = data;
   req->kind = kind;
   orm__pool_prepare_request(req, kind == REQ_COMMIT ? "COMMIT" : "ROLLBACK",
-                            NULL, 0, 0, NULL); /* no parameters */
+                            NULL, 0, NULL);
   tx_enqueue(tx, req, out);
   return 0;
 }
@@ -414,7 +413,7 @@ static int savepoint(orm_tx_t *tx, const char *verb, const char *name,
   char sql[128];
   /* Quoted, so the name is taken exactly as given. */
   snprintf(sql, sizeof sql, "%s \"%s\"", verb, name);
-  return tx_submit(tx, seg, sql, NULL, NULL, 0, 0, NULL, NULL, cb, data, out);
+  return tx_submit(tx, seg, sql, NULL, NULL, 0, NULL, NULL, cb, data, out);
 }
 
 int orm_tx_savepoint_async(orm_tx_t *tx, const char *name, orm_future_cb cb,
