@@ -5,7 +5,7 @@
  * rendering must be the expected text, and the server must find its value
  * equal to ours: so the server saw what we meant and we read what it sent.
  * Plain blocking libpq is fine here: the codecs do no I/O. */
-#include "harness.h"
+#include "fixture.h"
 
 #include <float.h>
 #include <math.h>
@@ -14,12 +14,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <libpq-fe.h>
-
 #include "model/arena.h"
 #include "model/codec.h"
 
-static PGconn *conn;
+/* The admin connection only: no schema, no pool. */
+static orm_fx_t fx;
 static orm__arena_t arena;
 
 /* Storage for any decoded field. */
@@ -38,25 +37,15 @@ typedef union {
   max_align_t align;
 } field_t;
 
-static void exec_ok(const char *sql) {
-  PGresult *res = PQexec(conn, sql);
-  ExecStatusType st = PQresultStatus(res);
-  if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
-    fail_msg("%s: %s", sql, PQerrorMessage(conn));
-  PQclear(res);
-}
-
 static int group_setup(void **state) {
-  conn = PQconnectdb(orm_test_dsn());
-  if (PQstatus(conn) != CONNECTION_OK)
-    fail_msg("connect: %s", PQerrorMessage(conn));
+  orm_fx_open_admin(&fx, NULL, 0);
   /* Fix every setting that shapes the text renderings compared below. */
-  exec_ok("SET client_encoding = 'UTF8'");
-  exec_ok("SET TimeZone = 'UTC'");
-  exec_ok("SET DateStyle = 'ISO, YMD'");
-  exec_ok("SET extra_float_digits = 1");
-  exec_ok("SET bytea_output = 'hex'");
-  PGresult *res = PQexec(conn, "SHOW server_encoding");
+  orm_fx_sql(&fx, "SET client_encoding = 'UTF8'");
+  orm_fx_sql(&fx, "SET TimeZone = 'UTC'");
+  orm_fx_sql(&fx, "SET DateStyle = 'ISO, YMD'");
+  orm_fx_sql(&fx, "SET extra_float_digits = 1");
+  orm_fx_sql(&fx, "SET bytea_output = 'hex'");
+  PGresult *res = PQexec(fx.admin, "SHOW server_encoding");
   assert_int_equal(PQresultStatus(res), PGRES_TUPLES_OK);
   assert_string_equal(PQgetvalue(res, 0, 0), "UTF8");
   PQclear(res);
@@ -64,7 +53,7 @@ static int group_setup(void **state) {
 }
 
 static int group_teardown(void **state) {
-  PQfinish(conn);
+  orm_fx_close_admin(&fx);
   return 0;
 }
 
@@ -76,8 +65,8 @@ static int test_setup(void **state) {
 /* A failed test may leave its transaction open; the next one starts clean
  * (and what a test created inside its transaction is gone). */
 static int test_teardown(void **state) {
-  if (PQtransactionStatus(conn) != PQTRANS_IDLE)
-    exec_ok("ROLLBACK");
+  if (PQtransactionStatus(fx.admin) != PQTRANS_IDLE)
+    orm_fx_sql(&fx, "ROLLBACK");
   orm__arena_free(&arena);
   return 0;
 }
@@ -96,17 +85,17 @@ static PGresult *exec_value(const char *sql, orm_type_t type,
   int lengths[1] = {(int)buf.len};
   int formats[1] = {1};
   PGresult *res =
-      PQexecParams(conn, sql, 1, types, values, lengths, formats, 1);
+      PQexecParams(fx.admin, sql, 1, types, values, lengths, formats, 1);
   orm__buf_free(&buf);
   if (PQresultStatus(res) != PGRES_TUPLES_OK)
-    fail_msg("%s: %s", sql, PQerrorMessage(conn));
+    fail_msg("%s: %s", sql, PQerrorMessage(fx.admin));
   return res;
 }
 
 static PGresult *query(const char *sql) {
-  PGresult *res = PQexecParams(conn, sql, 0, NULL, NULL, NULL, NULL, 1);
+  PGresult *res = PQexecParams(fx.admin, sql, 0, NULL, NULL, NULL, NULL, 1);
   if (PQresultStatus(res) != PGRES_TUPLES_OK)
-    fail_msg("%s: %s", sql, PQerrorMessage(conn));
+    fail_msg("%s: %s", sql, PQerrorMessage(fx.admin));
   return res;
 }
 
@@ -696,9 +685,9 @@ static void test_text_arrays(void **state) {
 /* Everything here lives in one transaction that is rolled back: the type
  * and the table never outlive the test. */
 static void test_enum_and_table(void **state) {
-  exec_ok("BEGIN");
-  exec_ok("CREATE TYPE uvorm_codec_mood AS ENUM ('sad', 'ok', "
-          "U&'happy \\+01F600')");
+  orm_fx_sql(&fx, "BEGIN");
+  orm_fx_sql(&fx, "CREATE TYPE uvorm_codec_mood AS ENUM ('sad', 'ok', "
+                  "U&'happy \\+01F600')");
   const char *happy = "happy \xf0\x9f\x98\x80";
   CHECK("uvorm_codec_mood", ORM_T_ENUM, &happy, happy, "U&'happy \\+01F600'");
   const char *ok = "ok";
@@ -720,24 +709,25 @@ static void test_enum_and_table(void **state) {
   orm__buf_t buf;
   orm__buf_init(&buf);
   assert_int_equal(orm__codec_encode(ORM_T_ENUM, &bad, &buf), 0);
-  exec_ok("SAVEPOINT s");
+  orm_fx_sql(&fx, "SAVEPOINT s");
   Oid t = orm__codec_param_oid(ORM_T_ENUM);
   int len = (int)buf.len, fmt = 1;
   const char *v = buf.data;
-  res = PQexecParams(conn, "SELECT $1::uvorm_codec_mood", 1, &t, &v, &len, &fmt,
-                     1);
+  res = PQexecParams(fx.admin, "SELECT $1::uvorm_codec_mood", 1, &t, &v, &len,
+                     &fmt, 1);
   assert_int_equal(PQresultStatus(res), PGRES_FATAL_ERROR);
   assert_string_equal(PQresultErrorField(res, PG_DIAG_SQLSTATE), "22P02");
   PQclear(res);
   orm__buf_free(&buf);
-  exec_ok("ROLLBACK TO SAVEPOINT s");
+  orm_fx_sql(&fx, "ROLLBACK TO SAVEPOINT s");
 
   /* Parameters typed by orm__codec_param_oid(), as the model sends them:
    * text-typed values take the column's own type. */
-  exec_ok("CREATE TABLE uvorm_codec_row (id int4 PRIMARY KEY, code char(5), "
-          "label varchar(20), tag name, mood uvorm_codec_mood, "
-          "amount numeric(12,2), at timestamptz, day date, tags text[], "
-          "nums int4[], doc jsonb, raw bytea, uid uuid, big int8)");
+  orm_fx_sql(&fx,
+             "CREATE TABLE uvorm_codec_row (id int4 PRIMARY KEY, code char(5), "
+             "label varchar(20), tag name, mood uvorm_codec_mood, "
+             "amount numeric(12,2), at timestamptz, day date, tags text[], "
+             "nums int4[], doc jsonb, raw bytea, uid uuid, big int8)");
   int64_t id = 1;
   const char *code = "ab", *label = "caf\xc3\xa9", *tag = "t1",
              *amount = "1234.567", *doc = "{\"k\": [1, 2]}";
@@ -782,12 +772,12 @@ static void test_enum_and_table(void **state) {
   /* The buffer may have moved while growing: pointers only now. */
   for (int i = 0; i < NP; i++)
     values[i] = pbuf.data + offsets[i];
-  res = PQexecParams(conn,
+  res = PQexecParams(fx.admin,
                      "INSERT INTO uvorm_codec_row VALUES ($1, $2, $3, $4, $5, "
                      "$6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING *",
                      NP, types, values, lengths, formats, 1);
   if (PQresultStatus(res) != PGRES_TUPLES_OK)
-    fail_msg("insert: %s", PQerrorMessage(conn));
+    fail_msg("insert: %s", PQerrorMessage(fx.admin));
   orm__buf_free(&pbuf);
 
   static const orm_type_t column_types[NP] = {
@@ -820,7 +810,7 @@ static void test_enum_and_table(void **state) {
   assert_int_equal(PQntuples(res), 1);
   PQclear(res);
 
-  exec_ok("ROLLBACK");
+  orm_fx_sql(&fx, "ROLLBACK");
   res = query("SELECT to_regtype('uvorm_codec_mood') IS NULL, "
               "to_regclass('uvorm_codec_row') IS NULL");
   assert_true(cell_bool(res, 0, 0));
@@ -838,5 +828,5 @@ int main(void) {
       T(test_int_arrays), T(test_text_arrays), T(test_enum_and_table),
 #undef T
   };
-  return cmocka_run_group_tests(tests, group_setup, group_teardown);
+  return orm_run_group_tests(tests, group_setup, group_teardown);
 }

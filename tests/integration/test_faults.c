@@ -1,49 +1,35 @@
 /* Faults for real: killed backends, a stopped and restarted server, a
  * server that is down when the pool starts, transactions across failures,
  * and closing the pool with work queued and in flight. */
-#include "harness.h"
+#include "fixture.h"
 
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <libpq-fe.h>
+/* One at a time, in static storage: the load generators' callbacks reach
+ * the pool through it. */
+static orm_fx_t fx;
 
-#include <uvorm.h>
+/* For a pool a test closes itself: orm_fx_close() then checks that this
+ * ran once. */
+static void on_closed(orm_pool_t *p, void *data) {
+  ((orm_fx_t *)data)->closed++;
+}
 
-static uv_loop_t loop;
-static orm_pool_t *pool;
-static int closed;
-
-static void on_closed(orm_pool_t *p, void *data) { closed++; }
-
-static void open_pool(orm_pool_config_t cfg) {
-  assert_int_equal(uv_loop_init(&loop), 0);
-  cfg.conninfo = orm_test_dsn();
+/* Servers go away here: reconnect quickly unless the test says otherwise. */
+static orm_pool_config_t reconnecting(orm_pool_config_t cfg) {
   if (cfg.reconnect_max_ms == 0) {
     cfg.reconnect_min_ms = 50;
     cfg.reconnect_max_ms = 300;
   }
-  closed = 0;
-  assert_int_equal(orm_pool_open(&pool, &loop, &cfg), 0);
+  return cfg;
 }
 
-static void close_pool(void) {
-  assert_int_equal(orm_pool_close(pool, on_closed), 0);
-  orm_test_run(&loop, 15000);
-  assert_int_equal(closed, 1);
-  orm_test_loop_close(&loop);
-}
-
-static void run_ms(uint64_t ms) {
-  uv_update_time(&loop);
-  uint64_t end = uv_now(&loop) + ms;
-  while (uv_now(&loop) < end) {
-    uv_run(&loop, UV_RUN_NOWAIT);
-    uv_sleep(1);
-    uv_update_time(&loop);
-  }
+static void open_fx(orm_pool_config_t cfg) {
+  cfg = reconnecting(cfg);
+  orm_fx_open(&fx, NULL, 0, &cfg);
 }
 
 /* ---- a load generator: keeps `target` requests in flight ----------------- */
@@ -107,7 +93,7 @@ static void issue(load_t *l) {
     t->load = l;
     t->expect = l->issued;
     orm_param_t p = ORM_INT8(l->issued);
-    int rc = orm_query_async(pool,
+    int rc = orm_query_async(fx.pool,
                              "SELECT $1::int8, pg_backend_pid()::int8 "
                              "FROM pg_sleep(0.002)",
                              &p, 1, on_answer, t, NULL);
@@ -128,7 +114,7 @@ static void load_start(load_t *l, int target) {
   memset(l, 0, sizeof *l);
   l->target = target;
   l->running = 1;
-  uv_timer_init(&loop, &l->timer);
+  uv_timer_init(&fx.loop, &l->timer);
   l->timer.data = l;
   uv_timer_start(&l->timer, on_load_timer, 0, 5);
 }
@@ -137,42 +123,24 @@ static void load_stop(load_t *l) {
   l->running = 0;
   uv_close((uv_handle_t *)&l->timer, NULL);
   while (l->in_flight > 0)
-    uv_run(&loop, UV_RUN_ONCE);
+    uv_run(&fx.loop, UV_RUN_ONCE);
 }
 
 static int live_conns(void) {
   orm_pool_stats_t st;
-  orm_pool_stats(pool, &st);
+  orm_pool_stats(fx.pool, &st);
   return (int)(st.conns_idle + st.conns_busy);
 }
-
-/* Blocking, from the test itself: the pool's loop waits meanwhile. */
-/* The first value of the first row, or -1 for a statement with no rows. */
-static int64_t admin_value(const char *sql) {
-  PGconn *c = PQconnectdb(orm_test_dsn());
-  assert_int_equal(PQstatus(c), CONNECTION_OK);
-  PGresult *r = PQexec(c, sql);
-  if (PQresultStatus(r) != PGRES_TUPLES_OK &&
-      PQresultStatus(r) != PGRES_COMMAND_OK)
-    fail_msg("%s: %s", sql, PQerrorMessage(c));
-  int64_t v = PQntuples(r) > 0 ? strtoll(PQgetvalue(r, 0, 0), NULL, 10) : -1;
-  PQclear(r);
-  PQfinish(c);
-  return v;
-}
-
-static void admin(const char *sql) { (void)admin_value(sql); }
-
 
 /* ---- 5. a killed backend fails only its own requests --------------------- */
 
 static void test_terminate_backend(void **state) {
-  open_pool((orm_pool_config_t){.min_conns = 4, .max_conns = 4});
+  open_fx((orm_pool_config_t){.min_conns = 4, .max_conns = 4});
   load_t l;
   load_start(&l, 64);
   while (l.npids < 4)
-    uv_run(&loop, UV_RUN_ONCE);
-  run_ms(200);
+    uv_run(&fx.loop, UV_RUN_ONCE);
+  orm_fx_run_ms(&fx, 200);
   int ok_before = l.ok;
   /* Killed while it runs a statement, so that requests are in flight on
    * it (between two batches it may have none: a slow client, valgrind). */
@@ -181,11 +149,11 @@ static void test_terminate_backend(void **state) {
            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
            "WHERE pid = %lld AND state = 'active'",
            (long long)l.pids[0]);
-  for (int tries = 0; admin_value(sql) != 1; tries++) {
+  for (int tries = 0; orm_fx_int(&fx, sql) != 1; tries++) {
     assert_true(tries < 1000);
-    run_ms(2);
+    orm_fx_run_ms(&fx, 2);
   }
-  run_ms(1500);
+  orm_fx_run_ms(&fx, 1500);
   load_stop(&l);
   print_message("terminate: ok %d lost %d other %d\n", l.ok, l.lost, l.other);
   assert_int_equal(l.wrong, 0);
@@ -196,10 +164,10 @@ static void test_terminate_backend(void **state) {
   assert_true(l.lost <= 64);
   assert_true(l.ok > ok_before + 100); /* the rest carried on */
   orm_pool_stats_t st;
-  orm_pool_stats(pool, &st);
+  orm_pool_stats(fx.pool, &st);
   assert_true(st.reconnects >= 1);
   assert_int_equal(live_conns(), 4);
-  close_pool();
+  orm_fx_close(&fx);
 }
 
 /* ---- 6. the server stops under load and comes back ------------------------ */
@@ -207,21 +175,22 @@ static void test_terminate_backend(void **state) {
 static void test_server_restart(void **state) {
   if (!orm_test_server_managed())
     skip();
-  open_pool((orm_pool_config_t){.min_conns = 2, .max_conns = 4});
+  /* The admin connection goes with the server; nothing uses it after. */
+  open_fx((orm_pool_config_t){.min_conns = 2, .max_conns = 4});
   load_t l;
   load_start(&l, 32);
-  run_ms(300);
+  orm_fx_run_ms(&fx, 300);
   assert_true(l.ok > 0);
   orm_test_server("stop");
   int ok_at_stop = l.ok;
-  run_ms(1000); /* requests fail cleanly while it is down */
+  orm_fx_run_ms(&fx, 1000); /* requests fail cleanly while it is down */
   assert_true(l.lost + l.refused > 0);
   int failed_while_down = l.lost + l.refused;
   assert_true(l.ok - ok_at_stop <= 64);
   orm_test_server("start");
-  run_ms(2000); /* the pool finds it again by itself */
+  orm_fx_run_ms(&fx, 2000); /* the pool finds it again by itself */
   int ok_after = l.ok;
-  run_ms(500);
+  orm_fx_run_ms(&fx, 500);
   load_stop(&l);
   print_message("restart: ok %d lost %d refused %d other %d (%s)\n", l.ok,
                 l.lost, l.refused, l.other, orm_err_name(l.other_code));
@@ -230,108 +199,78 @@ static void test_server_restart(void **state) {
   assert_true(failed_while_down > 0);
   assert_true(l.ok > ok_after); /* serving again */
   assert_true(live_conns() >= 2);
-  close_pool();
+  orm_fx_close(&fx);
 }
 
 static void test_server_down_at_start(void **state) {
   if (!orm_test_server_managed())
     skip();
   orm_test_server("stop");
-  open_pool((orm_pool_config_t){.min_conns = 2, .max_conns = 2});
+  /* No admin connection: there is no server to open it on. */
+  memset(&fx, 0, sizeof fx);
+  orm_pool_config_t cfg =
+      reconnecting((orm_pool_config_t){.min_conns = 2, .max_conns = 2});
+  orm_fx_open_pool(&fx, &cfg);
   load_t l;
   load_start(&l, 8);
-  run_ms(800);
+  orm_fx_run_ms(&fx, 800);
   assert_int_equal(l.ok, 0);
   assert_true(l.refused > 0);
   orm_test_server("start");
-  run_ms(2000);
+  orm_fx_run_ms(&fx, 2000);
   load_stop(&l);
   assert_int_equal(l.other, 0);
   assert_true(l.ok > 0);
   orm_pool_stats_t st;
-  orm_pool_stats(pool, &st);
+  orm_pool_stats(fx.pool, &st);
   assert_true(st.connect_failures > 0);
-  close_pool();
+  orm_fx_close(&fx);
 }
 
 /* ---- 7. transactions ---------------------------------------------------- */
 
-typedef struct {
-  int done;
-  int status;
-  orm_tx_t *tx;
-  int64_t value;
-  char sqlstate[6];
-  char message[200];
-} step_t;
-
-static void on_step(orm_future_t *f, void *data) {
-  step_t *s = data;
-  s->done = 1;
-  s->status = orm_future_status(f);
-  s->value = -1;
-  const orm_error_t *e = orm_future_error(f);
-  if (e != NULL) {
-    snprintf(s->sqlstate, sizeof s->sqlstate, "%s", e->sqlstate);
-    snprintf(s->message, sizeof s->message, "%s", e->message);
-  }
-  if (s->status == 0) {
-    void *v = orm_future_value(f);
-    s->tx = v;
-    orm_result_t *r = v;
-    s->value = 0;
-    /* A result, unless this was BEGIN (whose value is the tx). */
-    if (s->tx != NULL && orm_result_cols(r) > 0 && orm_result_rows(r) > 0)
-      orm_result_int(r, 0, 0, &s->value);
-  }
-}
-
-static void wait_step(step_t *s) {
-  uv_update_time(&loop);
-  uint64_t end = uv_now(&loop) + 10000;
-  while (!s->done) {
-    uv_run(&loop, UV_RUN_ONCE);
-    if (uv_now(&loop) > end)
-      fail_msg("step timed out");
-  }
-}
+static void wait_step(orm_step_t *s) { orm_fx_wait(&fx, s, 1); }
 
 static orm_tx_t *begin(void) {
-  step_t s = {0};
-  assert_int_equal(orm_tx_begin_async(pool, on_step, &s, NULL), 0);
+  orm_step_t s = {.take = 1}; /* BEGIN's value is the transaction */
+  assert_int_equal(orm_tx_begin_async(fx.pool, orm_fx_on_step, &s, NULL), 0);
   wait_step(&s);
   assert_int_equal(s.status, 0);
-  assert_non_null(s.tx);
-  return s.tx;
+  assert_non_null(s.taken);
+  return s.taken;
 }
 
-static step_t txq(orm_tx_t *tx, const char *sql) {
-  step_t s = {0};
-  assert_int_equal(orm_tx_query_async(tx, sql, NULL, 0, on_step, &s, NULL), 0);
+static orm_step_t txq(orm_tx_t *tx, const char *sql) {
+  orm_step_t s = {.result = 1};
+  assert_int_equal(
+      orm_tx_query_async(tx, sql, NULL, 0, orm_fx_on_step, &s, NULL), 0);
   wait_step(&s);
   return s;
 }
 
+/* Through the pool, unlike orm_fx_int(). */
 static int64_t count_rows(const char *sql) {
-  step_t s = {0};
-  assert_int_equal(orm_query_async(pool, sql, NULL, 0, on_step, &s, NULL), 0);
+  orm_step_t s = {.result = 1};
+  assert_int_equal(
+      orm_query_async(fx.pool, sql, NULL, 0, orm_fx_on_step, &s, NULL), 0);
   wait_step(&s);
   assert_int_equal(s.status, 0);
   return s.value;
 }
 
 static void end_tx(orm_tx_t *tx, int commit, int expect) {
-  step_t s = {0};
-  int rc = commit ? orm_tx_commit_async(tx, on_step, &s, NULL)
-                  : orm_tx_rollback_async(tx, on_step, &s, NULL);
+  orm_step_t s = {0};
+  int rc = commit ? orm_tx_commit_async(tx, orm_fx_on_step, &s, NULL)
+                  : orm_tx_rollback_async(tx, orm_fx_on_step, &s, NULL);
   assert_int_equal(rc, 0);
   wait_step(&s);
   assert_int_equal(s.status, expect);
 }
 
 static void test_transactions(void **state) {
-  open_pool((orm_pool_config_t){.min_conns = 3, .max_conns = 4});
-  admin("DROP TABLE IF EXISTS txt; CREATE TABLE txt (id int, who text)");
+  open_fx((orm_pool_config_t){.min_conns = 3, .max_conns = 4});
+  orm_fx_sql(&fx,
+             "DROP TABLE IF EXISTS txt; CREATE TABLE txt (id int, who text)");
 
   /* Commit: invisible to others until committed. */
   orm_tx_t *a = begin();
@@ -352,27 +291,30 @@ static void test_transactions(void **state) {
   /* Savepoints. */
   orm_tx_t *c = begin();
   txq(c, "INSERT INTO txt VALUES (3, 'c')");
-  step_t s = {0};
-  assert_int_equal(orm_tx_savepoint_async(c, "sp1", on_step, &s, NULL), 0);
+  orm_step_t s = {0};
+  assert_int_equal(orm_tx_savepoint_async(c, "sp1", orm_fx_on_step, &s, NULL),
+                   0);
   wait_step(&s);
   assert_int_equal(s.status, 0);
   txq(c, "INSERT INTO txt VALUES (4, 'c')");
   memset(&s, 0, sizeof s);
-  assert_int_equal(orm_tx_rollback_to_async(c, "sp1", on_step, &s, NULL), 0);
+  assert_int_equal(orm_tx_rollback_to_async(c, "sp1", orm_fx_on_step, &s, NULL),
+                   0);
   wait_step(&s);
   assert_int_equal(s.status, 0);
   memset(&s, 0, sizeof s);
-  assert_int_equal(orm_tx_release_async(c, "sp1", on_step, &s, NULL), 0);
+  assert_int_equal(orm_tx_release_async(c, "sp1", orm_fx_on_step, &s, NULL), 0);
   wait_step(&s);
   assert_int_equal(s.status, 0);
-  assert_int_equal(orm_tx_savepoint_async(c, "bad name", on_step, &s, NULL),
-                   ORM_EINVAL);
+  assert_int_equal(
+      orm_tx_savepoint_async(c, "bad name", orm_fx_on_step, &s, NULL),
+      ORM_EINVAL);
   /* A failing statement aborts the transaction; COMMIT then rolls back. */
   assert_int_equal(txq(c, "SELECT 1/0").status, ORM_ESERVER);
   assert_int_equal(txq(c, "SELECT 1").status, ORM_ESKIPPED); /* 25P02 */
   /* The server answers ROLLBACK to this COMMIT: reported, not hidden. */
-  step_t cs = {0};
-  assert_int_equal(orm_tx_commit_async(c, on_step, &cs, NULL), 0);
+  orm_step_t cs = {0};
+  assert_int_equal(orm_tx_commit_async(c, orm_fx_on_step, &cs, NULL), 0);
   wait_step(&cs);
   assert_int_equal(cs.status, ORM_ESERVER);
   assert_string_equal(cs.sqlstate, "25P02");
@@ -384,7 +326,7 @@ static void test_transactions(void **state) {
   int64_t pid = txq(d, "SELECT pg_backend_pid()").value;
   char sql[96];
   snprintf(sql, sizeof sql, "SELECT pg_terminate_backend(%lld)", (long long)pid);
-  admin(sql);
+  orm_fx_sql(&fx, sql);
   assert_int_equal(txq(d, "INSERT INTO txt VALUES (6, 'd')").status,
                    ORM_ECONNLOST);
   end_tx(d, 1, ORM_ECONNLOST);
@@ -394,12 +336,13 @@ static void test_transactions(void **state) {
    * failing one reports its error, the one after it is reported skipped,
    * the one before it succeeded; ROLLBACK then ends it cleanly. */
   orm_tx_t *g = begin();
-  step_t q[3] = {{0}};
+  orm_step_t q[3] = {{0}};
   const char *stmts[3] = {"INSERT INTO txt VALUES (8, 'g')", "SELECT 1/0",
                           "INSERT INTO txt VALUES (9, 'g')"};
   for (int i = 0; i < 3; i++)
     assert_int_equal(
-        orm_tx_query_async(g, stmts[i], NULL, 0, on_step, &q[i], NULL), 0);
+        orm_tx_query_async(g, stmts[i], NULL, 0, orm_fx_on_step, &q[i], NULL),
+        0);
   for (int i = 0; i < 3; i++)
     wait_step(&q[i]);
   assert_int_equal(q[0].status, 0);
@@ -413,42 +356,41 @@ static void test_transactions(void **state) {
   txq(e, "INSERT INTO txt VALUES (7, 'e')");
   end_tx(e, 1, 0);
   assert_int_equal(count_rows("SELECT count(*) FROM txt"), 2);
-  admin("DROP TABLE txt");
-  close_pool();
+  orm_fx_sql(&fx, "DROP TABLE txt");
+  orm_fx_close(&fx);
 }
 
 /* orm_tx_begin(): the handle at once, everything issued behind BEGIN in
  * one go, nothing run outside the transaction whatever fails. */
 static orm_tx_t *tx_now(void) {
   orm_tx_t *tx = (orm_tx_t *)&tx; /* overwritten */
-  assert_int_equal(orm_tx_begin(pool, &tx), 0);
+  assert_int_equal(orm_tx_begin(fx.pool, &tx), 0);
   assert_non_null(tx);
   return tx;
 }
 
-static void tx_issue(orm_tx_t *tx, const char *sql, step_t *s) {
-  assert_int_equal(orm_tx_query_async(tx, sql, NULL, 0, on_step, s, NULL), 0);
+static void tx_issue(orm_tx_t *tx, const char *sql, orm_step_t *s) {
+  s->result = 1;
+  assert_int_equal(
+      orm_tx_query_async(tx, sql, NULL, 0, orm_fx_on_step, s, NULL), 0);
 }
 
-static void wait_all(step_t *s, int n) {
-  for (int i = 0; i < n; i++)
-    wait_step(&s[i]);
-}
+static void wait_all(orm_step_t *s, int n) { orm_fx_wait(&fx, s, (size_t)n); }
 
 static void test_tx_one_flight(void **state) {
-  open_pool((orm_pool_config_t){.min_conns = 1, .max_conns = 1});
-  admin("DROP TABLE IF EXISTS txf; CREATE TABLE txf (id int)");
+  open_fx((orm_pool_config_t){.min_conns = 1, .max_conns = 1});
+  orm_fx_sql(&fx, "DROP TABLE IF EXISTS txf; CREATE TABLE txf (id int)");
   orm_tx_t *out = (orm_tx_t *)&out;
   assert_int_equal(orm_tx_begin(NULL, &out), ORM_EINVAL);
-  assert_int_equal(orm_tx_begin(pool, NULL), ORM_EINVAL);
+  assert_int_equal(orm_tx_begin(fx.pool, NULL), ORM_EINVAL);
 
   /* Issued before the loop runs once: all of it goes behind BEGIN. */
   orm_tx_t *a = tx_now();
-  step_t q[4] = {{0}};
+  orm_step_t q[4] = {{0}};
   tx_issue(a, "INSERT INTO txf VALUES (1)", &q[0]);
   tx_issue(a, "INSERT INTO txf VALUES (2)", &q[1]);
   tx_issue(a, "SELECT count(*) FROM txf", &q[2]);
-  assert_int_equal(orm_tx_commit_async(a, on_step, &q[3], NULL), 0);
+  assert_int_equal(orm_tx_commit_async(a, orm_fx_on_step, &q[3], NULL), 0);
   wait_all(q, 4);
   for (int i = 0; i < 4; i++)
     if (q[i].status != 0)
@@ -459,11 +401,11 @@ static void test_tx_one_flight(void **state) {
   /* A failure inside: the statement after it is skipped, COMMIT reports
    * the rollback, nothing of the transaction remains. */
   orm_tx_t *b = tx_now();
-  step_t r[4] = {{0}};
+  orm_step_t r[4] = {{0}};
   tx_issue(b, "INSERT INTO txf VALUES (3)", &r[0]);
   tx_issue(b, "SELECT 1/0", &r[1]);
   tx_issue(b, "INSERT INTO txf VALUES (4)", &r[2]);
-  assert_int_equal(orm_tx_commit_async(b, on_step, &r[3], NULL), 0);
+  assert_int_equal(orm_tx_commit_async(b, orm_fx_on_step, &r[3], NULL), 0);
   wait_all(r, 4);
   assert_int_equal(r[0].status, 0);
   assert_int_equal(r[1].status, ORM_ESERVER);
@@ -476,40 +418,40 @@ static void test_tx_one_flight(void **state) {
   /* A COMMIT cancelled before BEGIN went out still ends the transaction
    * (as a ROLLBACK), and the only connection comes back clean. */
   orm_tx_t *c = tx_now();
-  step_t t[2] = {{0}};
+  orm_step_t t[2] = {{0}};
   orm_future_t *cf;
   tx_issue(c, "INSERT INTO txf VALUES (5)", &t[0]);
-  assert_int_equal(orm_tx_commit_async(c, on_step, &t[1], &cf), 0);
+  assert_int_equal(orm_tx_commit_async(c, orm_fx_on_step, &t[1], &cf), 0);
   assert_int_equal(orm_future_cancel(cf), 0);
   orm_future_release(cf);
   wait_all(t, 2);
   assert_int_equal(t[0].status, 0);
   assert_int_equal(t[1].status, ORM_ECANCELED);
-  run_ms(50);
+  orm_fx_run_ms(&fx, 50);
   assert_int_equal(count_rows("SELECT count(*) FROM txf"), 2);
   orm_pool_stats_t st;
-  orm_pool_stats(pool, &st);
+  orm_pool_stats(fx.pool, &st);
   assert_int_equal(st.conns_in_tx, 0);
 
   /* A killed connection fails the statements in flight and the COMMIT;
    * the INSERT before the sleep never committed, so it fails too (its
    * answer waits for the sync behind the sleep). */
   orm_tx_t *d = tx_now();
-  step_t u[3] = {{0}};
+  orm_step_t u[3] = {{0}};
   tx_issue(d, "INSERT INTO txf VALUES (6)", &u[0]);
   tx_issue(d, "SELECT pg_sleep(5)", &u[1]);
-  assert_int_equal(orm_tx_commit_async(d, on_step, &u[2], NULL), 0);
-  while (admin_value("SELECT count(*) FROM pg_stat_activity "
-                     "WHERE query = 'SELECT pg_sleep(5)'") == 0)
-    run_ms(10);
-  admin("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-        "WHERE query = 'SELECT pg_sleep(5)'");
+  assert_int_equal(orm_tx_commit_async(d, orm_fx_on_step, &u[2], NULL), 0);
+  while (orm_fx_int(&fx, "SELECT count(*) FROM pg_stat_activity "
+                         "WHERE query = 'SELECT pg_sleep(5)'") == 0)
+    orm_fx_run_ms(&fx, 10);
+  orm_fx_sql(&fx, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                  "WHERE query = 'SELECT pg_sleep(5)'");
   wait_all(u, 3);
   for (int i = 0; i < 3; i++)
     assert_int_equal(u[i].status, ORM_ECONNLOST);
   assert_int_equal(count_rows("SELECT count(*) FROM txf"), 2);
-  admin("DROP TABLE txf");
-  close_pool();
+  orm_fx_sql(&fx, "DROP TABLE txf");
+  orm_fx_close(&fx);
 }
 
 /* Transactions follow one another in one connection's pipeline: the next
@@ -517,11 +459,11 @@ static void test_tx_one_flight(void **state) {
  * deferred unique constraint): PostgreSQL ends the transaction whatever
  * COMMIT answers, and the next one must not notice. */
 static void test_tx_pipelined(void **state) {
-  open_pool((orm_pool_config_t){.min_conns = 1, .max_conns = 1});
-  admin("DROP TABLE IF EXISTS txp; CREATE TABLE txp (id int UNIQUE "
-        "DEFERRABLE INITIALLY DEFERRED, who text)");
+  open_fx((orm_pool_config_t){.min_conns = 1, .max_conns = 1});
+  orm_fx_sql(&fx, "DROP TABLE IF EXISTS txp; CREATE TABLE txp (id int UNIQUE "
+                  "DEFERRABLE INITIALLY DEFERRED, who text)");
   enum { N = 6 };
-  step_t ins[N][2], commit[N];
+  orm_step_t ins[N][2], commit[N];
   memset(ins, 0, sizeof ins);
   memset(commit, 0, sizeof commit);
   for (int i = 0; i < N; i++) {
@@ -533,7 +475,8 @@ static void test_tx_pipelined(void **state) {
     snprintf(sql, sizeof sql, "INSERT INTO txp VALUES (%d, 't%d')",
              i % 2 ? 10 * i : 10 * i + 1, i);
     tx_issue(tx, sql, &ins[i][1]);
-    assert_int_equal(orm_tx_commit_async(tx, on_step, &commit[i], NULL), 0);
+    assert_int_equal(orm_tx_commit_async(tx, orm_fx_on_step, &commit[i], NULL),
+                     0);
   }
   for (int i = 0; i < N; i++)
     wait_step(&commit[i]);
@@ -548,12 +491,12 @@ static void test_tx_pipelined(void **state) {
                commit[i].message);
     }
   }
-  assert_int_equal(admin_value("SELECT count(*) FROM txp"), N);
-  assert_int_equal(admin_value("SELECT count(*) FROM txp WHERE who IN "
-                               "('t1', 't3', 't5')"),
+  assert_int_equal(orm_fx_int(&fx, "SELECT count(*) FROM txp"), N);
+  assert_int_equal(orm_fx_int(&fx, "SELECT count(*) FROM txp WHERE who IN "
+                                   "('t1', 't3', 't5')"),
                    0);
   orm_pool_stats_t st;
-  orm_pool_stats(pool, &st);
+  orm_pool_stats(fx.pool, &st);
   assert_int_equal(st.conns_in_tx, 0);
   assert_int_equal(st.reconnects, 0); /* never reset to get there */
   assert_int_equal(count_rows("SELECT count(*) FROM txp"), N);
@@ -561,16 +504,16 @@ static void test_tx_pipelined(void **state) {
   /* A statement that times out with a transaction behind it is not
    * cancelled on the server (a cancel arriving late would land in that
    * transaction): it runs to its end, the transaction after it commits. */
-  step_t slow = {0}, late[2] = {{0}};
+  orm_step_t slow = {0}, late[2] = {{0}};
   orm_future_t *sf;
-  assert_int_equal(orm_query_async(pool, "SELECT pg_sleep(0.4)", NULL, 0,
-                                   on_step, &slow, &sf),
+  assert_int_equal(orm_query_async(fx.pool, "SELECT pg_sleep(0.4)", NULL, 0,
+                                   orm_fx_on_step, &slow, &sf),
                    0);
   assert_int_equal(orm_future_timeout(sf, 50), 0);
   orm_future_release(sf);
   orm_tx_t *tx = tx_now();
   tx_issue(tx, "INSERT INTO txp VALUES (100, 'late')", &late[0]);
-  assert_int_equal(orm_tx_commit_async(tx, on_step, &late[1], NULL), 0);
+  assert_int_equal(orm_tx_commit_async(tx, orm_fx_on_step, &late[1], NULL), 0);
   uint64_t t0 = uv_hrtime();
   wait_all(late, 2);
   uint64_t ms = (uv_hrtime() - t0) / 1000000;
@@ -578,9 +521,10 @@ static void test_tx_pipelined(void **state) {
   assert_int_equal(late[0].status, 0);
   assert_int_equal(late[1].status, 0);
   assert_true(ms >= 300); /* behind the whole sleep */
-  assert_int_equal(admin_value("SELECT count(*) FROM txp WHERE id = 100"), 1);
-  admin("DROP TABLE txp");
-  close_pool();
+  assert_int_equal(orm_fx_int(&fx, "SELECT count(*) FROM txp WHERE id = 100"),
+                   1);
+  orm_fx_sql(&fx, "DROP TABLE txp");
+  orm_fx_close(&fx);
 }
 
 /* Pipelined transactions while their backends are killed: each one ends
@@ -619,7 +563,7 @@ static void txl_issue(uv_timer_t *timer) {
   while (txl.running && txl.in_flight < txl.target && txl.issued < TXL_MAX) {
     int id = txl.issued++;
     orm_tx_t *tx;
-    assert_int_equal(orm_tx_begin(pool, &tx), 0);
+    assert_int_equal(orm_tx_begin(fx.pool, &tx), 0);
     orm_param_t p = ORM_INT4(id);
     assert_int_equal(orm_tx_query_async(tx, "INSERT INTO txl VALUES ($1, 'a')",
                                         &p, 1, NULL, NULL, NULL),
@@ -637,27 +581,31 @@ static void txl_issue(uv_timer_t *timer) {
 }
 
 static void test_tx_pipelined_under_kills(void **state) {
-  open_pool((orm_pool_config_t){.min_conns = 4, .max_conns = 4});
-  admin("DROP TABLE IF EXISTS txl; CREATE TABLE txl (tx int, part text)");
+  open_fx((orm_pool_config_t){.min_conns = 4, .max_conns = 4});
+  orm_fx_sql(&fx,
+             "DROP TABLE IF EXISTS txl; CREATE TABLE txl (tx int, part text)");
   memset(&txl, 0, sizeof txl);
   txl.target = 48;
   txl.running = 1;
-  uv_timer_init(&loop, &txl.timer);
+  uv_timer_init(&fx.loop, &txl.timer);
   uv_timer_start(&txl.timer, txl_issue, 0, 2);
   for (int round = 0; round < 3; round++) {
-    run_ms(300);
-    admin("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-          "WHERE datname = current_database() AND pid <> pg_backend_pid() "
-          "AND backend_type = 'client backend' AND query NOT LIKE '%pg_stat%'");
+    orm_fx_run_ms(&fx, 300);
+    /* Every client backend but the admin connection that asks. */
+    orm_fx_sql(&fx,
+               "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+               "WHERE datname = current_database() AND pid <> pg_backend_pid() "
+               "AND backend_type = 'client backend' "
+               "AND query NOT LIKE '%pg_stat%'");
   }
   int ok_before = txl.ok;
-  run_ms(500); /* the pool is back and commits again */
+  orm_fx_run_ms(&fx, 500); /* the pool is back and commits again */
   txl.running = 0;
   uv_close((uv_handle_t *)&txl.timer, NULL);
-  uv_update_time(&loop);
-  uint64_t end = uv_now(&loop) + 10000;
-  while (txl.in_flight > 0 && uv_now(&loop) < end)
-    uv_run(&loop, UV_RUN_ONCE);
+  uv_update_time(&fx.loop);
+  uint64_t end = uv_now(&fx.loop) + 10000;
+  while (txl.in_flight > 0 && uv_now(&fx.loop) < end)
+    uv_run(&fx.loop, UV_RUN_ONCE);
   print_message("pipelined tx under kills: %d issued, ok %d lost %d other %d "
                 "(%s)\n",
                 txl.issued, txl.ok, txl.lost, txl.other,
@@ -668,16 +616,13 @@ static void test_tx_pipelined_under_kills(void **state) {
   assert_true(txl.ok > ok_before);
   assert_true(txl.issued < TXL_MAX);
   /* Every transaction ended once: all of it there, or none of it. */
-  PGconn *c = PQconnectdb(orm_test_dsn());
-  assert_int_equal(PQstatus(c), CONNECTION_OK);
-  PGresult *r = PQexec(c, "SELECT tx, count(*) FROM txl GROUP BY tx");
+  PGresult *r = PQexec(fx.admin, "SELECT tx, count(*) FROM txl GROUP BY tx");
   assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
   static int rows[TXL_MAX];
   memset(rows, 0, sizeof rows);
   for (int i = 0; i < PQntuples(r); i++)
     rows[atoi(PQgetvalue(r, i, 0))] = atoi(PQgetvalue(r, i, 1));
   PQclear(r);
-  PQfinish(c);
   for (int id = 0; id < txl.issued; id++) {
     assert_int_equal(txl.ends[id], 1);
     if (rows[id] != 0 && rows[id] != 2)
@@ -688,52 +633,51 @@ static void test_tx_pipelined_under_kills(void **state) {
       fail_msg("transaction %d failed but left rows", id);
   }
   orm_pool_stats_t st;
-  orm_pool_stats(pool, &st);
+  orm_pool_stats(fx.pool, &st);
   assert_int_equal(st.conns_in_tx, 0);
   assert_true(st.reconnects >= 4);
-  admin("DROP TABLE txl");
-  close_pool();
+  orm_fx_sql(&fx, "DROP TABLE txl");
+  orm_fx_close(&fx);
 }
 
 /* BEGIN that cannot run: each statement and the COMMIT say why, ROLLBACK
  * succeeds, and the handles leave nothing behind. */
 static void test_tx_begin_fails(void **state) {
-  /* A server that is not there. */
-  assert_int_equal(uv_loop_init(&loop), 0);
+  /* A server that is not there (and no admin connection: none is used). */
   orm_pool_config_t cfg = {.min_conns = 1,
                            .max_conns = 1,
                            .reconnect_min_ms = 50,
                            .reconnect_max_ms = 100};
   char *nowhere = orm_test_dsn_with("host", "127.0.0.1", "port", "1", NULL);
   cfg.conninfo = nowhere;
-  assert_int_equal(orm_pool_open(&pool, &loop, &cfg), 0);
+  memset(&fx, 0, sizeof fx);
+  orm_fx_open_pool(&fx, &cfg);
   free(nowhere);
-  run_ms(200); /* the first connect has failed: the pool is down */
+  orm_fx_run_ms(&fx, 200); /* the first connect has failed: the pool is down */
   orm_tx_t *a = tx_now();
-  step_t q[2] = {{0}};
+  orm_step_t q[2] = {{0}};
   tx_issue(a, "SELECT 1", &q[0]);
-  assert_int_equal(orm_tx_commit_async(a, on_step, &q[1], NULL), 0);
+  assert_int_equal(orm_tx_commit_async(a, orm_fx_on_step, &q[1], NULL), 0);
   wait_all(q, 2);
   assert_int_equal(q[0].status, ORM_ECONNECT);
   assert_non_null(strstr(q[0].message, "did not begin"));
   assert_int_equal(q[1].status, ORM_ECONNECT);
   orm_tx_t *b = tx_now();
-  step_t rb = {0};
-  assert_int_equal(orm_tx_rollback_async(b, on_step, &rb, NULL), 0);
+  orm_step_t rb = {0};
+  assert_int_equal(orm_tx_rollback_async(b, orm_fx_on_step, &rb, NULL), 0);
   wait_step(&rb);
   assert_int_equal(rb.status, 0);
-  closed = 0;
-  close_pool();
+  orm_fx_close(&fx);
 
   /* No connection within acquire_timeout_ms: the one there is, is held
    * by another transaction. */
-  open_pool((orm_pool_config_t){
+  open_fx((orm_pool_config_t){
       .min_conns = 1, .max_conns = 1, .acquire_timeout_ms = 150});
   orm_tx_t *holder = begin();
   orm_tx_t *c = tx_now();
-  step_t r[2] = {{0}};
+  orm_step_t r[2] = {{0}};
   tx_issue(c, "SELECT 1", &r[0]);
-  assert_int_equal(orm_tx_commit_async(c, on_step, &r[1], NULL), 0);
+  assert_int_equal(orm_tx_commit_async(c, orm_fx_on_step, &r[1], NULL), 0);
   wait_all(r, 2);
   assert_int_equal(r[0].status, ORM_ETIMEDOUT);
   assert_int_equal(r[1].status, ORM_ETIMEDOUT);
@@ -742,52 +686,41 @@ static void test_tx_begin_fails(void **state) {
   /* The pool closes with a transaction still waiting for BEGIN. */
   holder = begin();
   orm_tx_t *d = tx_now();
-  step_t w = {0};
+  orm_step_t w = {0};
   tx_issue(d, "SELECT 1", &w);
-  assert_int_equal(orm_pool_close(pool, on_closed), 0);
+  assert_int_equal(orm_pool_close(fx.pool, on_closed), 0);
+  fx.pool = NULL; /* closing */
   wait_step(&w);
   assert_int_equal(w.status, ORM_ECANCELED);
   assert_int_equal(orm_tx_commit_async(d, NULL, NULL, NULL), ORM_ECLOSED);
   assert_int_equal(orm_tx_rollback_async(holder, NULL, NULL, NULL),
                    ORM_ECLOSED);
-  orm_test_run(&loop, 15000);
-  assert_int_equal(closed, 1);
-  orm_test_loop_close(&loop);
+  orm_fx_close(&fx); /* the close callback ran once */
 }
 
 /* ---- 8. closing with work queued and in flight --------------------------- */
 
-typedef struct {
-  int calls;
-  int status;
-} once_t;
-
-static void on_once(orm_future_t *f, void *data) {
-  once_t *o = data;
-  o->calls++;
-  o->status = orm_future_status(f);
-}
-
 static void test_close_with_work(void **state) {
-  open_pool((orm_pool_config_t){
-      .min_conns = 2, .max_conns = 2, .pipeline_depth = 4});
+  open_fx(
+      (orm_pool_config_t){.min_conns = 2, .max_conns = 2, .pipeline_depth = 4});
   enum { N = 200 };
-  once_t once[N];
+  orm_step_t once[N];
   memset(once, 0, sizeof once);
   count_rows("SELECT 1"); /* connected */
   for (int i = 0; i < N; i++) {
     const char *sql = i % 10 == 0 ? "SELECT pg_sleep(5)" : "SELECT 1";
     assert_int_equal(
-        orm_query_async(pool, sql, NULL, 0, on_once, &once[i], NULL), 0);
+        orm_query_async(fx.pool, sql, NULL, 0, orm_fx_on_step, &once[i], NULL),
+        0);
   }
-  run_ms(50); /* some are in flight, the rest queued */
+  orm_fx_run_ms(&fx, 50); /* some are in flight, the rest queued */
   uint64_t start = uv_hrtime();
-  close_pool();
+  orm_fx_close(&fx);
   /* The sleeps were cancelled, not waited for. */
   assert_true(uv_hrtime() - start < 3000000000ULL);
   int ok = 0, cancelled = 0;
   for (int i = 0; i < N; i++) {
-    assert_int_equal(once[i].calls, 1);
+    assert_int_equal(once[i].done, 1);
     if (once[i].status == 0)
       ok++;
     else if (once[i].status == ORM_ECANCELED)
@@ -798,43 +731,46 @@ static void test_close_with_work(void **state) {
 }
 
 static void close_from_callback(orm_future_t *f, void *data) {
-  once_t *o = data;
-  o->calls++;
-  assert_int_equal(orm_pool_close(pool, on_closed), 0);
+  orm_step_t *o = data;
+  o->done++;
+  assert_int_equal(orm_pool_close(fx.pool, on_closed), 0);
   /* Afterwards the pool refuses work, even here. */
-  assert_int_equal(orm_query_async(pool, "SELECT 1", NULL, 0, NULL, NULL, NULL),
-                   ORM_ECLOSED);
+  assert_int_equal(
+      orm_query_async(fx.pool, "SELECT 1", NULL, 0, NULL, NULL, NULL),
+      ORM_ECLOSED);
+  fx.pool = NULL; /* closing */
 }
 
 static void test_close_inside_callback(void **state) {
-  open_pool((orm_pool_config_t){0});
-  once_t first = {0}, later[20];
+  open_fx((orm_pool_config_t){0});
+  orm_step_t first = {0}, later[20];
   memset(later, 0, sizeof later);
-  assert_int_equal(orm_query_async(pool, "SELECT 1", NULL, 0,
+  assert_int_equal(orm_query_async(fx.pool, "SELECT 1", NULL, 0,
                                    close_from_callback, &first, NULL),
                    0);
   for (int i = 0; i < 20; i++)
-    assert_int_equal(
-        orm_query_async(pool, "SELECT 2", NULL, 0, on_once, &later[i], NULL),
-        0);
-  orm_test_run(&loop, 10000);
-  assert_int_equal(first.calls, 1);
-  assert_int_equal(closed, 1);
+    assert_int_equal(orm_query_async(fx.pool, "SELECT 2", NULL, 0,
+                                     orm_fx_on_step, &later[i], NULL),
+                     0);
+  orm_test_run(&fx.loop, 10000);
+  assert_int_equal(first.done, 1);
+  assert_int_equal(fx.closed, 1);
   for (int i = 0; i < 20; i++)
-    assert_int_equal(later[i].calls, 1);
-  orm_test_loop_close(&loop);
+    assert_int_equal(later[i].done, 1);
+  orm_fx_close(&fx);
 }
 
 /* A future the caller holds outlives the pool. */
 static void test_future_outlives_pool(void **state) {
-  open_pool((orm_pool_config_t){0});
-  once_t o = {0};
+  open_fx((orm_pool_config_t){0});
+  orm_step_t o = {0};
   orm_future_t *f;
   assert_int_equal(
-      orm_query_async(pool, "SELECT 42", NULL, 0, on_once, &o, &f), 0);
-  while (!o.calls)
-    uv_run(&loop, UV_RUN_ONCE);
-  close_pool();
+      orm_query_async(fx.pool, "SELECT 42", NULL, 0, orm_fx_on_step, &o, &f),
+      0);
+  while (!o.done)
+    uv_run(&fx.loop, UV_RUN_ONCE);
+  orm_fx_close(&fx);
   assert_int_equal(orm_future_status(f), 0);
   int64_t v;
   assert_int_equal(orm_result_int(orm_future_value(f), 0, 0, &v), 0);

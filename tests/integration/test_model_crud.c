@@ -1,130 +1,48 @@
 /* Models on a pool against the real server: CRUD on the sample domain,
  * checked against what plain SQL sees; transactions; hostile strings; type
  * mismatches found at hydration and by orm_model_verify_async. */
-#include "harness.h"
+#include "fixture.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <libpq-fe.h>
-
-#include <uvorm.h>
-
 #include "domain.h"
 
 #define SCHEMA "crud_test"
 
-static uv_loop_t loop;
-static orm_pool_t *pool;
-static PGconn *admin;
-static int closed;
+/* One for the whole group: the tests share the schema and the pool. */
+static orm_fx_t fx;
 
-typedef struct {
-  int done;
-  int status;
-  orm_rows_t *rows;
-  orm_result_t *result;
-  char message[256];
-  orm_tx_t *tx;
-} wait_t;
+/* A request whose value the test takes: rows, a result, a transaction or
+ * a schema report, whichever the call gives. */
+#define TAKE ((orm_step_t){.take = 1})
 
-static void on_done(orm_future_t *f, void *data) {
-  wait_t *w = data;
-  w->done = 1;
-  w->status = orm_future_status(f);
-  if (w->status != 0) {
-    snprintf(w->message, sizeof w->message, "%s", orm_future_error(f)->message);
-    return;
-  }
-  void *v = orm_future_take(f);
-  if (orm_future_row(f) != NULL || v == NULL)
-    return;
-  /* Rows or a result: the test asked for one or the other. */
-  w->rows = v;
-}
-
-static void wait_for(wait_t *w) {
-  uv_update_time(&loop);
-  uint64_t end = uv_now(&loop) + 15000;
-  while (!w->done) {
-    uv_run(&loop, UV_RUN_ONCE);
-    if (uv_now(&loop) > end)
-      fail_msg("timed out");
-  }
-}
-
-/* The value was taken as rows; reinterpret for calls that give a result. */
-static orm_result_t *as_result(wait_t *w) { return (orm_result_t *)w->rows; }
-
-static void sql(const char *text) {
-  PGresult *r = PQexec(admin, text);
-  if (PQresultStatus(r) != PGRES_COMMAND_OK &&
-      PQresultStatus(r) != PGRES_TUPLES_OK)
-    fail_msg("%s: %s", text, PQerrorMessage(admin));
-  PQclear(r);
-}
-
-static char *scalar(const char *text) {
-  PGresult *r = PQexec(admin, text);
-  if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1)
-    fail_msg("%s: %s", text, PQerrorMessage(admin));
-  char *v = strdup(PQgetisnull(r, 0, 0) ? "<null>" : PQgetvalue(r, 0, 0));
-  PQclear(r);
-  return v;
-}
+static void wait_for(orm_step_t *w) { orm_fx_wait(&fx, w, 1); }
 
 static void expect_scalar(const char *text, const char *expected) {
-  char *v = scalar(text);
+  char *v = orm_fx_text(&fx, text);
   assert_string_equal(v, expected);
   free(v);
 }
 
 static int setup(void **state) {
-  admin = PQconnectdb(orm_test_dsn());
-  assert_int_equal(PQstatus(admin), CONNECTION_OK);
-  PQsetNoticeProcessor(admin, NULL, NULL);
-  sql("DROP SCHEMA IF EXISTS " SCHEMA " CASCADE");
-  sql("CREATE SCHEMA " SCHEMA);
-  sql("SET search_path = " SCHEMA);
-  char path[4096];
-  snprintf(path, sizeof path, "%s/examples/domain/schema.sql",
-           UVORM_TEST_SOURCE_DIR);
-  FILE *f = fopen(path, "r");
-  assert_non_null(f);
-  static char ddl[65536];
-  size_t n = fread(ddl, 1, sizeof ddl - 1, f);
-  ddl[n] = '\0';
-  fclose(f);
-  sql(ddl);
-  assert_int_equal(uv_loop_init(&loop), 0);
-  char *dsn = orm_test_dsn_with("options", "-c search_path=" SCHEMA, NULL);
-  assert_int_equal(orm_pool_open(&pool, &loop,
-                                 &(orm_pool_config_t){.conninfo = dsn,
-                                                      .max_conns = 3}),
-                   0);
-  free(dsn);
+  orm_fx_open(&fx, SCHEMA, 1, &(orm_pool_config_t){.max_conns = 3});
   return 0;
 }
 
-static void on_closed(orm_pool_t *p, void *data) { closed++; }
-
 static int teardown(void **state) {
-  int before = closed; /* test_bad_calls closes a pool of its own */
-  assert_int_equal(orm_pool_close(pool, on_closed), 0);
-  orm_test_run(&loop, 10000);
-  assert_int_equal(closed, before + 1);
-  orm_test_loop_close(&loop);
-  sql("DROP SCHEMA " SCHEMA " CASCADE");
-  PQfinish(admin);
+  /* test_reads_resent's pool of its own is not counted in fx.closed. */
+  orm_fx_close(&fx);
   return 0;
 }
 
 static void test_user_crud(void **state) {
   /* insert: the generated id and created_at come back into the struct */
   user_t u = {.email = "ada@example.com", .name = "Ada"};
-  wait_t w = {0};
-  assert_int_equal(orm_insert_async(pool, user_model(), &u, on_done, &w, NULL), 0);
+  orm_step_t w = TAKE;
+  assert_int_equal(
+      orm_insert_async(fx.pool, user_model(), &u, orm_fx_on_step, &w, NULL), 0);
   wait_for(&w);
   assert_int_equal(w.status, 0);
   assert_true(u.id > 0);
@@ -140,36 +58,36 @@ static void test_user_crud(void **state) {
   snprintf(expect, sizeof expect, "ada@example.com|Ada|%lld",
            (long long)u.created_at);
   expect_scalar(q, expect);
-  orm_rows_free(w.rows);
+  orm_rows_free(w.taken);
 
   /* find by key */
-  memset(&w, 0, sizeof w);
-  assert_int_equal(orm_find_async(pool, user_model(), ORM_INT8(u.id), on_done,
-                                  &w, NULL),
+  w = TAKE;
+  assert_int_equal(orm_find_async(fx.pool, user_model(), ORM_INT8(u.id),
+                                  orm_fx_on_step, &w, NULL),
                    0);
   wait_for(&w);
   assert_int_equal(w.status, 0);
-  assert_int_equal(orm_rows_count(w.rows), 1);
-  user_t *got = orm_rows_at(w.rows, 0);
+  assert_int_equal(orm_rows_count(w.taken), 1);
+  user_t *got = orm_rows_at(w.taken, 0);
   assert_string_equal(got->email, "ada@example.com");
   assert_string_equal(got->name, "Ada");
   assert_int_equal(got->id, u.id);
-  orm_rows_free(w.rows);
+  orm_rows_free(w.taken);
 
   /* update only the name, to NULL */
   user_t change = u;
   change.name = NULL;
   ORM_SET_NULL(&change, user, name);
   change.email = "ignored@example.com";
-  memset(&w, 0, sizeof w);
-  assert_int_equal(orm_update_async(pool, user_model(), &change,
-                                    ORM_FIELD_BIT(user, name), on_done, &w,
-                                    NULL),
+  w = TAKE;
+  assert_int_equal(orm_update_async(fx.pool, user_model(), &change,
+                                    ORM_FIELD_BIT(user, name), orm_fx_on_step,
+                                    &w, NULL),
                    0);
   wait_for(&w);
   assert_int_equal(w.status, 0);
-  assert_int_equal(orm_result_affected(as_result(&w)), 1);
-  orm_result_free(as_result(&w));
+  assert_int_equal(orm_result_affected(w.taken), 1);
+  orm_result_free(w.taken);
   snprintf(q, sizeof q,
            "SELECT email || '|' || coalesce(name, '<null>') FROM " SCHEMA
            ".users WHERE id = %lld",
@@ -177,44 +95,44 @@ static void test_user_crud(void **state) {
   expect_scalar(q, "ada@example.com|<null>");
 
   /* find_by a unique column: NULL comes back as NULL, not "" */
-  memset(&w, 0, sizeof w);
-  assert_int_equal(orm_find_by_async(pool, user_model(), "email",
-                                     ORM_TEXT("ada@example.com"), on_done, &w,
-                                     NULL),
+  w = TAKE;
+  assert_int_equal(orm_find_by_async(fx.pool, user_model(), "email",
+                                     ORM_TEXT("ada@example.com"),
+                                     orm_fx_on_step, &w, NULL),
                    0);
   wait_for(&w);
-  assert_int_equal(orm_rows_count(w.rows), 1);
-  got = orm_rows_at(w.rows, 0);
+  assert_int_equal(orm_rows_count(w.taken), 1);
+  got = orm_rows_at(w.taken, 0);
   assert_true(ORM_IS_NULL(got, user, name));
   assert_null(got->name);
-  orm_rows_free(w.rows);
+  orm_rows_free(w.taken);
 
   /* upsert on the unique email: updates the existing row */
   user_t again = {.email = "ada@example.com", .name = "Ada L."};
-  memset(&w, 0, sizeof w);
-  assert_int_equal(orm_upsert_async(pool, user_model(), &again, "email",
-                                    on_done, &w, NULL),
+  w = TAKE;
+  assert_int_equal(orm_upsert_async(fx.pool, user_model(), &again, "email",
+                                    orm_fx_on_step, &w, NULL),
                    0);
   wait_for(&w);
   assert_int_equal(w.status, 0);
   assert_int_equal(again.id, u.id); /* the same row */
-  orm_rows_free(w.rows);
+  orm_rows_free(w.taken);
   expect_scalar("SELECT count(*) FROM " SCHEMA ".users", "1");
   snprintf(q, sizeof q, "SELECT name FROM " SCHEMA ".users WHERE id = %lld",
            (long long)u.id);
   expect_scalar(q, "Ada L.");
 
   /* delete, then find says not found */
-  memset(&w, 0, sizeof w);
-  assert_int_equal(orm_delete_async(pool, user_model(), ORM_INT8(u.id),
-                                    on_done, &w, NULL),
+  w = TAKE;
+  assert_int_equal(orm_delete_async(fx.pool, user_model(), ORM_INT8(u.id),
+                                    orm_fx_on_step, &w, NULL),
                    0);
   wait_for(&w);
-  assert_int_equal(orm_result_affected(as_result(&w)), 1);
-  orm_result_free(as_result(&w));
-  memset(&w, 0, sizeof w);
-  assert_int_equal(orm_find_async(pool, user_model(), ORM_INT8(u.id), on_done,
-                                  &w, NULL),
+  assert_int_equal(orm_result_affected(w.taken), 1);
+  orm_result_free(w.taken);
+  w = TAKE;
+  assert_int_equal(orm_find_async(fx.pool, user_model(), ORM_INT8(u.id),
+                                  orm_fx_on_step, &w, NULL),
                    0);
   wait_for(&w);
   assert_int_equal(w.status, ORM_ENOTFOUND);
@@ -230,16 +148,16 @@ static void test_insert_many_and_query(void **state) {
     users[i].email = emails[i];
     users[i].name = i % 2 ? "odd" : "even";
   }
-  wait_t w = {0};
-  assert_int_equal(orm_insert_many_async(pool, user_model(), users, N, on_done,
-                                         &w, NULL),
+  orm_step_t w = TAKE;
+  assert_int_equal(orm_insert_many_async(fx.pool, user_model(), users, N,
+                                         orm_fx_on_step, &w, NULL),
                    0);
   wait_for(&w);
   assert_int_equal(w.status, 0);
-  assert_int_equal(orm_rows_count(w.rows), N);
+  assert_int_equal(orm_rows_count(w.taken), N);
   for (int i = 1; i < N; i++)
     assert_true(users[i].id > users[i - 1].id); /* written back, in order */
-  orm_rows_free(w.rows);
+  orm_rows_free(w.taken);
   expect_scalar("SELECT count(*) FROM " SCHEMA ".users WHERE email LIKE "
                 "'%@many.test'",
                 "200");
@@ -255,9 +173,10 @@ static void test_insert_many_and_query(void **state) {
                                    ORM_INT4(1)),
                    ORM_ENOCOLUMN);
   /* The error sticks: the query never runs. */
-  memset(&w, 0, sizeof w);
+  w = TAKE;
   assert_int_equal(
-      orm_find_all_async(pool, NULL, qb, on_done, &w, NULL), ORM_ENOCOLUMN);
+      orm_find_all_async(fx.pool, NULL, qb, orm_fx_on_step, &w, NULL),
+      ORM_ENOCOLUMN);
   orm_query_free(qb);
 
   assert_int_equal(orm_query_new(&qb, user_model()), 0);
@@ -265,27 +184,29 @@ static void test_insert_many_and_query(void **state) {
   orm_query_where(qb, "email", ORM_OP_LIKE, ORM_TEXT("u1%"));
   orm_query_order_by(qb, "email", ORM_DESC);
   orm_query_limit(qb, 5);
-  assert_int_equal(orm_find_all_async(pool, NULL, qb, on_done, &w, NULL), 0);
+  assert_int_equal(
+      orm_find_all_async(fx.pool, NULL, qb, orm_fx_on_step, &w, NULL), 0);
   wait_for(&w);
   assert_int_equal(w.status, 0);
-  assert_int_equal(orm_rows_count(w.rows), 5);
-  const user_t *first = orm_rows_at(w.rows, 0);
+  assert_int_equal(orm_rows_count(w.taken), 5);
+  const user_t *first = orm_rows_at(w.taken, 0);
   assert_string_equal(first->email, "u199@many.test");
-  assert_string_equal(((user_t *)orm_rows_at(w.rows, 4))->email,
+  assert_string_equal(((user_t *)orm_rows_at(w.taken, 4))->email,
                       "u191@many.test");
-  orm_rows_free(w.rows);
+  orm_rows_free(w.taken);
 
   /* count and exists over the same query, without its limit */
   orm_query_free(qb);
   assert_int_equal(orm_query_new(&qb, user_model()), 0);
   orm_query_where(qb, "name", ORM_OP_EQ, ORM_TEXT("odd"));
-  memset(&w, 0, sizeof w);
-  assert_int_equal(orm_count_async(pool, NULL, qb, on_done, &w, NULL), 0);
+  w = TAKE;
+  assert_int_equal(orm_count_async(fx.pool, NULL, qb, orm_fx_on_step, &w, NULL),
+                   0);
   wait_for(&w);
   int64_t n = 0;
-  assert_int_equal(orm_result_int(as_result(&w), 0, 0, &n), 0);
+  assert_int_equal(orm_result_int(w.taken, 0, 0, &n), 0);
   assert_int_equal(n, N / 2);
-  orm_result_free(as_result(&w));
+  orm_result_free(w.taken);
   orm_query_free(qb);
   free(users);
   free(emails);
@@ -293,12 +214,13 @@ static void test_insert_many_and_query(void **state) {
 
 static void test_agents_and_hostile_strings(void **state) {
   user_t owner = {.email = "owner@agents.test", .name = "'; DROP TABLE users; --"};
-  wait_t w = {0};
+  orm_step_t w = TAKE;
   assert_int_equal(
-      orm_insert_async(pool, user_model(), &owner, on_done, &w, NULL), 0);
+      orm_insert_async(fx.pool, user_model(), &owner, orm_fx_on_step, &w, NULL),
+      0);
   wait_for(&w);
   assert_int_equal(w.status, 0);
-  orm_rows_free(w.rows);
+  orm_rows_free(w.taken);
   static char t0[] = "a\"b", t1[] = "c'd", t3[] = "ünïcødé ✓";
   char *tags[] = {t0, t1, NULL, t3};
   agent_t a = {.owner_id = owner.id,
@@ -308,21 +230,22 @@ static void test_agents_and_hostile_strings(void **state) {
                .temperature = 0.25,
                .config = "{\"k\": [1, 2, \"'\"]}",
                .tags = {tags, 4}};
-  memset(&w, 0, sizeof w);
-  assert_int_equal(orm_insert_async(pool, agent_model(), &a, on_done, &w, NULL),
-                   0);
+  w = TAKE;
+  assert_int_equal(
+      orm_insert_async(fx.pool, agent_model(), &a, orm_fx_on_step, &w, NULL),
+      0);
   wait_for(&w);
   if (w.status != 0)
     fail_msg("insert agent: %s", w.message);
-  orm_rows_free(w.rows);
+  orm_rows_free(w.taken);
   /* The generated uuid came back; find the agent by it. */
   orm_param_t key = ORM_BINARY(2950, a.id.bytes, 16);
-  memset(&w, 0, sizeof w);
+  w = TAKE;
   assert_int_equal(
-      orm_find_async(pool, agent_model(), key, on_done, &w, NULL), 0);
+      orm_find_async(fx.pool, agent_model(), key, orm_fx_on_step, &w, NULL), 0);
   wait_for(&w);
   assert_int_equal(w.status, 0);
-  const agent_t *got = orm_rows_at(w.rows, 0);
+  const agent_t *got = orm_rows_at(w.taken, 0);
   assert_string_equal(got->name, "x\\y 'z' \"w\"");
   assert_string_equal(got->status, "active");
   assert_true(got->temperature == 0.25);
@@ -332,7 +255,7 @@ static void test_agents_and_hostile_strings(void **state) {
   assert_null(got->tags.items[2]);
   assert_string_equal(got->tags.items[3], "ünïcødé ✓");
   assert_non_null(strstr(got->config, "\"k\""));
-  orm_rows_free(w.rows);
+  orm_rows_free(w.taken);
   /* The hostile name is stored verbatim and the tables are intact. */
   expect_scalar("SELECT name FROM " SCHEMA ".users WHERE email = "
                 "'owner@agents.test'",
@@ -341,17 +264,17 @@ static void test_agents_and_hostile_strings(void **state) {
 }
 
 static void test_transactions(void **state) {
-  wait_t w = {0};
-  assert_int_equal(orm_tx_begin_async(pool, on_done, &w, NULL), 0);
+  orm_step_t w = TAKE;
+  assert_int_equal(orm_tx_begin_async(fx.pool, orm_fx_on_step, &w, NULL), 0);
   wait_for(&w);
-  orm_tx_t *tx = (orm_tx_t *)w.rows; /* BEGIN's value is the transaction */
+  orm_tx_t *tx = w.taken; /* BEGIN's value is the transaction */
   user_t u = {.email = "tx@example.com", .name = "in tx"};
-  memset(&w, 0, sizeof w);
-  assert_int_equal(orm_tx_insert_async(tx, user_model(), &u, on_done, &w, NULL),
-                   0);
+  w = TAKE;
+  assert_int_equal(
+      orm_tx_insert_async(tx, user_model(), &u, orm_fx_on_step, &w, NULL), 0);
   wait_for(&w);
   assert_int_equal(w.status, 0);
-  orm_rows_free(w.rows);
+  orm_rows_free(w.taken);
   /* Not visible outside before commit. */
   expect_scalar("SELECT count(*) FROM " SCHEMA ".users WHERE email = "
                 "'tx@example.com'",
@@ -361,15 +284,16 @@ static void test_transactions(void **state) {
   orm_query_new(&q, user_model());
   orm_query_where(q, "email", ORM_OP_EQ, ORM_TEXT("tx@example.com"));
   orm_query_for_update(q);
-  memset(&w, 0, sizeof w);
-  assert_int_equal(orm_tx_find_all_async(tx, NULL, q, on_done, &w, NULL), 0);
+  w = TAKE;
+  assert_int_equal(orm_tx_find_all_async(tx, NULL, q, orm_fx_on_step, &w, NULL),
+                   0);
   orm_query_free(q);
   wait_for(&w);
   assert_int_equal(w.status, 0);
-  assert_int_equal(orm_rows_count(w.rows), 1);
-  orm_rows_free(w.rows);
-  memset(&w, 0, sizeof w);
-  assert_int_equal(orm_tx_rollback_async(tx, on_done, &w, NULL), 0);
+  assert_int_equal(orm_rows_count(w.taken), 1);
+  orm_rows_free(w.taken);
+  w = TAKE;
+  assert_int_equal(orm_tx_rollback_async(tx, orm_fx_on_step, &w, NULL), 0);
   wait_for(&w);
   expect_scalar("SELECT count(*) FROM " SCHEMA ".users WHERE email = "
                 "'tx@example.com'",
@@ -393,13 +317,14 @@ ORM_MODEL_DECLARE(typo_user, TYPO_USER_FIELDS);
 ORM_MODEL_DEFINE(typo_user, "users", TYPO_USER_FIELDS);
 
 static void test_type_mismatch(void **state) {
-  wait_t w = {0};
+  orm_step_t w = TAKE;
   orm_future_t *f;
   assert_int_equal(
-      orm_model_verify_async(pool, bad_user_model(), on_done, &w, &f), 0);
+      orm_model_verify_async(fx.pool, bad_user_model(), orm_fx_on_step, &w, &f),
+      0);
   wait_for(&w);
   assert_int_equal(w.status, 0);
-  orm_schema_report_t *r = (orm_schema_report_t *)w.rows;
+  orm_schema_report_t *r = w.taken;
   assert_true(r->table_exists);
   assert_int_equal(r->nproblems, 2);
   assert_string_equal(r->problems[0].column, "email");
@@ -412,72 +337,79 @@ static void test_type_mismatch(void **state) {
   orm_future_release(f);
 
   /* The good model fits. */
-  memset(&w, 0, sizeof w);
+  w = TAKE;
   assert_int_equal(
-      orm_model_verify_async(pool, user_model(), on_done, &w, NULL), 0);
+      orm_model_verify_async(fx.pool, user_model(), orm_fx_on_step, &w, NULL),
+      0);
   wait_for(&w);
-  r = (orm_schema_report_t *)w.rows;
+  r = w.taken;
   assert_int_equal(r->nproblems, 0);
   orm_schema_report_free(r);
 
   /* Reading through the bad model fails at hydration, naming the column. */
-  sql("INSERT INTO " SCHEMA ".users (email) VALUES ('mismatch@example.com')");
-  memset(&w, 0, sizeof w);
-  assert_int_equal(orm_find_all_async(pool, typo_user_model(), NULL, on_done,
-                                      &w, NULL),
+  orm_fx_sql(&fx, "INSERT INTO " SCHEMA
+                  ".users (email) VALUES ('mismatch@example.com')");
+  w = TAKE;
+  assert_int_equal(orm_find_all_async(fx.pool, typo_user_model(), NULL,
+                                      orm_fx_on_step, &w, NULL),
                    0);
   wait_for(&w);
   assert_int_equal(w.status, ORM_ETYPE);
   assert_non_null(strstr(w.message, "\"email\""));
   /* A column the table lacks fails on the server, naming it too. */
-  memset(&w, 0, sizeof w);
-  assert_int_equal(orm_find_all_async(pool, bad_user_model(), NULL, on_done, &w,
-                                      NULL),
+  w = TAKE;
+  assert_int_equal(orm_find_all_async(fx.pool, bad_user_model(), NULL,
+                                      orm_fx_on_step, &w, NULL),
                    0);
   wait_for(&w);
   assert_int_equal(w.status, ORM_ESERVER);
   assert_non_null(strstr(w.message, "nickname"));
 }
 
+static void count_close(orm_pool_t *p, void *data) { (*(int *)data)++; }
+
 /* Reads that share a pipeline segment with a failing statement are sent
  * again; their answers from the first round (hydrated as they arrived)
  * must not leak into what the caller sees, and a miss keeps its own
  * message. One connection, so that all of them share one segment. */
 static void test_reads_resent(void **state) {
-  sql("INSERT INTO " SCHEMA ".users (email, name) VALUES "
-      "('resent1@example.com', 'R1'), ('resent2@example.com', 'R2')");
-  char *id1 = scalar("SELECT id FROM " SCHEMA
-                     ".users WHERE email = 'resent1@example.com'");
-  char *id2 = scalar("SELECT id FROM " SCHEMA
-                     ".users WHERE email = 'resent2@example.com'");
+  orm_fx_sql(&fx,
+             "INSERT INTO " SCHEMA ".users (email, name) VALUES "
+             "('resent1@example.com', 'R1'), ('resent2@example.com', 'R2')");
+  char *id1 = orm_fx_text(&fx, "SELECT id FROM " SCHEMA
+                               ".users WHERE email = 'resent1@example.com'");
+  char *id2 = orm_fx_text(&fx, "SELECT id FROM " SCHEMA
+                               ".users WHERE email = 'resent2@example.com'");
+  /* A second pool on the fixture's loop, with its own close count. */
   orm_pool_t *one;
+  int one_closed = 0;
   char *dsn = orm_test_dsn_with("options", "-c search_path=" SCHEMA, NULL);
-  assert_int_equal(orm_pool_open(&one, &loop,
+  assert_int_equal(orm_pool_open(&one, &fx.loop,
                                  &(orm_pool_config_t){.conninfo = dsn,
-                                                      .max_conns = 1}),
+                                                      .max_conns = 1,
+                                                      .data = &one_closed}),
                    0);
   free(dsn);
-  wait_t w[5] = {{0}};
+  orm_step_t w[5] = {TAKE, TAKE, TAKE, TAKE, TAKE};
   orm_future_t *f[5];
   assert_int_equal(orm_find_async(one, user_model(), ORM_INT8(atoll(id1)),
-                                  on_done, &w[0], &f[0]),
+                                  orm_fx_on_step, &w[0], &f[0]),
                    0);
-  assert_int_equal(orm_find_async(one, user_model(), ORM_INT8(-1), on_done,
-                                  &w[1], &f[1]),
+  assert_int_equal(orm_find_async(one, user_model(), ORM_INT8(-1),
+                                  orm_fx_on_step, &w[1], &f[1]),
                    0);
-  assert_int_equal(orm_query_async(one, "SELECT 1/0", NULL, 0, on_done, &w[2],
-                                   &f[2]),
-                   0);
+  assert_int_equal(
+      orm_query_async(one, "SELECT 1/0", NULL, 0, orm_fx_on_step, &w[2], &f[2]),
+      0);
   assert_int_equal(orm_find_async(one, user_model(), ORM_INT8(atoll(id2)),
-                                  on_done, &w[3], &f[3]),
+                                  orm_fx_on_step, &w[3], &f[3]),
                    0);
-  assert_int_equal(orm_find_async(one, user_model(), ORM_INT8(-2), on_done,
-                                  &w[4], &f[4]),
+  assert_int_equal(orm_find_async(one, user_model(), ORM_INT8(-2),
+                                  orm_fx_on_step, &w[4], &f[4]),
                    0);
-  for (int i = 0; i < 5; i++)
-    wait_for(&w[i]);
-  const user_t *u1 = orm_rows_at(w[0].rows, 0);
-  const user_t *u2 = orm_rows_at(w[3].rows, 0);
+  orm_fx_wait(&fx, w, 5);
+  const user_t *u1 = orm_rows_at(w[0].taken, 0);
+  const user_t *u2 = orm_rows_at(w[3].taken, 0);
   assert_non_null(u1);
   assert_non_null(u2);
   assert_string_equal(u1->email, "resent1@example.com");
@@ -495,39 +427,40 @@ static void test_reads_resent(void **state) {
   assert_true(st.resends >= 4);
   for (int i = 0; i < 5; i++)
     orm_future_release(f[i]);
-  orm_rows_free(w[0].rows);
-  orm_rows_free(w[3].rows);
+  orm_rows_free(w[0].taken);
+  orm_rows_free(w[3].taken);
   free(id1);
   free(id2);
-  int before = closed;
-  assert_int_equal(orm_pool_close(one, on_closed), 0);
-  while (closed == before)
-    uv_run(&loop, UV_RUN_ONCE);
-  sql("DELETE FROM " SCHEMA ".users WHERE email LIKE 'resent%'");
+  assert_int_equal(orm_pool_close(one, count_close), 0);
+  while (one_closed == 0)
+    uv_run(&fx.loop, UV_RUN_ONCE);
+  orm_fx_sql(&fx, "DELETE FROM " SCHEMA ".users WHERE email LIKE 'resent%'");
 }
 
 static void test_bad_calls(void **state) {
   user_t u = {0};
   assert_int_equal(orm_find_async(NULL, user_model(), ORM_INT8(1), NULL, NULL, NULL),
                    ORM_EINVAL);
-  assert_int_equal(orm_find_async(pool, NULL, ORM_INT8(1), NULL, NULL, NULL),
+  assert_int_equal(orm_find_async(fx.pool, NULL, ORM_INT8(1), NULL, NULL, NULL),
                    ORM_EINVAL);
-  assert_int_equal(orm_insert_async(pool, user_model(), NULL, NULL, NULL, NULL),
-                   ORM_EINVAL);
-  assert_int_equal(orm_find_by_async(pool, user_model(), "nope", ORM_INT8(1),
+  assert_int_equal(
+      orm_insert_async(fx.pool, user_model(), NULL, NULL, NULL, NULL),
+      ORM_EINVAL);
+  assert_int_equal(orm_find_by_async(fx.pool, user_model(), "nope", ORM_INT8(1),
                                      NULL, NULL, NULL),
                    ORM_ENOCOLUMN);
-  assert_int_equal(orm_upsert_async(pool, user_model(), &u, "name", NULL, NULL,
-                                    NULL),
-                   ORM_EINVAL);
+  assert_int_equal(
+      orm_upsert_async(fx.pool, user_model(), &u, "name", NULL, NULL, NULL),
+      ORM_EINVAL);
   orm_model_t broken = *user_model();
   broken.nfields = 0;
-  assert_int_equal(orm_find_async(pool, &broken, ORM_INT8(1), NULL, NULL, NULL),
-                   ORM_EMODEL);
+  assert_int_equal(
+      orm_find_async(fx.pool, &broken, ORM_INT8(1), NULL, NULL, NULL),
+      ORM_EMODEL);
   /* A value that does not fit its column is refused before any SQL. */
-  assert_int_equal(orm_find_async(pool, user_model(), ORM_BOOL(true), NULL,
-                                  NULL, NULL),
-                   ORM_ETYPE);
+  assert_int_equal(
+      orm_find_async(fx.pool, user_model(), ORM_BOOL(true), NULL, NULL, NULL),
+      ORM_ETYPE);
 }
 
 int main(void) {
@@ -540,5 +473,5 @@ int main(void) {
       cmocka_unit_test(test_reads_resent),
       cmocka_unit_test(test_bad_calls),
   };
-  return cmocka_run_group_tests(tests, setup, teardown);
+  return orm_run_group_tests(tests, setup, teardown);
 }

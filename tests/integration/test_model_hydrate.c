@@ -5,7 +5,7 @@
  * by field with what a plain text-format query sees. Hostile strings,
  * extremes, NULLs, type mismatches and builder queries. (What hydration
  * costs is measured in bench/hydrate.c.) */
-#include "harness.h"
+#include "fixture.h"
 
 #include <inttypes.h>
 #include <math.h>
@@ -15,9 +15,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <libpq-fe.h>
-
-#include <uvorm.h>
 #include <uvorm/model.h>
 
 #include "model/arena.h"
@@ -27,19 +24,10 @@
 
 #include "domain.h"
 
-
-static PGconn *conn;
-static char schema[64];
+/* The admin connection and the schema only: no pool. */
+static orm_fx_t fx;
 
 /* ---- plumbing ----------------------------------------------------------- */
-
-static void exec_ok(const char *sql) {
-  PGresult *res = PQexec(conn, sql);
-  ExecStatusType st = PQresultStatus(res);
-  if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
-    fail_msg("%.200s: %s", sql, PQerrorMessage(conn));
-  PQclear(res);
-}
 
 /* Runs `sql` with uvorm's parameters, asking for binary (format 1) or text
  * (0) results. */
@@ -71,7 +59,7 @@ static PGresult *run(const char *sql, const orm_param_t *params, size_t n,
       fail_msg("unexpected parameter kind %d", (int)p->kind);
     }
   }
-  PGresult *res = PQexecParams(conn, sql, (int)n, types, values, lengths,
+  PGresult *res = PQexecParams(fx.admin, sql, (int)n, types, values, lengths,
                                formats, format);
   for (size_t i = 0; i < n; i++)
     free(copies[i]);
@@ -84,7 +72,7 @@ static PGresult *run_ok(const char *sql, const orm_param_t *params, size_t n,
   PGresult *res = run(sql, params, n, format);
   ExecStatusType st = PQresultStatus(res);
   if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
-    fail_msg("%.300s: %s", sql, PQerrorMessage(conn));
+    fail_msg("%.300s: %s", sql, PQerrorMessage(fx.admin));
   return res;
 }
 
@@ -343,51 +331,20 @@ static int64_t count_rows(const char *table) {
 
 /* ---- fixtures ----------------------------------------------------------- */
 
-static char *read_schema_sql(void) {
-  /* This file is tests/integration/<name>.c; the DDL sits in examples/. */
-  char path[4096];
-  const char *here = __FILE__;
-  const char *cut = strstr(here, "tests/integration/");
-  assert_non_null(cut);
-  snprintf(path, sizeof path, "%.*sexamples/domain/schema.sql",
-           (int)(cut - here), here);
-  FILE *f = fopen(path, "rb");
-  if (f == NULL)
-    fail_msg("cannot open %s", path);
-  char *sql = calloc(1, 1 << 16);
-  size_t n = fread(sql, 1, (1 << 16) - 1, f);
-  assert_true(n > 0 && n < (1 << 16) - 1);
-  fclose(f);
-  return sql;
-}
-
 static int group_setup(void **state) {
-  conn = PQconnectdb(orm_test_dsn());
-  if (PQstatus(conn) != CONNECTION_OK)
-    fail_msg("connect: %s", PQerrorMessage(conn));
-  exec_ok("SET client_encoding = 'UTF8'");
-  exec_ok("SET TimeZone = 'UTC'");
-  exec_ok("SET extra_float_digits = 1");
-  exec_ok("SET client_min_messages = 'warning'");
+  /* The sample domain in a schema of this process's own. */
+  char schema[64];
   snprintf(schema, sizeof schema, "uvorm_model_test_%ld", (long)getpid());
-  char sql[256];
-  snprintf(sql, sizeof sql, "DROP SCHEMA IF EXISTS %s CASCADE", schema);
-  exec_ok(sql);
-  snprintf(sql, sizeof sql, "CREATE SCHEMA %s", schema);
-  exec_ok(sql);
-  snprintf(sql, sizeof sql, "SET search_path = %s", schema);
-  exec_ok(sql);
-  char *ddl = read_schema_sql();
-  exec_ok(ddl);
-  free(ddl);
+  orm_fx_open_admin(&fx, schema, 1);
+  orm_fx_sql(&fx, "SET client_encoding = 'UTF8'");
+  orm_fx_sql(&fx, "SET TimeZone = 'UTC'");
+  orm_fx_sql(&fx, "SET extra_float_digits = 1");
+  orm_fx_sql(&fx, "SET client_min_messages = 'warning'");
   return 0;
 }
 
 static int group_teardown(void **state) {
-  char sql[256];
-  snprintf(sql, sizeof sql, "DROP SCHEMA IF EXISTS %s CASCADE", schema);
-  exec_ok(sql);
-  PQfinish(conn);
+  orm_fx_close_admin(&fx);
   return 0;
 }
 
@@ -885,9 +842,9 @@ static void test_builder(void **state) {
                                    ORM_FLOAT8(1.0)),
                    0);
   assert_int_equal(orm_query_for_update(q), 0);
-  exec_ok("BEGIN");
+  orm_fx_sql(&fx, "BEGIN");
   rows = run_query(q, agent_model());
-  exec_ok("COMMIT");
+  orm_fx_sql(&fx, "COMMIT");
   assert_int_equal(orm_rows_count(rows), 1);
   assert_memory_equal(((const agent_t *)orm_rows_data(rows))->id.bytes,
                       first_agent.bytes, 16);
@@ -912,5 +869,5 @@ int main(void) {
       cmocka_unit_test(test_type_mismatch),
       cmocka_unit_test(test_builder),
   };
-  return cmocka_run_group_tests(tests, group_setup, group_teardown);
+  return orm_run_group_tests(tests, group_setup, group_teardown);
 }

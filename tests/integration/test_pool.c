@@ -1,89 +1,45 @@
 /* The pool against a real server: many requests, failures that stay alone,
  * timeouts that stop the server-side query, backpressure, transactions. */
-#include "harness.h"
+#include "fixture.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <libpq-fe.h>
+/* One at a time, in static storage: the steady-state rounds and the
+ * deadlock rounds reach the pool through it. */
+static orm_fx_t fx;
 
-#include <uvorm.h>
-
-typedef struct {
-  int done;
-  int ok;
-  int failed;
-  int wrong;
-  int status;
-  char sqlstate[6];
-  int64_t value;
-  uint64_t completed_at;
-} probe_t;
-
-static uv_loop_t loop;
-static orm_pool_t *pool;
-static int closed;
-
-static void on_closed(orm_pool_t *p, void *data) { closed++; }
-
-static void open_pool(orm_pool_config_t cfg) {
-  assert_int_equal(uv_loop_init(&loop), 0);
-  cfg.conninfo = orm_test_dsn();
-  closed = 0;
-  assert_int_equal(orm_pool_open(&pool, &loop, &cfg), 0);
-}
-
-static void close_pool(void) {
-  assert_int_equal(orm_pool_close(pool, on_closed), 0);
-  orm_test_run(&loop, 10000);
-  assert_int_equal(closed, 1);
-  orm_test_loop_close(&loop);
+/* For a pool a test closes itself: orm_fx_close() then checks that this
+ * ran once. */
+static void on_closed(orm_pool_t *p, void *data) {
+  ((orm_fx_t *)data)->closed++;
 }
 
 /* Runs the loop until `*count` reaches `target` (the pool keeps the loop
  * alive meanwhile). */
 static void run_until_count(const int *count, int target, uint64_t timeout_ms) {
-  uint64_t start = uv_now(&loop);
+  uint64_t start = uv_now(&fx.loop);
   while (*count < target) {
-    uv_run(&loop, UV_RUN_ONCE);
-    uv_update_time(&loop);
-    if (uv_now(&loop) - start > timeout_ms)
+    uv_run(&fx.loop, UV_RUN_ONCE);
+    uv_update_time(&fx.loop);
+    if (uv_now(&fx.loop) - start > timeout_ms)
       fail_msg("timed out after %llu ms", (unsigned long long)timeout_ms);
   }
 }
 
-static void run_until(const int *flag, uint64_t timeout_ms) {
-  run_until_count(flag, 1, timeout_ms);
-}
-
-static void on_probe(orm_future_t *f, void *data) {
-  probe_t *p = data;
-  p->done++;
-  p->status = orm_future_status(f);
-  p->completed_at = uv_now(&loop);
-  if (p->status == 0) {
-    p->ok++;
-    orm_result_t *r = orm_future_value(f);
-    if (orm_result_rows(r) > 0 && orm_result_cols(r) > 0)
-      orm_result_int(r, 0, 0, &p->value);
-  } else {
-    p->failed++;
-    snprintf(p->sqlstate, sizeof p->sqlstate, "%s",
-             orm_future_error(f)->sqlstate);
-  }
-}
-
-/* Runs one statement to completion; returns its probe. */
-static probe_t run_sql(const char *sql, const orm_param_t *params, size_t n) {
-  probe_t p = {0};
-  assert_int_equal(orm_query_async(pool, sql, params, n, on_probe, &p, NULL), 0);
-  run_until(&p.done, 30000);
-  return p;
+/* Runs one statement on the pool to completion; returns its step. */
+static orm_step_t run_sql(const char *sql, const orm_param_t *params,
+                          size_t n) {
+  orm_step_t s = {.result = 1};
+  assert_int_equal(
+      orm_query_async(fx.pool, sql, params, n, orm_fx_on_step, &s, NULL), 0);
+  orm_fx_wait(&fx, &s, 1);
+  return s;
 }
 
 static int64_t scalar(const char *sql) {
-  probe_t p = run_sql(sql, NULL, 0);
+  orm_step_t p = run_sql(sql, NULL, 0);
   if (p.status != 0)
     fail_msg("%s failed: %d %s", sql, p.status, p.sqlstate);
   return p.value;
@@ -107,16 +63,17 @@ static void on_own(orm_future_t *f, void *data) {
 }
 
 static void burst(int no_pipeline, int n) {
-  open_pool((orm_pool_config_t){.min_conns = 4,
-                                .max_conns = 4,
-                                .queue_max = (size_t)n,
-                                .no_pipeline = no_pipeline});
+  orm_fx_open(&fx, NULL, 0,
+              &(orm_pool_config_t){.min_conns = 4,
+                                   .max_conns = 4,
+                                   .queue_max = (size_t)n,
+                                   .no_pipeline = no_pipeline});
   own_t *own = calloc((size_t)n, sizeof *own);
   int done = 0, wrong = 0;
   for (int i = 0; i < n; i++) {
     own[i] = (own_t){(int64_t)i * 3 + 7, &done, &wrong};
     orm_param_t p = ORM_INT8(i);
-    assert_int_equal(orm_query_async(pool, "SELECT $1::int8 * 3 + 7", &p, 1,
+    assert_int_equal(orm_query_async(fx.pool, "SELECT $1::int8 * 3 + 7", &p, 1,
                                      on_own, &own[i], NULL),
                      0);
   }
@@ -126,11 +83,11 @@ static void burst(int no_pipeline, int n) {
   assert_int_equal(done, n);
   assert_int_equal(wrong, 0);
   orm_pool_stats_t st;
-  assert_int_equal(orm_pool_stats(pool, &st), 0);
+  assert_int_equal(orm_pool_stats(fx.pool, &st), 0);
   assert_int_equal(st.queries, (uint64_t)n);
   assert_int_equal(st.errors, 0);
   assert_int_equal(st.conns_idle + st.conns_busy, 4);
-  close_pool();
+  orm_fx_close(&fx);
   free(own);
 }
 
@@ -152,7 +109,7 @@ static void steady_round(int n) {
   for (int i = 0; i < n; i++) {
     own[i] = (own_t){(int64_t)i * 3 + 7, &done, &wrong};
     orm_param_t p = ORM_INT8(i);
-    assert_int_equal(orm_query_async(pool, "SELECT $1::int8 * 3 + 7", &p, 1,
+    assert_int_equal(orm_query_async(fx.pool, "SELECT $1::int8 * 3 + 7", &p, 1,
                                      on_own, &own[i], NULL),
                      0);
   }
@@ -164,14 +121,15 @@ static void steady_round(int n) {
 static void test_steady_state_allocates_nothing(void **state) {
   assert_int_equal(
       orm_replace_allocator(count_malloc, count_realloc, count_calloc, free), 0);
-  open_pool((orm_pool_config_t){.min_conns = 4, .max_conns = 4});
+  orm_fx_open(&fx, NULL, 0,
+              &(orm_pool_config_t){.min_conns = 4, .max_conns = 4});
   /* Warm up once all four are up, so that each has grown its slots and
    * prepared the statement: on a busy machine the first connection may
    * otherwise take a whole round alone. */
   orm_pool_stats_t st;
   do {
-    uv_run(&loop, UV_RUN_ONCE);
-    orm_pool_stats(pool, &st);
+    uv_run(&fx.loop, UV_RUN_ONCE);
+    orm_pool_stats(fx.pool, &st);
   } while (st.conns_idle + st.conns_busy < 4);
   for (int round = 0; round < 3; round++)
     steady_round(2000); /* warm-up: requests, slots, statements */
@@ -180,7 +138,7 @@ static void test_steady_state_allocates_nothing(void **state) {
     steady_round(1000);
   /* Beyond libpq's PGresult, a query costs uvorm no allocation at all. */
   assert_int_equal(allocations - before, 0);
-  close_pool();
+  orm_fx_close(&fx);
   assert_int_equal(orm_replace_allocator(malloc, realloc, calloc, free), 0);
 }
 
@@ -190,8 +148,9 @@ static void test_failures_stay_alone(void **state) {
   /* One connection deep enough to take the whole burst in one turn, so
    * the segments are known: every third statement is a write, and each
    * segment holds one write and the reads after it. */
-  open_pool((orm_pool_config_t){
-      .min_conns = 1, .max_conns = 1, .pipeline_depth = 512});
+  orm_fx_open(&fx, NULL, 0,
+              &(orm_pool_config_t){
+                  .min_conns = 1, .max_conns = 1, .pipeline_depth = 512});
   run_sql("DROP TABLE IF EXISTS alone", NULL, 0);
   assert_int_equal(
       run_sql("CREATE TABLE alone (id int PRIMARY KEY, note text)", NULL, 0)
@@ -202,7 +161,7 @@ static void test_failures_stay_alone(void **state) {
       0);
 
   enum { N = 300 };
-  probe_t probes[N];
+  orm_step_t probes[N];
   memset(probes, 0, sizeof probes);
   for (int i = 0; i < N; i++) {
     const char *sql = i % 3 == 0
@@ -215,18 +174,14 @@ static void test_failures_stay_alone(void **state) {
       p = ORM_INT4(1000000); /* unique violation: 23505 */
     else if (i == 200)
       sql = "SELECT 1 / ($1::int - 200)"; /* division by zero: 22012 */
-    assert_int_equal(orm_query_async(pool, sql, &p, 1, on_probe, &probes[i],
-                                     NULL),
-                     0);
+    probes[i].result = 1;
+    assert_int_equal(
+        orm_query_async(fx.pool, sql, &p, 1, orm_fx_on_step, &probes[i], NULL),
+        0);
   }
-  int all = 0;
-  while (!all) {
-    uv_run(&loop, UV_RUN_ONCE);
-    all = 1;
-    for (int i = 0; i < N; i++)
-      all &= probes[i].done == 1;
-  }
+  orm_fx_wait(&fx, probes, N);
   for (int i = 0; i < N; i++) {
+    assert_int_equal(probes[i].done, 1);
     if (i == 50 || i == 120 || i == 200) {
       assert_int_equal(probes[i].status, ORM_ESERVER);
     } else {
@@ -244,15 +199,15 @@ static void test_failures_stay_alone(void **state) {
   assert_int_equal(scalar("SELECT count(*) FROM alone"), N / 3 - 1 + 1);
   assert_int_equal(scalar("SELECT count(DISTINCT id) FROM alone"), N / 3);
   orm_pool_stats_t st;
-  orm_pool_stats(pool, &st);
+  orm_pool_stats(fx.pool, &st);
   /* 121, 122 shared 120's segment; 198 shared 200's. */
   assert_true(st.resends >= 3);
   run_sql("DROP TABLE alone", NULL, 0);
-  close_pool();
+  orm_fx_close(&fx);
 }
 
 static void on_error_detail(orm_future_t *f, void *data) {
-  probe_t *p = data;
+  orm_step_t *p = data;
   const orm_error_t *e = orm_future_error(f);
   assert_non_null(e);
   assert_int_equal(e->code, ORM_ESERVER);
@@ -265,17 +220,17 @@ static void on_error_detail(orm_future_t *f, void *data) {
 }
 
 static void test_error_details(void **state) {
-  open_pool((orm_pool_config_t){0});
+  orm_fx_open(&fx, NULL, 0, NULL);
   run_sql("DROP TABLE IF EXISTS detail_t", NULL, 0);
   run_sql("CREATE TABLE detail_t (id int PRIMARY KEY)", NULL, 0);
   run_sql("INSERT INTO detail_t VALUES (1)", NULL, 0);
-  probe_t p = {0};
-  assert_int_equal(orm_query_async(pool, "INSERT INTO detail_t VALUES (1)",
+  orm_step_t p = {0};
+  assert_int_equal(orm_query_async(fx.pool, "INSERT INTO detail_t VALUES (1)",
                                    NULL, 0, on_error_detail, &p, NULL),
                    0);
-  run_until(&p.done, 5000);
+  orm_fx_wait(&fx, &p, 1);
   run_sql("DROP TABLE detail_t", NULL, 0);
-  close_pool();
+  orm_fx_close(&fx);
 }
 
 
@@ -289,17 +244,13 @@ static void test_error_details(void **state) {
 static void deadlock_round(const char *sql) {
   int ids[4] = {1, 2, 2, 1};
   double sleeps[4] = {0, 0, 0.2, 0.2};
-  probe_t p[4] = {{0}};
+  orm_step_t p[4] = {{0}};
   for (int i = 0; i < 4; i++) {
     orm_param_t v[2] = {ORM_INT4(ids[i]), ORM_FLOAT8(sleeps[i])};
-    assert_int_equal(orm_query_async(pool, sql, v, 2, on_probe, &p[i], NULL),
-                     0);
+    assert_int_equal(
+        orm_query_async(fx.pool, sql, v, 2, orm_fx_on_step, &p[i], NULL), 0);
   }
-  int all = 0;
-  while (!all) {
-    uv_run(&loop, UV_RUN_ONCE);
-    all = p[0].done && p[1].done && p[2].done && p[3].done;
-  }
+  orm_fx_wait(&fx, p, 4);
   for (int i = 0; i < 4; i++)
     if (p[i].status != 0)
       fail_msg("%s #%d failed: %s %s", sql, i, orm_err_name(p[i].status),
@@ -307,7 +258,8 @@ static void deadlock_round(const char *sql) {
 }
 
 static void test_grouping_does_not_deadlock(void **state) {
-  open_pool((orm_pool_config_t){.min_conns = 2, .max_conns = 2});
+  orm_fx_open(&fx, NULL, 0,
+              &(orm_pool_config_t){.min_conns = 2, .max_conns = 2});
   run_sql("DROP TABLE IF EXISTS locks", NULL, 0);
   run_sql("CREATE TABLE locks (id int PRIMARY KEY, v int)", NULL, 0);
   run_sql("INSERT INTO locks VALUES (1, 0), (2, 0)", NULL, 0);
@@ -319,80 +271,84 @@ static void test_grouping_does_not_deadlock(void **state) {
                  "pg_sleep($2) IS NOT NULL");
   assert_int_equal(scalar("SELECT sum(v) FROM locks"), 4);
   orm_pool_stats_t before;
-  orm_pool_stats(pool, &before);
+  orm_pool_stats(fx.pool, &before);
   deadlock_round("SELECT bump($1, $2)");
   assert_int_equal(scalar("SELECT sum(v) FROM locks"), 8);
   assert_int_equal(scalar("SELECT min(v) FROM locks"), 4);
   orm_pool_stats_t after;
-  orm_pool_stats(pool, &after);
+  orm_pool_stats(fx.pool, &after);
   assert_true(after.resends > before.resends); /* the deadlock was retried */
   run_sql("DROP FUNCTION bump(int, float8)", NULL, 0);
   run_sql("DROP TABLE locks", NULL, 0);
-  close_pool();
+  orm_fx_close(&fx);
 }
 
 /* ---- 3. a timeout stops the query on the server --------------------------- */
 
 static void test_timeout_cancels_on_server(void **state) {
-  open_pool((orm_pool_config_t){.min_conns = 1, .max_conns = 1});
+  orm_fx_open(&fx, NULL, 0,
+              &(orm_pool_config_t){.min_conns = 1, .max_conns = 1});
   scalar("SELECT 1"); /* connected */
-  probe_t p = {0};
+  orm_step_t p = {0};
   orm_future_t *f;
-  uint64_t start = uv_now(&loop);
-  assert_int_equal(orm_query_async(pool, "SELECT pg_sleep(10)", NULL, 0,
-                                   on_probe, &p, &f),
+  uint64_t start = uv_now(&fx.loop);
+  assert_int_equal(orm_query_async(fx.pool, "SELECT pg_sleep(10)", NULL, 0,
+                                   orm_fx_on_step, &p, &f),
                    0);
   assert_int_equal(orm_future_timeout(f, 100), 0);
-  run_until(&p.done, 5000);
+  orm_fx_wait(&fx, &p, 1);
+  /* The loop's time of the turn that ran the callback. */
+  uint64_t completed_at = uv_now(&fx.loop);
   assert_int_equal(p.status, ORM_ETIMEDOUT);
-  assert_true(p.completed_at - start < 1000);
+  assert_true(completed_at - start < 1000);
   assert_int_equal(orm_future_error(f)->code, ORM_ETIMEDOUT);
   orm_future_release(f);
   /* The same (only) connection answers the next query at once: the sleep
    * was cancelled on the server, not left running. */
-  start = uv_now(&loop);
-  probe_t next = run_sql("SELECT 41 + 1", NULL, 0);
+  start = uv_now(&fx.loop);
+  orm_step_t next = run_sql("SELECT 41 + 1", NULL, 0);
   assert_int_equal(next.status, 0);
   assert_int_equal(next.value, 42);
-  assert_true(uv_now(&loop) - start < 2000);
+  assert_true(uv_now(&fx.loop) - start < 2000);
   assert_int_equal(
       scalar("SELECT count(*) FROM pg_stat_activity WHERE query = "
              "'SELECT pg_sleep(10)' AND state = 'active'"),
       0);
-  close_pool();
+  orm_fx_close(&fx);
 }
 
 static void test_statement_timeout_config(void **state) {
-  open_pool((orm_pool_config_t){.statement_timeout_ms = 150});
-  uint64_t start = uv_now(&loop);
-  probe_t p = run_sql("SELECT pg_sleep(5)", NULL, 0);
+  orm_fx_open(&fx, NULL, 0, &(orm_pool_config_t){.statement_timeout_ms = 150});
+  uint64_t start = uv_now(&fx.loop);
+  orm_step_t p = run_sql("SELECT pg_sleep(5)", NULL, 0);
   assert_int_equal(p.status, ORM_ETIMEDOUT);
-  assert_true(uv_now(&loop) - start < 1500);
+  assert_true(uv_now(&fx.loop) - start < 1500);
   assert_int_equal(scalar("SELECT 7"), 7);
   orm_pool_stats_t st;
-  orm_pool_stats(pool, &st);
+  orm_pool_stats(fx.pool, &st);
   assert_int_equal(st.timeouts, 1);
-  close_pool();
+  orm_fx_close(&fx);
 }
 
 /* ---- 4. backpressure and cancelling queued work ---------------------------- */
 
 static void test_queue_full_and_cancel(void **state) {
-  open_pool((orm_pool_config_t){
-      .min_conns = 1, .max_conns = 1, .queue_max = 4});
+  orm_fx_open(
+      &fx, NULL, 0,
+      &(orm_pool_config_t){.min_conns = 1, .max_conns = 1, .queue_max = 4});
   run_sql("DROP TABLE IF EXISTS never", NULL, 0);
   run_sql("CREATE TABLE never (id int)", NULL, 0);
-  probe_t p[6] = {{0}};
+  orm_step_t p[6] = {{0}};
   orm_future_t *f[4];
   for (int i = 0; i < 4; i++) {
     orm_param_t v = ORM_INT4(i);
-    assert_int_equal(orm_query_async(pool, "INSERT INTO never VALUES ($1)", &v,
-                                     1, on_probe, &p[i], &f[i]),
+    assert_int_equal(orm_query_async(fx.pool, "INSERT INTO never VALUES ($1)",
+                                     &v, 1, orm_fx_on_step, &p[i], &f[i]),
                      0);
   }
   /* The queue holds four: the fifth is refused at once, no callback. */
-  assert_int_equal(orm_query_async(pool, "SELECT 1", NULL, 0, on_probe, &p[4],
-                                   NULL),
+  assert_int_equal(orm_query_async(fx.pool, "SELECT 1", NULL, 0, orm_fx_on_step,
+                                   &p[4], NULL),
                    ORM_EQUEUEFULL);
   /* Cancel two while still queued: they are never sent. */
   assert_int_equal(orm_future_cancel(f[1]), 0);
@@ -400,11 +356,7 @@ static void test_queue_full_and_cancel(void **state) {
   /* Cancelled, but its callback has not run yet: no second cancel. */
   assert_int_equal(orm_future_cancel(f[3]), ORM_ESTATE);
   assert_int_equal(p[1].done, 0); /* never inside the call */
-  int all = 0;
-  while (!all) {
-    uv_run(&loop, UV_RUN_ONCE);
-    all = p[0].done && p[1].done && p[2].done && p[3].done;
-  }
+  orm_fx_wait(&fx, p, 4);
   assert_int_equal(p[0].status, 0);
   assert_int_equal(p[1].status, ORM_ECANCELED);
   assert_int_equal(p[2].status, 0);
@@ -416,7 +368,7 @@ static void test_queue_full_and_cancel(void **state) {
   assert_int_equal(scalar("SELECT count(*) FROM never"), 2);
   assert_int_equal(scalar("SELECT count(*) FROM never WHERE id IN (1, 3)"), 0);
   run_sql("DROP TABLE never", NULL, 0);
-  close_pool();
+  orm_fx_close(&fx);
 }
 
 /* ---- the socket changes while connecting ---------------------------------- */
@@ -443,41 +395,37 @@ static void test_socket_changes_during_connect(void **state) {
   PQconninfoFree(opts);
   char *dsn = orm_test_dsn_with("host", hosts, "port", ports, NULL);
 
-  assert_int_equal(uv_loop_init(&loop), 0);
-  closed = 0;
-  assert_int_equal(orm_pool_open(&pool, &loop,
-                                 &(orm_pool_config_t){.conninfo = dsn,
-                                                      .min_conns = 2,
-                                                      .max_conns = 2}),
-                   0);
+  memset(&fx, 0, sizeof fx); /* no admin connection: none is needed */
+  orm_fx_open_pool(&fx, &(orm_pool_config_t){
+                            .conninfo = dsn, .min_conns = 2, .max_conns = 2});
   free(dsn);
   assert_int_equal(scalar("SELECT 6 * 7"), 42);
   orm_pool_stats_t st;
-  orm_pool_stats(pool, &st);
+  orm_pool_stats(fx.pool, &st);
   assert_int_equal(st.connect_failures, 0); /* libpq's own failover */
-  close_pool();
+  orm_fx_close(&fx);
 }
 
 /* ---- parameters and getters ------------------------------------------------ */
 
 static void test_params_and_getters(void **state) {
-  open_pool((orm_pool_config_t){0});
+  orm_fx_open(&fx, NULL, 0, NULL);
   const uint8_t blob[] = {0, 1, 2, 0, 255};
   orm_param_t params[] = {
       ORM_INT2(-12),        ORM_INT4(-123456),  ORM_INT8(INT64_MIN),
       ORM_FLOAT4(1.5),      ORM_FLOAT8(-2.25),  ORM_BOOL(true),
       ORM_TEXT("héllo 'x'"), ORM_UNTYPED("12.50"), ORM_BYTEA(blob, sizeof blob),
       ORM_NULL};
-  probe_t p = {0};
+  orm_step_t p = {0};
   orm_future_t *f;
   assert_int_equal(
-      orm_query_async(pool,
+      orm_query_async(fx.pool,
                       "SELECT $1::int2, $2::int4, $3::int8, $4::float4, "
                       "$5::float8, $6::bool, $7::text, $8::numeric::text, "
                       "$9::bytea, $10::int4 AS nothing",
-                      params, 10, on_probe, &p, &f),
+                      params, 10, orm_fx_on_step, &p, &f),
       0);
-  run_until(&p.done, 5000);
+  orm_fx_wait(&fx, &p, 1);
   assert_int_equal(p.status, 0);
   orm_result_t *r = orm_future_take(f);
   assert_non_null(r);
@@ -524,15 +472,15 @@ static void test_params_and_getters(void **state) {
 
   /* DML reports affected rows. */
   run_sql("CREATE TEMP TABLE aff (x int)", NULL, 0);
-  probe_t q = {0};
-  assert_int_equal(orm_query_async(pool,
-                                   "INSERT INTO aff SELECT generate_series(1, 5)",
-                                   NULL, 0, on_probe, &q, &f),
-                   0);
-  run_until(&q.done, 5000);
+  orm_step_t q = {0};
+  assert_int_equal(
+      orm_query_async(fx.pool, "INSERT INTO aff SELECT generate_series(1, 5)",
+                      NULL, 0, orm_fx_on_step, &q, &f),
+      0);
+  orm_fx_wait(&fx, &q, 1);
   assert_int_equal(orm_result_affected(orm_future_value(f)), 5);
   orm_future_release(f);
-  close_pool();
+  orm_fx_close(&fx);
 }
 
 /* ---- 9. bad input ------------------------------------------------------------ */
@@ -577,7 +525,8 @@ static void test_bad_input(void **state) {
   assert_int_equal(orm_future_timeout(NULL, 5), ORM_EINVAL);
   assert_int_equal(orm_future_all(NULL, 1, NULL, NULL, NULL), ORM_EINVAL);
 
-  open_pool((orm_pool_config_t){0});
+  orm_fx_open(&fx, NULL, 0, NULL);
+  orm_pool_t *pool = fx.pool;
   orm_future_t *f = (orm_future_t *)&f;
   assert_int_equal(orm_query_async(pool, NULL, NULL, 0, NULL, NULL, &f),
                    ORM_EINVAL);
@@ -612,9 +561,8 @@ static void test_bad_input(void **state) {
   assert_int_equal(orm_query_async(pool, "SELECT 1", NULL, 0, NULL, NULL, NULL),
                    ORM_ECLOSED);
   assert_int_equal(orm_tx_begin_async(pool, NULL, NULL, NULL), ORM_ECLOSED);
-  orm_test_run(&loop, 10000);
-  assert_int_equal(closed, 1);
-  orm_test_loop_close(&loop);
+  fx.pool = NULL; /* closing: orm_fx_close() checks its callback ran once */
+  orm_fx_close(&fx);
 }
 
 int main(void) {

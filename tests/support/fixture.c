@@ -149,3 +149,68 @@ void orm_fx_wait(orm_fx_t *fx, orm_step_t *steps, size_t n) {
     }
   }
 }
+
+void orm_fx_open_admin(orm_fx_t *fx, const char *schema, int domain) {
+  memset(fx, 0, sizeof *fx);
+  fx->admin = PQconnectdb(orm_test_dsn());
+  assert_int_equal(PQstatus(fx->admin), CONNECTION_OK);
+  PQsetNoticeProcessor(fx->admin, quiet, NULL);
+  if (schema == NULL)
+    return;
+  assert_true(strlen(schema) < sizeof fx->schema);
+  snprintf(fx->schema, sizeof fx->schema, "%s", schema);
+  char sql[256];
+  snprintf(sql, sizeof sql,
+           "DROP SCHEMA IF EXISTS %s CASCADE; CREATE SCHEMA %s; "
+           "SET search_path = %s",
+           schema, schema, schema);
+  orm_fx_sql(fx, sql);
+  if (domain) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/examples/domain/schema.sql",
+             UVORM_TEST_SOURCE_DIR);
+    char *ddl = read_file(path);
+    orm_fx_sql(fx, ddl);
+    free(ddl);
+  }
+}
+
+void orm_fx_open_pool(orm_fx_t *fx, const orm_pool_config_t *cfg) {
+  orm_pool_config_t c = cfg != NULL ? *cfg : (orm_pool_config_t){0};
+  char *dsn = NULL;
+  if (c.conninfo == NULL) {
+    if (fx->schema[0] != '\0') {
+      char opt[128];
+      snprintf(opt, sizeof opt, "-c search_path=%s", fx->schema);
+      dsn = orm_test_dsn_with("options", opt, "application_name", fx->schema,
+                              NULL);
+    } else {
+      dsn = orm_test_dsn_with(NULL, NULL);
+    }
+    c.conninfo = dsn;
+  }
+  c.data = fx;
+  assert_int_equal(uv_loop_init(&fx->loop), 0);
+  assert_int_equal(orm_pool_open(&fx->pool, &fx->loop, &c), 0);
+  free(dsn);
+}
+
+void orm_fx_close_admin(orm_fx_t *fx) {
+  if (fx->schema[0] != '\0') {
+    char sql[128];
+    snprintf(sql, sizeof sql, "DROP SCHEMA %s CASCADE", fx->schema);
+    orm_fx_sql(fx, sql);
+  }
+  PQfinish(fx->admin);
+  fx->admin = NULL;
+}
+
+char *orm_fx_text(orm_fx_t *fx, const char *sql) {
+  PGresult *r = admin_exec(fx, sql);
+  if (PQntuples(r) != 1)
+    fail_msg("%s: %d rows, not 1", sql, PQntuples(r));
+  char *v = strdup(PQgetisnull(r, 0, 0) ? "<null>" : PQgetvalue(r, 0, 0));
+  PQclear(r);
+  assert_non_null(v);
+  return v;
+}

@@ -33,11 +33,29 @@ void orm_fx_open(orm_fx_t *fx, const char *schema, int domain,
  * left), drops the schema, closes the admin connection. */
 void orm_fx_close(orm_fx_t *fx);
 
+/* orm_fx_open() in two steps, for a test that needs the server before its
+ * pool exists, a pool with a conninfo of its own, or no pool at all.
+ * orm_fx_open_admin() opens the admin connection and the schema as
+ * orm_fx_open() does, and no loop or pool. */
+void orm_fx_open_admin(orm_fx_t *fx, const char *schema, int domain);
+/* Opens the loop and the pool, on a fixture from orm_fx_open_admin() or on a
+ * zeroed one, which then has no admin connection (for a server that is
+ * down, or a test that needs none). `cfg` may be NULL; its conninfo is kept
+ * when it is set, else it is the one orm_fx_open() gives; its data is `fx`.
+ * orm_fx_close() closes it all. */
+void orm_fx_open_pool(orm_fx_t *fx, const orm_pool_config_t *cfg);
+/* Closes a fixture that has no pool: drops the schema, closes the admin
+ * connection. */
+void orm_fx_close_admin(orm_fx_t *fx);
+
 /* Runs SQL on the admin connection (notices are dropped); fails the test
  * if it fails. */
 void orm_fx_sql(orm_fx_t *fx, const char *sql);
 /* The first column of the first row as an integer, -1 if there is no row. */
 int64_t orm_fx_int(orm_fx_t *fx, const char *sql);
+/* The first column of the only row as text, "<null>" for NULL; fails the
+ * test unless there is exactly one row. Free it with free(). */
+char *orm_fx_text(orm_fx_t *fx, const char *sql);
 
 /* Runs the loop until `ms` have passed. */
 void orm_fx_run_ms(orm_fx_t *fx, uint64_t ms);

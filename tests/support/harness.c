@@ -112,3 +112,35 @@ void orm_test_loop_close(uv_loop_t *loop) {
   assert_int_equal(open, 0);
   assert_int_equal(uv_loop_close(loop), 0);
 }
+
+/* The group's own setup and teardown, and whether each ran to its end and
+ * returned 0: a failed assertion inside one leaves its flag clear. */
+static CMFixtureFunction group_setup, group_teardown;
+static int group_setup_ok, group_teardown_ok;
+
+static int checked_group_setup(void **state) {
+  int rc = group_setup != NULL ? group_setup(state) : 0;
+  group_setup_ok = rc == 0;
+  return rc;
+}
+
+static int checked_group_teardown(void **state) {
+  int rc = group_teardown != NULL ? group_teardown(state) : 0;
+  group_teardown_ok = rc == 0;
+  return rc;
+}
+
+int orm_test_run_group(const char *name, const struct CMUnitTest *tests,
+                       size_t n, CMFixtureFunction setup,
+                       CMFixtureFunction teardown) {
+  group_setup = setup;
+  group_teardown = teardown;
+  group_setup_ok = group_teardown_ok = 0;
+  int failed = _cmocka_run_group_tests(name, tests, n, checked_group_setup,
+                                       checked_group_teardown);
+  if (group_setup_ok && group_teardown_ok)
+    return failed;
+  fprintf(stderr, "%s: the group %s failed\n", name,
+          group_setup_ok ? "teardown" : "setup");
+  return failed + 1;
+}

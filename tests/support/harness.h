@@ -42,4 +42,16 @@ void orm_test_run(uv_loop_t *loop, uint64_t timeout_ms);
  * code under test leaked fails the test (libuv's MAKE_VALGRIND_HAPPY). */
 void orm_test_loop_close(uv_loop_t *loop);
 
+/* cmocka_run_group_tests() for a group with a setup or teardown: cmocka
+ * 1.1.5 reports a failing group teardown ("[  FAILED  ] GROUP TEARDOWN")
+ * and still returns 0, so a fixture that cannot clean up would pass. Here a
+ * group setup or teardown that fails (returns non-zero or fails an
+ * assertion) makes the result non-zero. Either may be NULL. */
+#define orm_run_group_tests(tests, setup, teardown)                            \
+  orm_test_run_group(#tests, tests, sizeof(tests) / sizeof((tests)[0]),       \
+                     setup, teardown)
+int orm_test_run_group(const char *name, const struct CMUnitTest *tests,
+                       size_t n, CMFixtureFunction setup,
+                       CMFixtureFunction teardown);
+
 #endif /* ORM_TEST_HARNESS_H */
