@@ -527,7 +527,7 @@ size_t orm_rows_count(const orm_rows_t *rows) {
   return rows != NULL ? rows->count : 0;
 }
 
-void *orm_rows_data(const orm_rows_t *rows) {
+void *orm_rows_array(const orm_rows_t *rows) {
   return rows != NULL && rows->count > 0 ? rows->data : NULL;
 }
 

@@ -17,11 +17,11 @@ void orm_result_free(orm_result_t *result) {
   PQclear((PGresult *)(void *)result);
 }
 
-int orm_result_rows(const orm_result_t *r) {
+int orm_result_nrows(const orm_result_t *r) {
   return r != NULL ? PQntuples(RES(r)) : 0;
 }
 
-int orm_result_cols(const orm_result_t *r) {
+int orm_result_ncols(const orm_result_t *r) {
   return r != NULL ? PQnfields(RES(r)) : 0;
 }
 
@@ -37,7 +37,7 @@ const char *orm_result_name(const orm_result_t *r, int col) {
   return r != NULL ? PQfname(RES(r), col) : NULL;
 }
 
-int orm_result_col(const orm_result_t *r, const char *name) {
+int orm_result_column_index(const orm_result_t *r, const char *name) {
   if (r == NULL || name == NULL)
     return -1;
   /* Exact match: PQfnumber would fold case and parse quotes. */
