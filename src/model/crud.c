@@ -199,9 +199,8 @@ static int call_run(call_t *c, orm__sql_stmt_t *stmt, orm__transform_fn fn,
                           data, out);
 }
 
-static int find(orm_exec_t *exec, const orm_model_t *model,
-                orm_param_t key, orm_future_cb cb, void *data,
-                orm_future_t **out) {
+int orm_find_async(orm_exec_t *exec, const orm_model_t *model, orm_param_t key,
+                   orm_future_cb cb, void *data, orm_future_t **out) {
   call_t c;
   int rc = call_begin(&c, exec, model, out);
   if (rc == 0)
@@ -211,9 +210,9 @@ static int find(orm_exec_t *exec, const orm_model_t *model,
                  : call_run(&c, &c.sql->find, to_one_row, ctx, cb, data, out);
 }
 
-static int find_by(orm_exec_t *exec, const orm_model_t *model,
-                   const char *column, orm_param_t value, orm_future_cb cb,
-                   void *data, orm_future_t **out) {
+int orm_find_by_async(orm_exec_t *exec, const orm_model_t *model,
+                      const char *column, orm_param_t value, orm_future_cb cb,
+                      void *data, orm_future_t **out) {
   call_t c;
   int rc = call_begin(&c, exec, model, out);
   if (rc != 0)
@@ -231,10 +230,9 @@ static int find_by(orm_exec_t *exec, const orm_model_t *model,
 }
 
 /* find_all / count / exists: a query, or every row. */
-static int select_query(orm_exec_t *exec,
-                        const orm_model_t *model, orm_query_t *query,
-                        orm_query_kind_t kind, orm_future_cb cb, void *data,
-                        orm_future_t **out) {
+static int select_query(orm_exec_t *exec, const orm_model_t *model,
+                        orm_query_t *query, orm_query_kind_t kind,
+                        orm_future_cb cb, void *data, orm_future_t **out) {
   call_t c;
   if (query != NULL && model == NULL)
     model = orm_query_model(query);
@@ -261,9 +259,8 @@ static int select_query(orm_exec_t *exec,
   return orm__exec_submit(c.exec, sql, NULL, &in, fn, ctx, cb, data, out);
 }
 
-static int insert(orm_exec_t *exec, const orm_model_t *model,
-                  void *rows, size_t n, orm_future_cb cb, void *data,
-                  orm_future_t **out) {
+static int insert(orm_exec_t *exec, const orm_model_t *model, void *rows,
+                  size_t n, orm_future_cb cb, void *data, orm_future_t **out) {
   call_t c;
   int rc = call_begin(&c, exec, model, out);
   if (rc != 0)
@@ -281,9 +278,9 @@ static int insert(orm_exec_t *exec, const orm_model_t *model,
   return call_run(&c, stmt, write_back, ctx, cb, data, out);
 }
 
-static int update(orm_exec_t *exec, const orm_model_t *model,
-                  const void *row, uint64_t fields, orm_future_cb cb,
-                  void *data, orm_future_t **out) {
+int orm_update_async(orm_exec_t *exec, const orm_model_t *model,
+                     const void *row, uint64_t fields, orm_future_cb cb,
+                     void *data, orm_future_t **out) {
   call_t c;
   int rc = call_begin(&c, exec, model, out);
   if (rc != 0)
@@ -305,9 +302,9 @@ static int update(orm_exec_t *exec, const orm_model_t *model,
   return rc;
 }
 
-static int delete_by_key(orm_exec_t *exec,
-                         const orm_model_t *model, orm_param_t key,
-                         orm_future_cb cb, void *data, orm_future_t **out) {
+int orm_delete_async(orm_exec_t *exec, const orm_model_t *model,
+                     orm_param_t key, orm_future_cb cb, void *data,
+                     orm_future_t **out) {
   call_t c;
   int rc = call_begin(&c, exec, model, out);
   if (rc == 0)
@@ -316,9 +313,9 @@ static int delete_by_key(orm_exec_t *exec,
                  : call_run(&c, &c.sql->remove, NULL, NULL, cb, data, out);
 }
 
-static int upsert(orm_exec_t *exec, const orm_model_t *model,
-                  void *row, const char *conflict, orm_future_cb cb, void *data,
-                  orm_future_t **out) {
+int orm_upsert_async(orm_exec_t *exec, const orm_model_t *model, void *row,
+                     const char *conflict, orm_future_cb cb, void *data,
+                     orm_future_t **out) {
   call_t c;
   int rc = call_begin(&c, exec, model, out);
   if (rc != 0)
@@ -340,17 +337,6 @@ static int upsert(orm_exec_t *exec, const orm_model_t *model,
 }
 
 /* ---- public calls ------------------------------------------------------------ */
-
-int orm_find_async(orm_exec_t *exec, const orm_model_t *model, orm_param_t key,
-                   orm_future_cb cb, void *data, orm_future_t **out) {
-  return find(exec, model, key, cb, data, out);
-}
-
-int orm_find_by_async(orm_exec_t *exec, const orm_model_t *model,
-                      const char *column, orm_param_t value, orm_future_cb cb,
-                      void *data, orm_future_t **out) {
-  return find_by(exec, model, column, value, cb, data, out);
-}
 
 int orm_find_all_async(orm_exec_t *exec, const orm_model_t *model,
                        orm_query_t *query, orm_future_cb cb, void *data,
@@ -379,22 +365,4 @@ int orm_insert_many_async(orm_exec_t *exec, const orm_model_t *model,
                           void *rows, size_t n, orm_future_cb cb, void *data,
                           orm_future_t **out) {
   return insert(exec, model, rows, n, cb, data, out);
-}
-
-int orm_update_async(orm_exec_t *exec, const orm_model_t *model,
-                     const void *row, uint64_t fields, orm_future_cb cb,
-                     void *data, orm_future_t **out) {
-  return update(exec, model, row, fields, cb, data, out);
-}
-
-int orm_delete_async(orm_exec_t *exec, const orm_model_t *model,
-                     orm_param_t key, orm_future_cb cb, void *data,
-                     orm_future_t **out) {
-  return delete_by_key(exec, model, key, cb, data, out);
-}
-
-int orm_upsert_async(orm_exec_t *exec, const orm_model_t *model, void *row,
-                     const char *conflict_column, orm_future_cb cb, void *data,
-                     orm_future_t **out) {
-  return upsert(exec, model, row, conflict_column, cb, data, out);
 }
