@@ -205,7 +205,7 @@ int orm_find_async(orm_exec_t *exec, const orm_model_t *model, orm_param_t key,
   int rc = call_begin(&c, exec, model, out);
   if (rc == 0)
     rc = orm__params_add_value(c.params, model, (size_t)c.sql->pk, &key);
-  void *ctx[ORM_SUBMIT_CTX] = {(void *)(uintptr_t)model};
+  void *ctx[ORM__SUBMIT_CTX] = {(void *)(uintptr_t)model};
   return rc != 0 ? rc
                  : call_run(&c, &c.sql->find, to_one_row, ctx, cb, data, out);
 }
@@ -223,7 +223,7 @@ int orm_find_by_async(orm_exec_t *exec, const orm_model_t *model,
   if (f < 0)
     return f;
   rc = orm__params_add_value(c.params, model, (size_t)f, &value);
-  void *ctx[ORM_SUBMIT_CTX] = {(void *)(uintptr_t)model};
+  void *ctx[ORM__SUBMIT_CTX] = {(void *)(uintptr_t)model};
   return rc != 0 ? rc
                  : call_run(&c, &c.sql->find_by[f], to_rows, ctx, cb, data,
                             out);
@@ -242,7 +242,7 @@ static int select_query(orm_exec_t *exec, const orm_model_t *model,
   if (query != NULL && orm_query_model(query) != model)
     return ORM_EINVAL;
   orm__transform_fn fn = kind == ORM_QUERY_SELECT ? to_rows : NULL;
-  void *ctx[ORM_SUBMIT_CTX] = {(void *)(uintptr_t)model};
+  void *ctx[ORM__SUBMIT_CTX] = {(void *)(uintptr_t)model};
   if (query == NULL) {
     orm__sql_stmt_t *stmt = kind == ORM_QUERY_SELECT  ? &c.sql->find_all
                             : kind == ORM_QUERY_COUNT ? &c.sql->count
@@ -272,7 +272,7 @@ static int insert(orm_exec_t *exec, const orm_model_t *model, void *rows,
               : orm__params_bind_rows(c.params, model, stmt, rows, n);
   if (rc != 0)
     return rc;
-  void *ctx[ORM_SUBMIT_CTX] = {(void *)(uintptr_t)model, rows,
+  void *ctx[ORM__SUBMIT_CTX] = {(void *)(uintptr_t)model, rows,
                                (void *)(uintptr_t)c.sql->generated,
                                (void *)(uintptr_t)n};
   return call_run(&c, stmt, write_back, ctx, cb, data, out);
@@ -330,7 +330,7 @@ int orm_upsert_async(orm_exec_t *exec, const orm_model_t *model, void *row,
     return ORM_EINVAL; /* neither the primary key nor a unique column */
   if ((rc = orm__params_bind_row(c.params, model, stmt, row)) != 0)
     return rc;
-  void *ctx[ORM_SUBMIT_CTX] = {(void *)(uintptr_t)model, row,
+  void *ctx[ORM__SUBMIT_CTX] = {(void *)(uintptr_t)model, row,
                                (void *)(uintptr_t)c.sql->generated,
                                (void *)(uintptr_t)1};
   return call_run(&c, stmt, write_back, ctx, cb, data, out);

@@ -10,11 +10,11 @@
 #include "base/wire.h"
 #include "pool_int.h"
 
-#define ORM_MAINT_MS 1000
+#define ORM__MAINT_MS 1000
 /* How long after a cancel a 57014 on another statement counts as a stray
  * (the signal lands within milliseconds of PQcancel's return; a real
  * statement_timeout error inside the window is run again). */
-#define ORM_CANCEL_GUARD_MS 1000
+#define ORM__CANCEL_GUARD_MS 1000
 
 void orm__pool_kick(orm_pool_t *pool) {
   pool->sched.work_wanted = 1;
@@ -310,7 +310,7 @@ static void cancel_after(uv_work_t *work, int status) {
     for (orm__link_t *l = lists[i]->next; l != lists[i]; l = l->next) {
       orm__conn_t *conn = ORM__CONTAINER_OF(l, orm__conn_t, link);
       if (conn->pg != NULL && PQbackendPID(conn->pg) == pid)
-        conn->cancel_guard_until = uv_now(pool->loop) + ORM_CANCEL_GUARD_MS;
+        conn->cancel_guard_until = uv_now(pool->loop) + ORM__CANCEL_GUARD_MS;
     }
   }
 }
@@ -335,7 +335,7 @@ void orm__pool_cancel_on_server(orm_pool_t *pool, orm__conn_t *conn) {
     return;
   }
   pool->pending_cancels++;
-  conn->cancel_guard_until = uv_now(pool->loop) + ORM_CANCEL_GUARD_MS;
+  conn->cancel_guard_until = uv_now(pool->loop) + ORM__CANCEL_GUARD_MS;
 }
 
 /* ---- maintenance ---------------------------------------------------------- */
@@ -493,7 +493,7 @@ int orm_pool_open(orm_pool_t **out, uv_loop_t *loop,
   uv_timer_init(loop, &pool->maint);
   pool->maint.data = pool;
   pool->handles_open++;
-  uv_timer_start(&pool->maint, on_maint, ORM_MAINT_MS, ORM_MAINT_MS);
+  uv_timer_start(&pool->maint, on_maint, ORM__MAINT_MS, ORM__MAINT_MS);
   /* The maintenance timer alone must not keep the loop running. */
   uv_unref((uv_handle_t *)&pool->maint);
   for (unsigned i = 0; i < cfg.min_conns; i++) {

@@ -65,7 +65,7 @@ typedef struct orm__request_s {
   unsigned char retries;
   orm__transform_fn transform; /* answer -> value, or NULL: the result */
   int transform_status;        /* what it returned, while `transformed` */
-  void *tctx[ORM_SUBMIT_CTX];
+  void *tctx[ORM__SUBMIT_CTX];
   int nparams;
   int param_cap;
   Oid *types;

@@ -19,7 +19,7 @@
 typedef int (*orm__transform_fn)(PGresult *res, void *const *ctx,
                                  orm_future_t *future);
 
-#define ORM_SUBMIT_CTX 4
+#define ORM__SUBMIT_CTX 4
 
 /* Kept by a caller next to SQL that it sends again and again and that does
  * not change while the pool lives: the statement the pool interned for it,
@@ -54,7 +54,7 @@ struct orm_exec_s {
 /* The pool an executor runs on (NULL once a transaction's pool is gone). */
 orm_pool_t *orm__exec_pool(const orm_exec_t *exec);
 
-/* orm_query_async() with a transform and up to ORM_SUBMIT_CTX context
+/* orm_query_async() with a transform and up to ORM__SUBMIT_CTX context
  * pointers, copied. `hint` may be NULL. */
 int orm__exec_submit(orm_exec_t *exec, const char *sql, orm__stmt_hint_t *hint,
                      const orm__params_in_t *in, orm__transform_fn transform,
