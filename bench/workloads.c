@@ -21,7 +21,7 @@
  *             and written back with orm_update_async() (field mask:
  *             randomnumber), the BATCH writes in flight together and joined;
  *   update-tx the same, but the BATCH writes (in key order) go in one
- *             transaction: BEGIN, the writes with orm_tx_update_async() and
+ *             transaction: BEGIN, the writes with orm_update_async() and
  *             COMMIT, issued at once. Not in TechEmpower's list: `update`
  *             deadlocks in pipeline mode (see bench/README.md), this cannot;
  *   insert    one users row with a unique email (orm_insert_async(), which
@@ -340,7 +340,7 @@ static const char *select_mismatch(const orm_result_t *res, int32_t value) {
 
   if (res == NULL)
     return "no result";
-  if (orm_result_rows(res) != 1 || orm_result_cols(res) != 1)
+  if (orm_result_nrows(res) != 1 || orm_result_ncols(res) != 1)
     return "not one row of one column";
   if (orm_result_int(res, 0, 0, &got) != 0)
     return "not an integer";
@@ -429,7 +429,7 @@ static void fortunes_done(orm_future_t *f, void *data) {
   }
   struct fortune_item list[TFB_FORTUNES + 1];
   unsigned seen = 0;
-  const fortune_t *row = orm_rows_data(rows);
+  const fortune_t *row = orm_rows_array(rows);
   for (size_t i = 0; i < n; i++, row++) {
     int32_t id = row->id;
     if (id < 1 || id > TFB_FORTUNES || (seen & (1u << id)) != 0 ||
@@ -560,7 +560,7 @@ static int update_tx_issue(struct unit *u) {
     return rc;
   const uint64_t mask = ORM_FIELD_BIT(world, randomnumber);
   for (size_t i = 0; i < BATCH; i++) {
-    rc = orm_tx_update_async(tx, world_model(), &u->rows[i], mask, NULL, NULL,
+    rc = orm_update_async(tx, world_model(), &u->rows[i], mask, NULL, NULL,
                              &u->futs[i]);
     if (rc != 0) {
       release_futures(u, i);
@@ -619,7 +619,7 @@ static void bulk_done(orm_future_t *f, void *data) {
   }
   const orm_rows_t *rows = orm_future_value(f);
   size_t n = rows != NULL ? orm_rows_count(rows) : 0;
-  const user_t *row = n > 0 ? orm_rows_data(rows) : NULL;
+  const user_t *row = n > 0 ? orm_rows_array(rows) : NULL;
   int64_t id_sum = 0;
   size_t bad = 0;
   for (size_t i = 0; i < n; i++) {
@@ -673,10 +673,10 @@ static int tx_start(struct unit *u) {
   while (u->tx_row.id == u->ids[0]);
   u->tx_row.randomnumber = rand_world(d);
   u->tx_row.orm_nulls = 0;
-  rc = orm_tx_find_async(tx, world_model(), ORM_INT4(u->ids[0]), NULL, NULL,
+  rc = orm_find_async(tx, world_model(), ORM_INT4(u->ids[0]), NULL, NULL,
                          &u->tx_read);
   if (rc == 0) {
-    rc = orm_tx_update_async(tx, world_model(), &u->tx_row,
+    rc = orm_update_async(tx, world_model(), &u->tx_row,
                              ORM_FIELD_BIT(world, randomnumber), NULL, NULL,
                              &u->tx_write);
     if (rc == 0)

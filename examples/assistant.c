@@ -153,7 +153,7 @@ static void on_conversation(orm_future_t *f, void *data) {
     if (i == 0)
       ORM_SET_NULL(m, message, tokens);
   }
-  orm_tx_insert_many_async(app->tx, message_model(), app->messages, 3, NULL,
+  orm_insert_many_async(app->tx, message_model(), app->messages, 3, NULL,
                            NULL, NULL);
   app->usage = (usage_record_t){.user_id = app->user.id,
                                 .agent_id = app->agent.id,
@@ -163,7 +163,7 @@ static void on_conversation(orm_future_t *f, void *data) {
                                 .cost = "0.000420000000",
                                 .latency_ms = 212.5f};
   ORM_SET_NULL(&app->usage, usage_record, request_digest);
-  orm_tx_insert_async(app->tx, usage_record_model(), &app->usage, NULL, NULL,
+  orm_insert_async(app->tx, usage_record_model(), &app->usage, NULL, NULL,
                       NULL);
   /* Statements of a transaction run in order: COMMIT comes after them. */
   orm_tx_commit_async(app->tx, on_committed, app, NULL);
@@ -194,7 +194,7 @@ static void on_agent(orm_future_t *f, void *data) {
                                        .user_id = app->user.id,
                                        .title = "First steps"};
   ORM_SET_NULL(&app->conversation, conversation, ended_at);
-  orm_tx_insert_async(app->tx, conversation_model(), &app->conversation,
+  orm_insert_async(app->tx, conversation_model(), &app->conversation,
                       on_conversation, app, NULL);
 }
 

@@ -62,9 +62,9 @@ static void on_begun(orm_future_t *f, void *data) {
   }
   orm_tx_t *tx = d->tx = orm_future_value(f);
   /* Statements of a transaction run in order on its connection. */
-  orm_tx_query_async(tx, "CREATE TEMP TABLE demo_t (n int) ON COMMIT DROP",
+  orm_query_async(tx, "CREATE TEMP TABLE demo_t (n int) ON COMMIT DROP",
                      NULL, 0, NULL, NULL, NULL);
-  orm_tx_query_async(tx, "INSERT INTO demo_t SELECT generate_series(1, 3)",
+  orm_query_async(tx, "INSERT INTO demo_t SELECT generate_series(1, 3)",
                      NULL, 0, on_inserted, d, NULL);
 }
 

@@ -278,9 +278,9 @@ ORM_EXTERN int orm_model_pk(const orm_model_t *model);
 typedef struct orm_rows_s orm_rows_t;
 
 ORM_EXTERN size_t orm_rows_count(const orm_rows_t *rows);
-/* The first struct of the array (cast it to the model's type), or NULL when
- * there are no rows. Row i is at (char *)data + i * struct_size. */
-ORM_EXTERN void *orm_rows_data(const orm_rows_t *rows);
+/* The array of structs (cast it to the model's type), or NULL when there
+ * are no rows. Row i is at (char *)array + i * struct_size. */
+ORM_EXTERN void *orm_rows_array(const orm_rows_t *rows);
 /* Row `i`, or NULL when i >= count. */
 ORM_EXTERN void *orm_rows_at(const orm_rows_t *rows, size_t i);
 ORM_EXTERN const orm_model_t *orm_rows_model(const orm_rows_t *rows);
@@ -406,8 +406,11 @@ ORM_EXTERN int orm_query_sql(orm_query_t *query, orm_query_kind_t kind,
                              const char **sql, const orm_param_t **params,
                              size_t *nparams);
 
-/* ---- models on a pool ------------------------------------------------------
- * Each call builds its statement from SQL made once per model and pool,
+/* ---- models on an executor --------------------------------------------------
+ * Each call runs on an executor: the pool, or a transaction (see
+ * orm_pool_exec() in uvorm/pool.h; in C11 a pool or transaction can be
+ * passed directly). Each call builds its statement from SQL made once per
+ * model and pool,
  * binds every value as a parameter, and resolves on the loop with the
  * answer hydrated into the model's structs. Like every uvorm call: 0 or a
  * negative ORM_E* code; on 0 the callback runs exactly once, later.
@@ -421,7 +424,7 @@ ORM_EXTERN int orm_query_sql(orm_query_t *query, orm_query_kind_t kind,
  *     orm_result_affected() for update and delete, one bigint (count) or one
  *     boolean (exists) in row 0, column 0.
  *
- * Call errors: ORM_EINVAL (NULL pool or model or row, a conflict column
+ * Call errors: ORM_EINVAL (NULL executor or model or row, a conflict column
  * that is neither the key nor unique), ORM_EMODEL (the descriptor fails
  * orm_model_check), ORM_ENOCOLUMN, ORM_ETYPE / ORM_ERANGE (a value that
  * does not fit its column), ORM_ENOTSUP (the model has no such statement,
@@ -430,90 +433,59 @@ ORM_EXTERN int orm_query_sql(orm_query_t *query, orm_query_kind_t kind,
  * ORM_ENOTFOUND (orm_find_async: no row has the key; an insert or upsert
  * that a trigger or rule skipped, so RETURNING gave fewer rows than were
  * sent) and ORM_ETYPE (a column
- * whose type does not fit its field; the message names the column).
- *
- * Each call has a transaction form, orm_tx_*, which runs it on the
- * transaction's connection. */
+ * whose type does not fit its field; the message names the column). */
 
 /* The row whose primary key is `key`. */
-ORM_EXTERN int orm_find_async(orm_pool_t *pool, const orm_model_t *model,
+ORM_EXTERN int orm_find_async(orm_exec_t *exec, const orm_model_t *model,
                               orm_param_t key, orm_future_cb cb, void *data,
                               orm_future_t **out);
 /* Every row whose `column` equals `value`. */
-ORM_EXTERN int orm_find_by_async(orm_pool_t *pool, const orm_model_t *model,
+ORM_EXTERN int orm_find_by_async(orm_exec_t *exec, const orm_model_t *model,
                                  const char *column, orm_param_t value,
                                  orm_future_cb cb, void *data,
                                  orm_future_t **out);
 /* The rows `query` selects (every row when it is NULL). The query must be
  * over `model` (which may be NULL when a query is given) and may be freed
  * once the call returns. */
-ORM_EXTERN int orm_find_all_async(orm_pool_t *pool, const orm_model_t *model,
+ORM_EXTERN int orm_find_all_async(orm_exec_t *exec, const orm_model_t *model,
                                   orm_query_t *query, orm_future_cb cb,
                                   void *data, orm_future_t **out);
-ORM_EXTERN int orm_count_async(orm_pool_t *pool, const orm_model_t *model,
+ORM_EXTERN int orm_count_async(orm_exec_t *exec, const orm_model_t *model,
                                orm_query_t *query, orm_future_cb cb,
                                void *data, orm_future_t **out);
-ORM_EXTERN int orm_exists_async(orm_pool_t *pool, const orm_model_t *model,
+ORM_EXTERN int orm_exists_async(orm_exec_t *exec, const orm_model_t *model,
                                 orm_query_t *query, orm_future_cb cb,
                                 void *data, orm_future_t **out);
 /* Inserts `*row` (generated fields left to the server) and, before the
  * callback runs, writes the row's generated fields (id, defaults,
  * timestamps) back into it: `row` must stay valid until then. Strings
  * written back point into the future's value. */
-ORM_EXTERN int orm_insert_async(orm_pool_t *pool, const orm_model_t *model,
+ORM_EXTERN int orm_insert_async(orm_exec_t *exec, const orm_model_t *model,
                                 void *row, orm_future_cb cb, void *data,
                                 orm_future_t **out);
 /* Inserts `n` structs from the array `rows` in one statement and one round
  * trip, writing generated fields back into each. */
-ORM_EXTERN int orm_insert_many_async(orm_pool_t *pool,
+ORM_EXTERN int orm_insert_many_async(orm_exec_t *exec,
                                      const orm_model_t *model, void *rows,
                                      size_t n, orm_future_cb cb, void *data,
                                      orm_future_t **out);
 /* Updates the row with `row`'s primary key: the fields in `fields` (a mask
  * of ORM_FIELD_BIT()s), or every column but the key and generated ones
  * when `fields` is 0. */
-ORM_EXTERN int orm_update_async(orm_pool_t *pool, const orm_model_t *model,
+ORM_EXTERN int orm_update_async(orm_exec_t *exec, const orm_model_t *model,
                                 const void *row, uint64_t fields,
                                 orm_future_cb cb, void *data,
                                 orm_future_t **out);
-ORM_EXTERN int orm_delete_async(orm_pool_t *pool, const orm_model_t *model,
+ORM_EXTERN int orm_delete_async(orm_exec_t *exec, const orm_model_t *model,
                                 orm_param_t key, orm_future_cb cb, void *data,
                                 orm_future_t **out);
 /* INSERT ... ON CONFLICT (conflict_column) DO UPDATE: the primary key when
  * `conflict_column` is NULL, or a column flagged ORM_F_UNIQUE. Writes back
  * like orm_insert_async(). */
-ORM_EXTERN int orm_upsert_async(orm_pool_t *pool, const orm_model_t *model,
+ORM_EXTERN int orm_upsert_async(orm_exec_t *exec, const orm_model_t *model,
                                 void *row, const char *conflict_column,
                                 orm_future_cb cb, void *data,
                                 orm_future_t **out);
-
-ORM_EXTERN int orm_tx_find_async(orm_tx_t *tx, const orm_model_t *model,
-                                 orm_param_t key, orm_future_cb cb, void *data,
-                                 orm_future_t **out);
-ORM_EXTERN int orm_tx_find_by_async(orm_tx_t *tx, const orm_model_t *model,
-                                    const char *column, orm_param_t value,
-                                    orm_future_cb cb, void *data,
-                                    orm_future_t **out);
-ORM_EXTERN int orm_tx_find_all_async(orm_tx_t *tx, const orm_model_t *model,
-                                     orm_query_t *query, orm_future_cb cb,
-                                     void *data, orm_future_t **out);
-ORM_EXTERN int orm_tx_insert_async(orm_tx_t *tx, const orm_model_t *model,
-                                   void *row, orm_future_cb cb, void *data,
-                                   orm_future_t **out);
-ORM_EXTERN int orm_tx_insert_many_async(orm_tx_t *tx, const orm_model_t *model,
-                                        void *rows, size_t n, orm_future_cb cb,
-                                        void *data, orm_future_t **out);
-ORM_EXTERN int orm_tx_update_async(orm_tx_t *tx, const orm_model_t *model,
-                                   const void *row, uint64_t fields,
-                                   orm_future_cb cb, void *data,
-                                   orm_future_t **out);
-ORM_EXTERN int orm_tx_delete_async(orm_tx_t *tx, const orm_model_t *model,
-                                   orm_param_t key, orm_future_cb cb,
-                                   void *data, orm_future_t **out);
-ORM_EXTERN int orm_tx_upsert_async(orm_tx_t *tx, const orm_model_t *model,
-                                   void *row, const char *conflict_column,
-                                   orm_future_cb cb, void *data,
-                                   orm_future_t **out);
 
 /* The first row of a future that resolved with an orm_rows_t (cast it to
  * the model's struct), or NULL. It lives as long as the future's value. */
@@ -539,11 +511,34 @@ typedef struct {
   orm_schema_problem_t problems[]; /* nproblems of them */
 } orm_schema_report_t;
 
-ORM_EXTERN int orm_model_verify_async(orm_pool_t *pool,
+ORM_EXTERN int orm_model_verify_async(orm_exec_t *exec,
                                       const orm_model_t *model,
                                       orm_future_cb cb, void *data,
                                       orm_future_t **out);
 ORM_EXTERN void orm_schema_report_free(orm_schema_report_t *report);
+
+#ifdef ORM__GENERIC
+#define orm_find_async(exec, ...) orm_find_async(ORM_EXEC(exec), __VA_ARGS__)
+#define orm_find_by_async(exec, ...)                                           \
+  orm_find_by_async(ORM_EXEC(exec), __VA_ARGS__)
+#define orm_find_all_async(exec, ...)                                          \
+  orm_find_all_async(ORM_EXEC(exec), __VA_ARGS__)
+#define orm_count_async(exec, ...) orm_count_async(ORM_EXEC(exec), __VA_ARGS__)
+#define orm_exists_async(exec, ...)                                            \
+  orm_exists_async(ORM_EXEC(exec), __VA_ARGS__)
+#define orm_insert_async(exec, ...)                                            \
+  orm_insert_async(ORM_EXEC(exec), __VA_ARGS__)
+#define orm_insert_many_async(exec, ...)                                       \
+  orm_insert_many_async(ORM_EXEC(exec), __VA_ARGS__)
+#define orm_update_async(exec, ...)                                            \
+  orm_update_async(ORM_EXEC(exec), __VA_ARGS__)
+#define orm_delete_async(exec, ...)                                            \
+  orm_delete_async(ORM_EXEC(exec), __VA_ARGS__)
+#define orm_upsert_async(exec, ...)                                            \
+  orm_upsert_async(ORM_EXEC(exec), __VA_ARGS__)
+#define orm_model_verify_async(exec, ...)                                      \
+  orm_model_verify_async(ORM_EXEC(exec), __VA_ARGS__)
+#endif
 
 #ifdef __cplusplus
 }

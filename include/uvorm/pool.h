@@ -25,6 +25,7 @@ extern "C" {
 
 typedef struct orm_pool_s orm_pool_t;
 typedef struct orm_tx_s orm_tx_t;
+typedef struct orm_exec_s orm_exec_t;
 typedef struct orm_result_s orm_result_t;
 
 /* A message the server sent outside any result: NOTICE, WARNING, INFO,
@@ -147,19 +148,45 @@ typedef struct {
 /* The most parameters one statement takes (PostgreSQL's protocol limit). */
 #define ORM_MAX_PARAMS 65535
 
+/* ---- executors ------------------------------------------------------------
+ * Where a statement runs: on the pool (autocommit: each statement is its own
+ * transaction, pipelined with others) or in a transaction (in the order
+ * issued, on the transaction's connection). Raw SQL and every model call
+ * take an executor, so each call has one form for both. An executor lives
+ * as long as its pool or transaction; these return NULL for NULL. */
+ORM_EXTERN orm_exec_t *orm_pool_exec(orm_pool_t *pool);
+ORM_EXTERN orm_exec_t *orm_tx_exec(orm_tx_t *tx);
+
+/* In C11 (not C++), ORM_EXEC(x) is the executor of a pool, a transaction or
+ * an executor, chosen by x's type; any other type does not compile. Each
+ * call that takes an executor is also a macro of the same name that applies
+ * it to its first argument, so orm_find_async(pool, ...) and
+ * orm_find_async(tx, ...) both work. The functions themselves stay
+ * reachable: (orm_find_async)(orm_pool_exec(pool), ...), or define
+ * ORM_NO_GENERIC before including uvorm to do without the macros. */
+#if !defined(__cplusplus) && !defined(ORM_NO_GENERIC) &&                       \
+    defined(__STDC_VERSION__) && __STDC_VERSION__ >= 201112L
+static inline orm_exec_t *orm__exec_of_exec(orm_exec_t *ex) { return ex; }
+#define ORM_EXEC(x)                                                            \
+  _Generic((x), orm_pool_t *: orm_pool_exec, orm_tx_t *: orm_tx_exec,          \
+           orm_exec_t *: orm__exec_of_exec)(x)
+#define ORM__GENERIC 1
+#endif
+
 /* ---- raw SQL ------------------------------------------------------------
  * Runs one SQL statement with `nparams` parameters ($1, $2, ...). The
  * future resolves with an orm_result_t (take it with orm_future_take() and
  * free it with orm_result_free()), or fails: ORM_ESERVER with SQLSTATE and
  * message in orm_future_error(), ORM_ECONNLOST, ORM_ETIMEDOUT,
  * ORM_ECANCELED, ORM_ECONNECT (the server cannot be reached), ORM_ENOMEM.
- * Returns: 0; ORM_EINVAL (NULL pool or sql, params NULL with nparams > 0,
+ * Returns: 0; ORM_EINVAL (NULL executor or sql, params NULL with nparams > 0,
  * a bad parameter kind, `nparams` not the highest $N of `sql` (placeholders
  * inside literals, quoted names, dollar quotes and comments do not count));
  * ORM_E2BIG (more than ORM_MAX_PARAMS);
- * ORM_EQUEUEFULL (queue_max requests already wait); ORM_ECLOSED; ORM_ENOMEM.
+ * ORM_EQUEUEFULL (queue_max requests already wait); ORM_ECLOSED; ORM_ENOMEM;
+ * in a transaction, ORM_ESTATE once it is ending.
  * `out`, if not NULL, receives a reference to the future. */
-ORM_EXTERN int orm_query_async(orm_pool_t *pool, const char *sql,
+ORM_EXTERN int orm_query_async(orm_exec_t *exec, const char *sql,
                                const orm_param_t *params, size_t nparams,
                                orm_future_cb cb, void *data,
                                orm_future_t **out);
@@ -170,14 +197,15 @@ ORM_EXTERN int orm_query_async(orm_pool_t *pool, const char *sql,
  * ORM_ENOTFOUND (the value is NULL; *out is untouched) or ORM_ETYPE (the
  * column's type cannot be read that way). */
 ORM_EXTERN void orm_result_free(orm_result_t *result);
-ORM_EXTERN int orm_result_rows(const orm_result_t *result);
-ORM_EXTERN int orm_result_cols(const orm_result_t *result);
+ORM_EXTERN int orm_result_nrows(const orm_result_t *result);
+ORM_EXTERN int orm_result_ncols(const orm_result_t *result);
 /* Rows inserted, updated, deleted, ... by DML; 0 for other statements. */
 ORM_EXTERN int64_t orm_result_affected(const orm_result_t *result);
 /* The column's name, or NULL. */
 ORM_EXTERN const char *orm_result_name(const orm_result_t *result, int col);
 /* The column index for `name`, or -1. */
-ORM_EXTERN int orm_result_col(const orm_result_t *result, const char *name);
+ORM_EXTERN int orm_result_column_index(const orm_result_t *result,
+                                       const char *name);
 /* The column's type OID (int4 is 23, text 25, ...). */
 ORM_EXTERN uint32_t orm_result_type(const orm_result_t *result, int col);
 ORM_EXTERN bool orm_result_is_null(const orm_result_t *result, int row, int col);
@@ -230,10 +258,9 @@ ORM_EXTERN int orm_result_bytes(const orm_result_t *result, int row, int col,
 ORM_EXTERN int orm_tx_begin(orm_pool_t *pool, orm_tx_t **out);
 ORM_EXTERN int orm_tx_begin_async(orm_pool_t *pool, orm_future_cb cb,
                                   void *data, orm_future_t **out);
-ORM_EXTERN int orm_tx_query_async(orm_tx_t *tx, const char *sql,
-                                  const orm_param_t *params, size_t nparams,
-                                  orm_future_cb cb, void *data,
-                                  orm_future_t **out);
+/* The transaction's user data: NULL until set; uvorm never touches it. */
+ORM_EXTERN void orm_tx_set_data(orm_tx_t *tx, void *data);
+ORM_EXTERN void *orm_tx_data(const orm_tx_t *tx);
 ORM_EXTERN int orm_tx_commit_async(orm_tx_t *tx, orm_future_cb cb, void *data,
                                    orm_future_t **out);
 ORM_EXTERN int orm_tx_rollback_async(orm_tx_t *tx, orm_future_cb cb,
@@ -277,6 +304,10 @@ typedef struct {
 #define ORM_NOTICES_MAX 256
 
 ORM_EXTERN int orm_pool_stats(const orm_pool_t *pool, orm_pool_stats_t *stats);
+
+#ifdef ORM__GENERIC
+#define orm_query_async(exec, ...) orm_query_async(ORM_EXEC(exec), __VA_ARGS__)
+#endif
 
 #ifdef __cplusplus
 }

@@ -6,11 +6,11 @@
 /* NULL for a code outside the table. */
 static const char *err_message(int code) {
   switch (code) {
-#define ORM_ERR_MESSAGE_CASE_(name, value, msg)                                \
+#define ORM__ERR_MESSAGE_CASE_(name, value, msg)                                \
   case ORM_##name:                                                             \
     return msg;
-    ORM_ERRNO_MAP(ORM_ERR_MESSAGE_CASE_)
-#undef ORM_ERR_MESSAGE_CASE_
+    ORM_ERRNO_MAP(ORM__ERR_MESSAGE_CASE_)
+#undef ORM__ERR_MESSAGE_CASE_
   case 0:
     return "success";
   default:
@@ -25,11 +25,11 @@ const char *orm_strerror(int code) {
 
 const char *orm_err_name(int code) {
   switch (code) {
-#define ORM_ERR_NAME_CASE_(name, value, msg)                                   \
+#define ORM__ERR_NAME_CASE_(name, value, msg)                                   \
   case ORM_##name:                                                             \
     return "ORM_" #name;
-    ORM_ERRNO_MAP(ORM_ERR_NAME_CASE_)
-#undef ORM_ERR_NAME_CASE_
+    ORM_ERRNO_MAP(ORM__ERR_NAME_CASE_)
+#undef ORM__ERR_NAME_CASE_
   case 0:
     return "ORM_OK";
   default:

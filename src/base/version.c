@@ -1,12 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 #include "uvorm/common.h"
 
-#define ORM_STRINGIFY_(x) #x
-#define ORM_STRINGIFY(x) ORM_STRINGIFY_(x)
+#define ORM__STRINGIFY_(x) #x
+#define ORM__STRINGIFY(x) ORM__STRINGIFY_(x)
 
 const char *orm_version_string(void) {
-  return ORM_STRINGIFY(ORM_VERSION_MAJOR) "." ORM_STRINGIFY(
-      ORM_VERSION_MINOR) "." ORM_STRINGIFY(ORM_VERSION_PATCH);
+  return ORM__STRINGIFY(ORM_VERSION_MAJOR) "." ORM__STRINGIFY(
+      ORM_VERSION_MINOR) "." ORM__STRINGIFY(ORM_VERSION_PATCH);
 }
 
 unsigned int orm_version(void) { return ORM_VERSION_HEX; }

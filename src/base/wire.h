@@ -8,48 +8,48 @@
 #include <string.h>
 
 /* Built-in PostgreSQL type OIDs (pg_type.oid; fixed by initdb). */
-#define ORM_OID_BOOL 16u
-#define ORM_OID_BYTEA 17u
-#define ORM_OID_CHAR 18u
-#define ORM_OID_NAME 19u
-#define ORM_OID_INT8 20u
-#define ORM_OID_INT2 21u
-#define ORM_OID_INT4 23u
-#define ORM_OID_TEXT 25u
-#define ORM_OID_OID 26u
-#define ORM_OID_JSON 114u
-#define ORM_OID_FLOAT4 700u
-#define ORM_OID_FLOAT8 701u
-#define ORM_OID_UNKNOWN 705u
-#define ORM_OID_BPCHAR 1042u
-#define ORM_OID_VARCHAR 1043u
-#define ORM_OID_DATE 1082u
-#define ORM_OID_TIMESTAMP 1114u
-#define ORM_OID_TIMESTAMPTZ 1184u
-#define ORM_OID_NUMERIC 1700u
-#define ORM_OID_UUID 2950u
-#define ORM_OID_JSONB 3802u
-#define ORM_OID_NAME_ARRAY 1003u
-#define ORM_OID_INT2_ARRAY 1005u
-#define ORM_OID_INT4_ARRAY 1007u
-#define ORM_OID_TEXT_ARRAY 1009u
-#define ORM_OID_BPCHAR_ARRAY 1014u
-#define ORM_OID_VARCHAR_ARRAY 1015u
-#define ORM_OID_INT8_ARRAY 1016u
-#define ORM_OID_JSON_ARRAY 199u
-#define ORM_OID_BOOL_ARRAY 1000u
-#define ORM_OID_BYTEA_ARRAY 1001u
-#define ORM_OID_FLOAT4_ARRAY 1021u
-#define ORM_OID_FLOAT8_ARRAY 1022u
-#define ORM_OID_TIMESTAMP_ARRAY 1115u
-#define ORM_OID_DATE_ARRAY 1182u
-#define ORM_OID_TIMESTAMPTZ_ARRAY 1185u
-#define ORM_OID_NUMERIC_ARRAY 1231u
-#define ORM_OID_UUID_ARRAY 2951u
-#define ORM_OID_JSONB_ARRAY 3807u
+#define ORM__OID_BOOL 16u
+#define ORM__OID_BYTEA 17u
+#define ORM__OID_CHAR 18u
+#define ORM__OID_NAME 19u
+#define ORM__OID_INT8 20u
+#define ORM__OID_INT2 21u
+#define ORM__OID_INT4 23u
+#define ORM__OID_TEXT 25u
+#define ORM__OID_OID 26u
+#define ORM__OID_JSON 114u
+#define ORM__OID_FLOAT4 700u
+#define ORM__OID_FLOAT8 701u
+#define ORM__OID_UNKNOWN 705u
+#define ORM__OID_BPCHAR 1042u
+#define ORM__OID_VARCHAR 1043u
+#define ORM__OID_DATE 1082u
+#define ORM__OID_TIMESTAMP 1114u
+#define ORM__OID_TIMESTAMPTZ 1184u
+#define ORM__OID_NUMERIC 1700u
+#define ORM__OID_UUID 2950u
+#define ORM__OID_JSONB 3802u
+#define ORM__OID_NAME_ARRAY 1003u
+#define ORM__OID_INT2_ARRAY 1005u
+#define ORM__OID_INT4_ARRAY 1007u
+#define ORM__OID_TEXT_ARRAY 1009u
+#define ORM__OID_BPCHAR_ARRAY 1014u
+#define ORM__OID_VARCHAR_ARRAY 1015u
+#define ORM__OID_INT8_ARRAY 1016u
+#define ORM__OID_JSON_ARRAY 199u
+#define ORM__OID_BOOL_ARRAY 1000u
+#define ORM__OID_BYTEA_ARRAY 1001u
+#define ORM__OID_FLOAT4_ARRAY 1021u
+#define ORM__OID_FLOAT8_ARRAY 1022u
+#define ORM__OID_TIMESTAMP_ARRAY 1115u
+#define ORM__OID_DATE_ARRAY 1182u
+#define ORM__OID_TIMESTAMPTZ_ARRAY 1185u
+#define ORM__OID_NUMERIC_ARRAY 1231u
+#define ORM__OID_UUID_ARRAY 2951u
+#define ORM__OID_JSONB_ARRAY 3807u
 /* The first OID the server hands out to objects created after initdb
  * (FirstNormalObjectId): every enum type's OID is at least this. */
-#define ORM_OID_FIRST_USER 16384u
+#define ORM__OID_FIRST_USER 16384u
 
 /* Byte-wise shifts are portable and compile to a load plus bswap. The signed
  * views go through memcpy: exact-width types are two's complement, and this

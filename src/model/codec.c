@@ -60,34 +60,34 @@ typedef struct {
 } type_info_t;
 
 static const type_info_t type_info[ORM_T_COUNT_] = {
-    [ORM_T_INT2] = {"int2", sizeof(int16_t), ORM_OID_INT2, ORM_OID_INT2_ARRAY},
-    [ORM_T_INT4] = {"int4", sizeof(int32_t), ORM_OID_INT4, ORM_OID_INT4_ARRAY},
-    [ORM_T_INT8] = {"int8", sizeof(int64_t), ORM_OID_INT8, ORM_OID_INT8_ARRAY},
-    [ORM_T_FLOAT4] = {"float4", sizeof(float), ORM_OID_FLOAT4,
-                      ORM_OID_FLOAT4_ARRAY},
-    [ORM_T_FLOAT8] = {"float8", sizeof(double), ORM_OID_FLOAT8,
-                      ORM_OID_FLOAT8_ARRAY},
-    [ORM_T_BOOL] = {"bool", sizeof(bool), ORM_OID_BOOL, ORM_OID_BOOL_ARRAY},
-    [ORM_T_TEXT] = {"text", sizeof(char *), 0, ORM_OID_TEXT_ARRAY},
-    [ORM_T_ENUM] = {"enum", sizeof(char *), 0, ORM_OID_TEXT_ARRAY},
-    [ORM_T_JSON] = {"json", sizeof(char *), ORM_OID_JSON, ORM_OID_JSON_ARRAY},
-    [ORM_T_JSONB] = {"jsonb", sizeof(char *), ORM_OID_JSONB,
-                     ORM_OID_JSONB_ARRAY},
-    [ORM_T_BYTEA] = {"bytea", sizeof(orm_bytes_t), ORM_OID_BYTEA,
-                     ORM_OID_BYTEA_ARRAY},
-    [ORM_T_TIMESTAMP] = {"timestamp", sizeof(int64_t), ORM_OID_TIMESTAMP,
-                         ORM_OID_TIMESTAMP_ARRAY},
-    [ORM_T_TIMESTAMPTZ] = {"timestamptz", sizeof(int64_t), ORM_OID_TIMESTAMPTZ,
-                           ORM_OID_TIMESTAMPTZ_ARRAY},
-    [ORM_T_DATE] = {"date", sizeof(int32_t), ORM_OID_DATE, ORM_OID_DATE_ARRAY},
-    [ORM_T_UUID] = {"uuid", sizeof(orm_uuid_t), ORM_OID_UUID,
-                    ORM_OID_UUID_ARRAY},
-    [ORM_T_NUMERIC] = {"numeric", sizeof(char *), ORM_OID_NUMERIC,
-                       ORM_OID_NUMERIC_ARRAY},
-    [ORM_T_INT_ARRAY] = {"int8[]", sizeof(orm_int_array_t), ORM_OID_INT8_ARRAY,
+    [ORM_T_INT2] = {"int2", sizeof(int16_t), ORM__OID_INT2, ORM__OID_INT2_ARRAY},
+    [ORM_T_INT4] = {"int4", sizeof(int32_t), ORM__OID_INT4, ORM__OID_INT4_ARRAY},
+    [ORM_T_INT8] = {"int8", sizeof(int64_t), ORM__OID_INT8, ORM__OID_INT8_ARRAY},
+    [ORM_T_FLOAT4] = {"float4", sizeof(float), ORM__OID_FLOAT4,
+                      ORM__OID_FLOAT4_ARRAY},
+    [ORM_T_FLOAT8] = {"float8", sizeof(double), ORM__OID_FLOAT8,
+                      ORM__OID_FLOAT8_ARRAY},
+    [ORM_T_BOOL] = {"bool", sizeof(bool), ORM__OID_BOOL, ORM__OID_BOOL_ARRAY},
+    [ORM_T_TEXT] = {"text", sizeof(char *), 0, ORM__OID_TEXT_ARRAY},
+    [ORM_T_ENUM] = {"enum", sizeof(char *), 0, ORM__OID_TEXT_ARRAY},
+    [ORM_T_JSON] = {"json", sizeof(char *), ORM__OID_JSON, ORM__OID_JSON_ARRAY},
+    [ORM_T_JSONB] = {"jsonb", sizeof(char *), ORM__OID_JSONB,
+                     ORM__OID_JSONB_ARRAY},
+    [ORM_T_BYTEA] = {"bytea", sizeof(orm_bytes_t), ORM__OID_BYTEA,
+                     ORM__OID_BYTEA_ARRAY},
+    [ORM_T_TIMESTAMP] = {"timestamp", sizeof(int64_t), ORM__OID_TIMESTAMP,
+                         ORM__OID_TIMESTAMP_ARRAY},
+    [ORM_T_TIMESTAMPTZ] = {"timestamptz", sizeof(int64_t), ORM__OID_TIMESTAMPTZ,
+                           ORM__OID_TIMESTAMPTZ_ARRAY},
+    [ORM_T_DATE] = {"date", sizeof(int32_t), ORM__OID_DATE, ORM__OID_DATE_ARRAY},
+    [ORM_T_UUID] = {"uuid", sizeof(orm_uuid_t), ORM__OID_UUID,
+                    ORM__OID_UUID_ARRAY},
+    [ORM_T_NUMERIC] = {"numeric", sizeof(char *), ORM__OID_NUMERIC,
+                       ORM__OID_NUMERIC_ARRAY},
+    [ORM_T_INT_ARRAY] = {"int8[]", sizeof(orm_int_array_t), ORM__OID_INT8_ARRAY,
                          0},
     [ORM_T_TEXT_ARRAY] = {"text[]", sizeof(orm_text_array_t),
-                          ORM_OID_TEXT_ARRAY, 0},
+                          ORM__OID_TEXT_ARRAY, 0},
 };
 
 bool orm__codec_type_valid(orm_type_t type) {
@@ -108,7 +108,7 @@ uint32_t orm__codec_param_oid(orm_type_t type) {
 
 uint32_t orm__codec_elem_oid(orm_type_t type) {
   if (type == ORM_T_TEXT || type == ORM_T_ENUM)
-    return ORM_OID_TEXT;
+    return ORM__OID_TEXT;
   return orm__codec_type_valid(type) && type_info[type].array_oid != 0
              ? type_info[type].param_oid
              : 0;
@@ -119,18 +119,18 @@ uint32_t orm__codec_array_oid(orm_type_t type) {
 }
 
 static bool is_text_oid(uint32_t oid) {
-  return oid == ORM_OID_TEXT || oid == ORM_OID_VARCHAR ||
-         oid == ORM_OID_BPCHAR || oid == ORM_OID_NAME;
+  return oid == ORM__OID_TEXT || oid == ORM__OID_VARCHAR ||
+         oid == ORM__OID_BPCHAR || oid == ORM__OID_NAME;
 }
 
 /* Element width of an integer array, 0 for any other element type. */
 static int int_elem_width(uint32_t oid) {
   switch (oid) {
-  case ORM_OID_INT2:
+  case ORM__OID_INT2:
     return 2;
-  case ORM_OID_INT4:
+  case ORM__OID_INT4:
     return 4;
-  case ORM_OID_INT8:
+  case ORM__OID_INT8:
     return 8;
   default:
     return 0;
@@ -140,43 +140,43 @@ static int int_elem_width(uint32_t oid) {
 bool orm__codec_accepts(orm_type_t type, uint32_t oid) {
   switch (type) {
   case ORM_T_INT2:
-    return oid == ORM_OID_INT2;
+    return oid == ORM__OID_INT2;
   case ORM_T_INT4:
-    return oid == ORM_OID_INT4 || oid == ORM_OID_INT2;
+    return oid == ORM__OID_INT4 || oid == ORM__OID_INT2;
   case ORM_T_INT8:
     return int_elem_width(oid) != 0;
   case ORM_T_FLOAT4:
-    return oid == ORM_OID_FLOAT4;
+    return oid == ORM__OID_FLOAT4;
   case ORM_T_FLOAT8:
-    return oid == ORM_OID_FLOAT8 || oid == ORM_OID_FLOAT4;
+    return oid == ORM__OID_FLOAT8 || oid == ORM__OID_FLOAT4;
   case ORM_T_BOOL:
-    return oid == ORM_OID_BOOL;
+    return oid == ORM__OID_BOOL;
   case ORM_T_TEXT:
     return is_text_oid(oid);
   case ORM_T_ENUM:
-    return is_text_oid(oid) || oid >= ORM_OID_FIRST_USER;
+    return is_text_oid(oid) || oid >= ORM__OID_FIRST_USER;
   case ORM_T_JSON:
-    return oid == ORM_OID_JSON;
+    return oid == ORM__OID_JSON;
   case ORM_T_JSONB:
-    return oid == ORM_OID_JSONB;
+    return oid == ORM__OID_JSONB;
   case ORM_T_BYTEA:
-    return oid == ORM_OID_BYTEA;
+    return oid == ORM__OID_BYTEA;
   case ORM_T_TIMESTAMP:
-    return oid == ORM_OID_TIMESTAMP;
+    return oid == ORM__OID_TIMESTAMP;
   case ORM_T_TIMESTAMPTZ:
-    return oid == ORM_OID_TIMESTAMPTZ;
+    return oid == ORM__OID_TIMESTAMPTZ;
   case ORM_T_DATE:
-    return oid == ORM_OID_DATE;
+    return oid == ORM__OID_DATE;
   case ORM_T_UUID:
-    return oid == ORM_OID_UUID;
+    return oid == ORM__OID_UUID;
   case ORM_T_NUMERIC:
-    return oid == ORM_OID_NUMERIC;
+    return oid == ORM__OID_NUMERIC;
   case ORM_T_INT_ARRAY:
-    return oid == ORM_OID_INT2_ARRAY || oid == ORM_OID_INT4_ARRAY ||
-           oid == ORM_OID_INT8_ARRAY;
+    return oid == ORM__OID_INT2_ARRAY || oid == ORM__OID_INT4_ARRAY ||
+           oid == ORM__OID_INT8_ARRAY;
   case ORM_T_TEXT_ARRAY:
-    return oid == ORM_OID_TEXT_ARRAY || oid == ORM_OID_VARCHAR_ARRAY ||
-           oid == ORM_OID_BPCHAR_ARRAY || oid == ORM_OID_NAME_ARRAY;
+    return oid == ORM__OID_TEXT_ARRAY || oid == ORM__OID_VARCHAR_ARRAY ||
+           oid == ORM__OID_BPCHAR_ARRAY || oid == ORM__OID_NAME_ARRAY;
   default:
     return false;
   }
@@ -571,7 +571,7 @@ static int encode_int_array(const orm_int_array_t *a, orm__buf_t *buf) {
   bool has_null = false;
   for (size_t i = 0; i < a->len && !has_null; i++)
     has_null = orm_int_array_is_null(a, i);
-  int rc = put_array_header(buf, a->len, has_null, ORM_OID_INT8);
+  int rc = put_array_header(buf, a->len, has_null, ORM__OID_INT8);
   if (rc != 0)
     return rc;
   if (a->len > (SIZE_MAX - buf->len) / 12)
@@ -598,7 +598,7 @@ static int encode_text_array(const orm_text_array_t *a, orm__buf_t *buf) {
   bool has_null = false;
   for (size_t i = 0; i < a->len && !has_null; i++)
     has_null = a->items[i] == NULL;
-  int rc = put_array_header(buf, a->len, has_null, ORM_OID_TEXT);
+  int rc = put_array_header(buf, a->len, has_null, ORM__OID_TEXT);
   if (rc != 0)
     return rc;
   for (size_t i = 0; i < a->len; i++) {

@@ -75,7 +75,7 @@ size_t orm__codec_field_size(orm_type_t type);
  *   float8 and float4 (exact); FLOAT4 only float4. INT_ARRAY accepts int2[],
  *   int4[] and int8[].
  *   TEXT accepts text, varchar, bpchar and name; TEXT_ARRAY their arrays.
- *   ENUM accepts the text types and every OID >= ORM_OID_FIRST_USER: an
+ *   ENUM accepts the text types and every OID >= ORM__OID_FIRST_USER: an
  *   enum's OID is assigned by CREATE TYPE, so no constant can name it. A
  *   model that wants an exact check resolves the enum's OID once (pg_type)
  *   and compares PQftype itself. Other user-defined types whose binary form

@@ -159,29 +159,26 @@ void *orm_future_row(const orm_future_t *f) {
 /* ---- one entry point for every model call ----------------------------------- */
 
 typedef struct {
-  orm_pool_t *pool;
-  orm_tx_t *tx;
+  orm_exec_t *exec;
   const orm_model_t *model;
   orm__model_sql_t *sql;
   orm__params_t *params;
 } call_t;
 
-static int call_begin(call_t *c, orm_pool_t *pool, orm_tx_t *tx,
-                      const orm_model_t *model, orm_future_t **out) {
+static int call_begin(call_t *c, orm_exec_t *exec, const orm_model_t *model,
+                      orm_future_t **out) {
   if (out != NULL)
     *out = NULL;
-  if (tx != NULL)
-    pool = orm__tx_pool(tx);
-  if ((pool == NULL && tx == NULL) || model == NULL)
+  if (exec == NULL || model == NULL)
     return ORM_EINVAL;
+  orm_pool_t *pool = orm__exec_pool(exec);
   if (pool == NULL)
     return ORM_ECLOSED;
   model_cache_t *cache;
   int rc = model_sql(pool, model, &c->sql, &cache);
   if (rc != 0)
     return rc;
-  c->pool = pool;
-  c->tx = tx;
+  c->exec = exec;
   c->model = model;
   c->params = &cache->params;
   orm__params_reset(c->params);
@@ -198,27 +195,26 @@ static int call_run(call_t *c, orm__sql_stmt_t *stmt, orm__transform_fn fn,
                          .buf = &c->params->buf,
                          .items = c->params->items,
                          .offsets = c->params->offsets};
-  return orm__pool_submit(c->pool, c->tx, stmt->sql, &stmt->hint, &in, fn, ctx,
-                          cb, data, out);
+  return orm__exec_submit(c->exec, stmt->sql, &stmt->hint, &in, fn, ctx, cb,
+                          data, out);
 }
 
-static int find(orm_pool_t *pool, orm_tx_t *tx, const orm_model_t *model,
-                orm_param_t key, orm_future_cb cb, void *data,
-                orm_future_t **out) {
+int orm_find_async(orm_exec_t *exec, const orm_model_t *model, orm_param_t key,
+                   orm_future_cb cb, void *data, orm_future_t **out) {
   call_t c;
-  int rc = call_begin(&c, pool, tx, model, out);
+  int rc = call_begin(&c, exec, model, out);
   if (rc == 0)
     rc = orm__params_add_value(c.params, model, (size_t)c.sql->pk, &key);
-  void *ctx[ORM_SUBMIT_CTX] = {(void *)(uintptr_t)model};
+  void *ctx[ORM__SUBMIT_CTX] = {(void *)(uintptr_t)model};
   return rc != 0 ? rc
                  : call_run(&c, &c.sql->find, to_one_row, ctx, cb, data, out);
 }
 
-static int find_by(orm_pool_t *pool, orm_tx_t *tx, const orm_model_t *model,
-                   const char *column, orm_param_t value, orm_future_cb cb,
-                   void *data, orm_future_t **out) {
+int orm_find_by_async(orm_exec_t *exec, const orm_model_t *model,
+                      const char *column, orm_param_t value, orm_future_cb cb,
+                      void *data, orm_future_t **out) {
   call_t c;
-  int rc = call_begin(&c, pool, tx, model, out);
+  int rc = call_begin(&c, exec, model, out);
   if (rc != 0)
     return rc;
   if (column == NULL)
@@ -227,27 +223,26 @@ static int find_by(orm_pool_t *pool, orm_tx_t *tx, const orm_model_t *model,
   if (f < 0)
     return f;
   rc = orm__params_add_value(c.params, model, (size_t)f, &value);
-  void *ctx[ORM_SUBMIT_CTX] = {(void *)(uintptr_t)model};
+  void *ctx[ORM__SUBMIT_CTX] = {(void *)(uintptr_t)model};
   return rc != 0 ? rc
                  : call_run(&c, &c.sql->find_by[f], to_rows, ctx, cb, data,
                             out);
 }
 
 /* find_all / count / exists: a query, or every row. */
-static int select_query(orm_pool_t *pool, orm_tx_t *tx,
-                        const orm_model_t *model, orm_query_t *query,
-                        orm_query_kind_t kind, orm_future_cb cb, void *data,
-                        orm_future_t **out) {
+static int select_query(orm_exec_t *exec, const orm_model_t *model,
+                        orm_query_t *query, orm_query_kind_t kind,
+                        orm_future_cb cb, void *data, orm_future_t **out) {
   call_t c;
   if (query != NULL && model == NULL)
     model = orm_query_model(query);
-  int rc = call_begin(&c, pool, tx, model, out);
+  int rc = call_begin(&c, exec, model, out);
   if (rc != 0)
     return rc;
   if (query != NULL && orm_query_model(query) != model)
     return ORM_EINVAL;
   orm__transform_fn fn = kind == ORM_QUERY_SELECT ? to_rows : NULL;
-  void *ctx[ORM_SUBMIT_CTX] = {(void *)(uintptr_t)model};
+  void *ctx[ORM__SUBMIT_CTX] = {(void *)(uintptr_t)model};
   if (query == NULL) {
     orm__sql_stmt_t *stmt = kind == ORM_QUERY_SELECT  ? &c.sql->find_all
                             : kind == ORM_QUERY_COUNT ? &c.sql->count
@@ -261,14 +256,13 @@ static int select_query(orm_pool_t *pool, orm_tx_t *tx,
   if (rc != 0)
     return rc;
   orm__params_in_t in = {.values = params, .n = n};
-  return orm__pool_submit(c.pool, c.tx, sql, NULL, &in, fn, ctx, cb, data, out);
+  return orm__exec_submit(c.exec, sql, NULL, &in, fn, ctx, cb, data, out);
 }
 
-static int insert(orm_pool_t *pool, orm_tx_t *tx, const orm_model_t *model,
-                  void *rows, size_t n, orm_future_cb cb, void *data,
-                  orm_future_t **out) {
+static int insert(orm_exec_t *exec, const orm_model_t *model, void *rows,
+                  size_t n, orm_future_cb cb, void *data, orm_future_t **out) {
   call_t c;
-  int rc = call_begin(&c, pool, tx, model, out);
+  int rc = call_begin(&c, exec, model, out);
   if (rc != 0)
     return rc;
   if (rows == NULL || n == 0)
@@ -278,17 +272,17 @@ static int insert(orm_pool_t *pool, orm_tx_t *tx, const orm_model_t *model,
               : orm__params_bind_rows(c.params, model, stmt, rows, n);
   if (rc != 0)
     return rc;
-  void *ctx[ORM_SUBMIT_CTX] = {(void *)(uintptr_t)model, rows,
+  void *ctx[ORM__SUBMIT_CTX] = {(void *)(uintptr_t)model, rows,
                                (void *)(uintptr_t)c.sql->generated,
                                (void *)(uintptr_t)n};
   return call_run(&c, stmt, write_back, ctx, cb, data, out);
 }
 
-static int update(orm_pool_t *pool, orm_tx_t *tx, const orm_model_t *model,
-                  const void *row, uint64_t fields, orm_future_cb cb,
-                  void *data, orm_future_t **out) {
+int orm_update_async(orm_exec_t *exec, const orm_model_t *model,
+                     const void *row, uint64_t fields, orm_future_cb cb,
+                     void *data, orm_future_t **out) {
   call_t c;
-  int rc = call_begin(&c, pool, tx, model, out);
+  int rc = call_begin(&c, exec, model, out);
   if (rc != 0)
     return rc;
   if (row == NULL)
@@ -308,22 +302,22 @@ static int update(orm_pool_t *pool, orm_tx_t *tx, const orm_model_t *model,
   return rc;
 }
 
-static int delete_by_key(orm_pool_t *pool, orm_tx_t *tx,
-                         const orm_model_t *model, orm_param_t key,
-                         orm_future_cb cb, void *data, orm_future_t **out) {
+int orm_delete_async(orm_exec_t *exec, const orm_model_t *model,
+                     orm_param_t key, orm_future_cb cb, void *data,
+                     orm_future_t **out) {
   call_t c;
-  int rc = call_begin(&c, pool, tx, model, out);
+  int rc = call_begin(&c, exec, model, out);
   if (rc == 0)
     rc = orm__params_add_value(c.params, model, (size_t)c.sql->pk, &key);
   return rc != 0 ? rc
                  : call_run(&c, &c.sql->remove, NULL, NULL, cb, data, out);
 }
 
-static int upsert(orm_pool_t *pool, orm_tx_t *tx, const orm_model_t *model,
-                  void *row, const char *conflict, orm_future_cb cb, void *data,
-                  orm_future_t **out) {
+int orm_upsert_async(orm_exec_t *exec, const orm_model_t *model, void *row,
+                     const char *conflict, orm_future_cb cb, void *data,
+                     orm_future_t **out) {
   call_t c;
-  int rc = call_begin(&c, pool, tx, model, out);
+  int rc = call_begin(&c, exec, model, out);
   if (rc != 0)
     return rc;
   if (row == NULL)
@@ -336,120 +330,39 @@ static int upsert(orm_pool_t *pool, orm_tx_t *tx, const orm_model_t *model,
     return ORM_EINVAL; /* neither the primary key nor a unique column */
   if ((rc = orm__params_bind_row(c.params, model, stmt, row)) != 0)
     return rc;
-  void *ctx[ORM_SUBMIT_CTX] = {(void *)(uintptr_t)model, row,
+  void *ctx[ORM__SUBMIT_CTX] = {(void *)(uintptr_t)model, row,
                                (void *)(uintptr_t)c.sql->generated,
                                (void *)(uintptr_t)1};
   return call_run(&c, stmt, write_back, ctx, cb, data, out);
 }
 
-/* ---- public calls: on a pool, and inside a transaction -------------------- */
+/* ---- public calls ------------------------------------------------------------ */
 
-int orm_find_async(orm_pool_t *pool, const orm_model_t *model, orm_param_t key,
-                   orm_future_cb cb, void *data, orm_future_t **out) {
-  return pool ? find(pool, NULL, model, key, cb, data, out) : ORM_EINVAL;
-}
-int orm_tx_find_async(orm_tx_t *tx, const orm_model_t *model, orm_param_t key,
-                      orm_future_cb cb, void *data, orm_future_t **out) {
-  return tx ? find(NULL, tx, model, key, cb, data, out) : ORM_EINVAL;
-}
-
-int orm_find_by_async(orm_pool_t *pool, const orm_model_t *model,
-                      const char *column, orm_param_t value, orm_future_cb cb,
-                      void *data, orm_future_t **out) {
-  return pool ? find_by(pool, NULL, model, column, value, cb, data, out)
-              : ORM_EINVAL;
-}
-int orm_tx_find_by_async(orm_tx_t *tx, const orm_model_t *model,
-                         const char *column, orm_param_t value,
-                         orm_future_cb cb, void *data, orm_future_t **out) {
-  return tx ? find_by(NULL, tx, model, column, value, cb, data, out)
-            : ORM_EINVAL;
-}
-
-int orm_find_all_async(orm_pool_t *pool, const orm_model_t *model,
+int orm_find_all_async(orm_exec_t *exec, const orm_model_t *model,
                        orm_query_t *query, orm_future_cb cb, void *data,
                        orm_future_t **out) {
-  return pool ? select_query(pool, NULL, model, query, ORM_QUERY_SELECT, cb,
-                             data, out)
-              : ORM_EINVAL;
-}
-int orm_tx_find_all_async(orm_tx_t *tx, const orm_model_t *model,
-                          orm_query_t *query, orm_future_cb cb, void *data,
-                          orm_future_t **out) {
-  return tx ? select_query(NULL, tx, model, query, ORM_QUERY_SELECT, cb, data,
-                           out)
-            : ORM_EINVAL;
+  return select_query(exec, model, query, ORM_QUERY_SELECT, cb, data, out);
 }
 
-int orm_count_async(orm_pool_t *pool, const orm_model_t *model,
+int orm_count_async(orm_exec_t *exec, const orm_model_t *model,
                     orm_query_t *query, orm_future_cb cb, void *data,
                     orm_future_t **out) {
-  return pool ? select_query(pool, NULL, model, query, ORM_QUERY_COUNT, cb,
-                             data, out)
-              : ORM_EINVAL;
+  return select_query(exec, model, query, ORM_QUERY_COUNT, cb, data, out);
 }
 
-int orm_exists_async(orm_pool_t *pool, const orm_model_t *model,
+int orm_exists_async(orm_exec_t *exec, const orm_model_t *model,
                      orm_query_t *query, orm_future_cb cb, void *data,
                      orm_future_t **out) {
-  return pool ? select_query(pool, NULL, model, query, ORM_QUERY_EXISTS, cb,
-                             data, out)
-              : ORM_EINVAL;
+  return select_query(exec, model, query, ORM_QUERY_EXISTS, cb, data, out);
 }
 
-int orm_insert_async(orm_pool_t *pool, const orm_model_t *model, void *row,
+int orm_insert_async(orm_exec_t *exec, const orm_model_t *model, void *row,
                      orm_future_cb cb, void *data, orm_future_t **out) {
-  return pool ? insert(pool, NULL, model, row, 1, cb, data, out) : ORM_EINVAL;
-}
-int orm_tx_insert_async(orm_tx_t *tx, const orm_model_t *model, void *row,
-                        orm_future_cb cb, void *data, orm_future_t **out) {
-  return tx ? insert(NULL, tx, model, row, 1, cb, data, out) : ORM_EINVAL;
+  return insert(exec, model, row, 1, cb, data, out);
 }
 
-int orm_insert_many_async(orm_pool_t *pool, const orm_model_t *model,
+int orm_insert_many_async(orm_exec_t *exec, const orm_model_t *model,
                           void *rows, size_t n, orm_future_cb cb, void *data,
                           orm_future_t **out) {
-  return pool ? insert(pool, NULL, model, rows, n, cb, data, out) : ORM_EINVAL;
-}
-int orm_tx_insert_many_async(orm_tx_t *tx, const orm_model_t *model,
-                             void *rows, size_t n, orm_future_cb cb,
-                             void *data, orm_future_t **out) {
-  return tx ? insert(NULL, tx, model, rows, n, cb, data, out) : ORM_EINVAL;
-}
-
-int orm_update_async(orm_pool_t *pool, const orm_model_t *model,
-                     const void *row, uint64_t fields, orm_future_cb cb,
-                     void *data, orm_future_t **out) {
-  return pool ? update(pool, NULL, model, row, fields, cb, data, out)
-              : ORM_EINVAL;
-}
-int orm_tx_update_async(orm_tx_t *tx, const orm_model_t *model,
-                        const void *row, uint64_t fields, orm_future_cb cb,
-                        void *data, orm_future_t **out) {
-  return tx ? update(NULL, tx, model, row, fields, cb, data, out) : ORM_EINVAL;
-}
-
-int orm_delete_async(orm_pool_t *pool, const orm_model_t *model,
-                     orm_param_t key, orm_future_cb cb, void *data,
-                     orm_future_t **out) {
-  return pool ? delete_by_key(pool, NULL, model, key, cb, data, out)
-              : ORM_EINVAL;
-}
-int orm_tx_delete_async(orm_tx_t *tx, const orm_model_t *model,
-                        orm_param_t key, orm_future_cb cb, void *data,
-                        orm_future_t **out) {
-  return tx ? delete_by_key(NULL, tx, model, key, cb, data, out) : ORM_EINVAL;
-}
-
-int orm_upsert_async(orm_pool_t *pool, const orm_model_t *model, void *row,
-                     const char *conflict_column, orm_future_cb cb, void *data,
-                     orm_future_t **out) {
-  return pool ? upsert(pool, NULL, model, row, conflict_column, cb, data, out)
-              : ORM_EINVAL;
-}
-int orm_tx_upsert_async(orm_tx_t *tx, const orm_model_t *model, void *row,
-                        const char *conflict_column, orm_future_cb cb,
-                        void *data, orm_future_t **out) {
-  return tx ? upsert(NULL, tx, model, row, conflict_column, cb, data, out)
-            : ORM_EINVAL;
+  return insert(exec, model, rows, n, cb, data, out);
 }

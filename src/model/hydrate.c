@@ -18,18 +18,18 @@ static const char *oid_name(uint32_t oid) {
     uint32_t oid;
     const char *name;
   } names[] = {
-      {ORM_OID_BOOL, "boolean"},       {ORM_OID_BYTEA, "bytea"},
-      {ORM_OID_NAME, "name"},          {ORM_OID_INT8, "bigint"},
-      {ORM_OID_INT2, "smallint"},      {ORM_OID_INT4, "integer"},
-      {ORM_OID_TEXT, "text"},          {ORM_OID_JSON, "json"},
-      {ORM_OID_FLOAT4, "real"},        {ORM_OID_FLOAT8, "double precision"},
-      {ORM_OID_BPCHAR, "character"},   {ORM_OID_VARCHAR, "varchar"},
-      {ORM_OID_DATE, "date"},          {ORM_OID_TIMESTAMP, "timestamp"},
-      {ORM_OID_TIMESTAMPTZ, "timestamptz"}, {ORM_OID_NUMERIC, "numeric"},
-      {ORM_OID_UUID, "uuid"},          {ORM_OID_JSONB, "jsonb"},
-      {ORM_OID_INT2_ARRAY, "smallint[]"}, {ORM_OID_INT4_ARRAY, "integer[]"},
-      {ORM_OID_INT8_ARRAY, "bigint[]"}, {ORM_OID_TEXT_ARRAY, "text[]"},
-      {ORM_OID_VARCHAR_ARRAY, "varchar[]"}, {1083, "time"},
+      {ORM__OID_BOOL, "boolean"},       {ORM__OID_BYTEA, "bytea"},
+      {ORM__OID_NAME, "name"},          {ORM__OID_INT8, "bigint"},
+      {ORM__OID_INT2, "smallint"},      {ORM__OID_INT4, "integer"},
+      {ORM__OID_TEXT, "text"},          {ORM__OID_JSON, "json"},
+      {ORM__OID_FLOAT4, "real"},        {ORM__OID_FLOAT8, "double precision"},
+      {ORM__OID_BPCHAR, "character"},   {ORM__OID_VARCHAR, "varchar"},
+      {ORM__OID_DATE, "date"},          {ORM__OID_TIMESTAMP, "timestamp"},
+      {ORM__OID_TIMESTAMPTZ, "timestamptz"}, {ORM__OID_NUMERIC, "numeric"},
+      {ORM__OID_UUID, "uuid"},          {ORM__OID_JSONB, "jsonb"},
+      {ORM__OID_INT2_ARRAY, "smallint[]"}, {ORM__OID_INT4_ARRAY, "integer[]"},
+      {ORM__OID_INT8_ARRAY, "bigint[]"}, {ORM__OID_TEXT_ARRAY, "text[]"},
+      {ORM__OID_VARCHAR_ARRAY, "varchar[]"}, {1083, "time"},
       {1266, "timetz"},                {1186, "interval"},
       {26, "oid"},                     {869, "inet"},
   };
@@ -210,39 +210,26 @@ static int other_value(const block_t *b, const column_t *k, int r, int len,
  * compiler re-read them for every value. Each returns 0, or an error with
  * the row it met it in in *failed. */
 
-/* int8, float8: 8 big-endian bytes. */
-static int fill_8byte(const block_t *b, const column_t *k, int *failed) {
+/* int8, float8 (width 8), int4, float4 (width 4): big-endian bytes stored
+ * as they are. Called with a constant width, so each use compiles to a
+ * loop of its own. */
+static inline int fill_fixed(const block_t *b, const column_t *k, int *failed,
+                             int width) {
   const PGresult *res = b->res;
   const int c = k->col, end = b->first + b->count;
   const size_t size = b->size, offset = k->offset;
   char *row = b->data;
   for (int r = b->first; r < end; r++, row += size) {
     int len = PQgetlength(res, r, c);
-    if (len == 8) {
-      uint64_t u = orm__load_u64(PQgetvalue(res, r, c));
-      memcpy(row + offset, &u, sizeof u);
-      continue;
-    }
-    int rc = other_value(b, k, r, len, row);
-    if (rc != 0) {
-      *failed = r;
-      return rc;
-    }
-  }
-  return 0;
-}
-
-/* int4, float4: 4 big-endian bytes. */
-static int fill_4byte(const block_t *b, const column_t *k, int *failed) {
-  const PGresult *res = b->res;
-  const int c = k->col, end = b->first + b->count;
-  const size_t size = b->size, offset = k->offset;
-  char *row = b->data;
-  for (int r = b->first; r < end; r++, row += size) {
-    int len = PQgetlength(res, r, c);
-    if (len == 4) {
-      uint32_t u = orm__load_u32(PQgetvalue(res, r, c));
-      memcpy(row + offset, &u, sizeof u);
+    if (len == width) {
+      const char *v = PQgetvalue(res, r, c);
+      if (width == 8) {
+        uint64_t u = orm__load_u64(v);
+        memcpy(row + offset, &u, sizeof u);
+      } else {
+        uint32_t u = orm__load_u32(v);
+        memcpy(row + offset, &u, sizeof u);
+      }
       continue;
     }
     int rc = other_value(b, k, r, len, row);
@@ -361,10 +348,10 @@ static int fill_block(const block_t *b, const column_t *cols, int ncols,
     int row = 0, crc;
     switch (k->kind) {
     case COLUMN_8BYTE:
-      crc = fill_8byte(&part, k, &row);
+      crc = fill_fixed(&part, k, &row, 8);
       break;
     case COLUMN_4BYTE:
-      crc = fill_4byte(&part, k, &row);
+      crc = fill_fixed(&part, k, &row, 4);
       break;
     case COLUMN_TIMESTAMP:
       crc = fill_timestamp(&part, k, &row);
@@ -527,7 +514,7 @@ size_t orm_rows_count(const orm_rows_t *rows) {
   return rows != NULL ? rows->count : 0;
 }
 
-void *orm_rows_data(const orm_rows_t *rows) {
+void *orm_rows_array(const orm_rows_t *rows) {
   return rows != NULL && rows->count > 0 ? rows->data : NULL;
 }
 

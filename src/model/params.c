@@ -298,9 +298,9 @@ static int add_column(orm__params_t *p, const orm_model_t *model, size_t f,
   const orm_field_t *field = &model->fields[f];
   bool literal = field->type == ORM_T_INT_ARRAY ||
                  field->type == ORM_T_TEXT_ARRAY;
-  uint32_t elem_oid = literal ? ORM_OID_TEXT : orm__codec_elem_oid(field->type);
+  uint32_t elem_oid = literal ? ORM__OID_TEXT : orm__codec_elem_oid(field->type);
   uint32_t array_oid =
-      literal ? ORM_OID_TEXT_ARRAY : orm__codec_array_oid(field->type);
+      literal ? ORM__OID_TEXT_ARRAY : orm__codec_array_oid(field->type);
   int rc = reserve_item(p);
   if (rc != 0)
     return rc;
@@ -619,6 +619,6 @@ int orm__params_add_int8(orm__params_t *p, int64_t v) {
   rc = orm__codec_encode(ORM_T_INT8, &v, &p->buf);
   if (rc != 0)
     return rc;
-  push(p, ORM_PARAM_BINARY, ORM_OID_INT8, start);
+  push(p, ORM_PARAM_BINARY, ORM__OID_INT8, start);
   return 0;
 }

@@ -70,11 +70,11 @@ static int to_report(PGresult *res, void *const *ctx, orm_future_t *f) {
   return 0;
 }
 
-int orm_model_verify_async(orm_pool_t *pool, const orm_model_t *model,
+int orm_model_verify_async(orm_exec_t *exec, const orm_model_t *model,
                            orm_future_cb cb, void *data, orm_future_t **out) {
   if (out != NULL)
     *out = NULL;
-  if (pool == NULL || model == NULL)
+  if (exec == NULL || model == NULL)
     return ORM_EINVAL;
   int rc = orm_model_check(model);
   if (rc != 0)
@@ -90,10 +90,10 @@ int orm_model_verify_async(orm_pool_t *pool, const orm_model_t *model,
     return name.error;
   }
   orm_param_t param = ORM_TEXT((const char *)name.buf.data);
-  void *ctx[ORM_SUBMIT_CTX] = {(void *)(uintptr_t)model};
+  void *ctx[ORM__SUBMIT_CTX] = {(void *)(uintptr_t)model};
   orm__params_in_t in = {.values = &param, .n = 1};
-  rc = orm__pool_submit(pool, NULL, verify_sql, NULL, &in, to_report,
-                        ctx, cb, data, out);
+  rc = orm__exec_submit(exec, verify_sql, NULL, &in, to_report, ctx, cb, data,
+                        out);
   orm__sql_discard(&name);
   return rc;
 }

@@ -446,13 +446,13 @@ static int stale_statement(orm__conn_t *conn, const orm__request_t *req,
 
 typedef enum {
   RETRY_NO,
-  RETRY_YES,   /* counts towards the limit of ORM_RETRIES_MAX */
+  RETRY_YES,   /* counts towards the limit of ORM__RETRIES_MAX */
   RETRY_FREE   /* not its own failure (a neighbour's, or a cancel meant
                   for another request, bounded by the cancels sent): never
                   counted */
 } retry_t;
 
-#define ORM_RETRIES_MAX 3
+#define ORM__RETRIES_MAX 3
 
 /* `shared`: the statement ran in a segment with others, i.e. in an
  * implicit transaction that uvorm made, not the caller. */
@@ -471,7 +471,7 @@ static retry_t may_retry(orm__conn_t *conn, orm__request_t *req, int shared) {
                    uv_now(conn->pool->loop) < conn->cancel_guard_until
                ? RETRY_FREE
                : RETRY_NO;
-  if (req->retries >= ORM_RETRIES_MAX)
+  if (req->retries >= ORM__RETRIES_MAX)
     return RETRY_NO;
   /* Statements the caller issued one by one can deadlock (or fail to
    * serialize) only because uvorm grouped them into one transaction with

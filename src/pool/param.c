@@ -58,37 +58,37 @@ static int encode_params(orm__request_t *req, const orm_param_t *params,
       continue;
     case ORM_PARAM_BOOL:
       num[0] = p->v.b ? 1 : 0;
-      len = 1, oid = ORM_OID_BOOL;
+      len = 1, oid = ORM__OID_BOOL;
       break;
     case ORM_PARAM_INT2:
       if (p->v.i < INT16_MIN || p->v.i > INT16_MAX)
         return ORM_ERANGE;
       orm__store_u16(num, (uint16_t)p->v.i);
-      len = 2, oid = ORM_OID_INT2;
+      len = 2, oid = ORM__OID_INT2;
       break;
     case ORM_PARAM_INT4:
       if (p->v.i < INT32_MIN || p->v.i > INT32_MAX)
         return ORM_ERANGE;
       orm__store_u32(num, (uint32_t)p->v.i);
-      len = 4, oid = ORM_OID_INT4;
+      len = 4, oid = ORM__OID_INT4;
       break;
     case ORM_PARAM_INT8:
       orm__store_u64(num, (uint64_t)p->v.i);
-      len = 8, oid = ORM_OID_INT8;
+      len = 8, oid = ORM__OID_INT8;
       break;
     case ORM_PARAM_FLOAT4: {
       float f = (float)p->v.f;
       uint32_t bits;
       memcpy(&bits, &f, 4);
       orm__store_u32(num, bits);
-      len = 4, oid = ORM_OID_FLOAT4;
+      len = 4, oid = ORM__OID_FLOAT4;
       break;
     }
     case ORM_PARAM_FLOAT8: {
       uint64_t bits;
       memcpy(&bits, &p->v.f, 8);
       orm__store_u64(num, bits);
-      len = 8, oid = ORM_OID_FLOAT8;
+      len = 8, oid = ORM__OID_FLOAT8;
       break;
     }
     case ORM_PARAM_TEXT:
@@ -99,8 +99,8 @@ static int encode_params(orm__request_t *req, const orm_param_t *params,
         return ORM_EINVAL;
       src = p->v.s.ptr;
       len = p->v.s.len;
-      oid = p->kind == ORM_PARAM_TEXT    ? ORM_OID_TEXT
-            : p->kind == ORM_PARAM_BYTEA ? ORM_OID_BYTEA
+      oid = p->kind == ORM_PARAM_TEXT    ? ORM__OID_TEXT
+            : p->kind == ORM_PARAM_BYTEA ? ORM__OID_BYTEA
             : p->kind == ORM_PARAM_BINARY ? (Oid)p->oid
                                           : 0;
       /* Text-format values are read up to a NUL by libpq. */

@@ -10,11 +10,11 @@
 #include "base/wire.h"
 #include "pool_int.h"
 
-#define ORM_MAINT_MS 1000
+#define ORM__MAINT_MS 1000
 /* How long after a cancel a 57014 on another statement counts as a stray
  * (the signal lands within milliseconds of PQcancel's return; a real
  * statement_timeout error inside the window is run again). */
-#define ORM_CANCEL_GUARD_MS 1000
+#define ORM__CANCEL_GUARD_MS 1000
 
 void orm__pool_kick(orm_pool_t *pool) {
   pool->sched.work_wanted = 1;
@@ -310,7 +310,7 @@ static void cancel_after(uv_work_t *work, int status) {
     for (orm__link_t *l = lists[i]->next; l != lists[i]; l = l->next) {
       orm__conn_t *conn = ORM__CONTAINER_OF(l, orm__conn_t, link);
       if (conn->pg != NULL && PQbackendPID(conn->pg) == pid)
-        conn->cancel_guard_until = uv_now(pool->loop) + ORM_CANCEL_GUARD_MS;
+        conn->cancel_guard_until = uv_now(pool->loop) + ORM__CANCEL_GUARD_MS;
     }
   }
 }
@@ -335,7 +335,7 @@ void orm__pool_cancel_on_server(orm_pool_t *pool, orm__conn_t *conn) {
     return;
   }
   pool->pending_cancels++;
-  conn->cancel_guard_until = uv_now(pool->loop) + ORM_CANCEL_GUARD_MS;
+  conn->cancel_guard_until = uv_now(pool->loop) + ORM__CANCEL_GUARD_MS;
 }
 
 /* ---- maintenance ---------------------------------------------------------- */
@@ -459,6 +459,7 @@ int orm_pool_open(orm_pool_t **out, uv_loop_t *loop,
   }
   cfg.conninfo = pool->conninfo;
   pool->cfg = cfg;
+  pool->exec.pool = pool;
   pool->loop = loop;
   pool->data = cfg.data;
   pool->rng = uv_hrtime() | 1;
@@ -492,7 +493,7 @@ int orm_pool_open(orm_pool_t **out, uv_loop_t *loop,
   uv_timer_init(loop, &pool->maint);
   pool->maint.data = pool;
   pool->handles_open++;
-  uv_timer_start(&pool->maint, on_maint, ORM_MAINT_MS, ORM_MAINT_MS);
+  uv_timer_start(&pool->maint, on_maint, ORM__MAINT_MS, ORM__MAINT_MS);
   /* The maintenance timer alone must not keep the loop running. */
   uv_unref((uv_handle_t *)&pool->maint);
   for (unsigned i = 0; i < cfg.min_conns; i++) {
@@ -631,12 +632,19 @@ int orm__pool_usable(const orm_pool_t *pool) {
 
 orm__pool_cache_t *orm__pool_cache(orm_pool_t *pool) { return &pool->cache; }
 
-int orm_query_async(orm_pool_t *pool, const char *sql,
+orm_exec_t *orm_pool_exec(orm_pool_t *pool) {
+  return pool != NULL ? &pool->exec : NULL;
+}
+
+orm_pool_t *orm__exec_pool(const orm_exec_t *exec) {
+  return exec->tx != NULL ? exec->tx->pool : exec->pool;
+}
+
+int orm_query_async(orm_exec_t *exec, const char *sql,
                     const orm_param_t *params, size_t nparams,
                     orm_future_cb cb, void *data, orm_future_t **out) {
   orm__params_in_t in = {.values = params, .n = nparams};
-  return orm__pool_submit(pool, NULL, sql, NULL, &in, NULL, NULL, cb, data,
-                          out);
+  return orm__exec_submit(exec, sql, NULL, &in, NULL, NULL, cb, data, out);
 }
 
 int orm__statement_args(const char *sql, const orm__params_in_t *in) {
@@ -648,14 +656,16 @@ int orm__statement_args(const char *sql, const orm__params_in_t *in) {
   return in->n > ORM_MAX_PARAMS ? ORM_E2BIG : 0;
 }
 
-int orm__pool_submit(orm_pool_t *pool, orm_tx_t *tx, const char *sql,
-                     orm__stmt_hint_t *hint, const orm__params_in_t *in,
-                     orm__transform_fn transform, void *const *ctx,
-                     orm_future_cb cb, void *data, orm_future_t **out) {
-  if (tx != NULL)
-    return orm__tx_submit(tx, sql, hint, in, transform, ctx, cb, data, out);
+int orm__exec_submit(orm_exec_t *exec, const char *sql, orm__stmt_hint_t *hint,
+                     const orm__params_in_t *in, orm__transform_fn transform,
+                     void *const *ctx, orm_future_cb cb, void *data,
+                     orm_future_t **out) {
+  if (exec != NULL && exec->tx != NULL)
+    return orm__tx_submit(exec->tx, sql, hint, in, transform, ctx, cb, data,
+                          out);
   if (out != NULL)
     *out = NULL;
+  orm_pool_t *pool = exec != NULL ? exec->pool : NULL;
   int rc = orm__pool_usable(pool);
   if (rc == 0)
     rc = orm__statement_args(sql, in);

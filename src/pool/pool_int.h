@@ -65,7 +65,7 @@ typedef struct orm__request_s {
   unsigned char retries;
   orm__transform_fn transform; /* answer -> value, or NULL: the result */
   int transform_status;        /* what it returned, while `transformed` */
-  void *tctx[ORM_SUBMIT_CTX];
+  void *tctx[ORM__SUBMIT_CTX];
   int nparams;
   int param_cap;
   Oid *types;
@@ -160,6 +160,8 @@ typedef enum {
 } orm__tx_mode_t;
 
 struct orm_tx_s {
+  orm_exec_t exec;  /* exec.tx is the transaction */
+  void *data;       /* the caller's */
   orm_pool_t *pool; /* NULL once the pool is gone */
   orm__conn_t *conn;
   orm__link_t link;  /* pool's transactions */
@@ -187,6 +189,7 @@ typedef enum {
 } orm__pool_state_t;
 
 struct orm_pool_s {
+  orm_exec_t exec; /* exec.pool is the pool */
   orm__sched_t sched;
   uv_loop_t *loop;
   orm_pool_config_t cfg;

@@ -297,7 +297,7 @@ static void req_abort(orm_future_t *f, int code) {
 void orm__req_set_transform(orm__request_t *req, orm__transform_fn fn,
                             void *const *ctx) {
   req->transform = fn;
-  for (int i = 0; i < ORM_SUBMIT_CTX; i++)
+  for (int i = 0; i < ORM__SUBMIT_CTX; i++)
     req->tctx[i] = ctx != NULL ? ctx[i] : NULL;
 }
 

@@ -17,11 +17,11 @@ void orm_result_free(orm_result_t *result) {
   PQclear((PGresult *)(void *)result);
 }
 
-int orm_result_rows(const orm_result_t *r) {
+int orm_result_nrows(const orm_result_t *r) {
   return r != NULL ? PQntuples(RES(r)) : 0;
 }
 
-int orm_result_cols(const orm_result_t *r) {
+int orm_result_ncols(const orm_result_t *r) {
   return r != NULL ? PQnfields(RES(r)) : 0;
 }
 
@@ -37,7 +37,7 @@ const char *orm_result_name(const orm_result_t *r, int col) {
   return r != NULL ? PQfname(RES(r), col) : NULL;
 }
 
-int orm_result_col(const orm_result_t *r, const char *name) {
+int orm_result_column_index(const orm_result_t *r, const char *name) {
   if (r == NULL || name == NULL)
     return -1;
   /* Exact match: PQfnumber would fold case and parse quotes. */
@@ -72,8 +72,8 @@ int orm_result_int(const orm_result_t *r, int row, int col, int64_t *out) {
   const unsigned char *v = (const unsigned char *)PQgetvalue(RES(r), row, col);
   int len = PQgetlength(RES(r), row, col);
   if (PQfformat(RES(r), col) == 0) {
-    if (type != ORM_OID_INT2 && type != ORM_OID_INT4 && type != ORM_OID_INT8 &&
-        type != ORM_OID_OID)
+    if (type != ORM__OID_INT2 && type != ORM__OID_INT4 && type != ORM__OID_INT8 &&
+        type != ORM__OID_OID)
       return ORM_ETYPE;
     errno = 0;
     char *end;
@@ -84,22 +84,22 @@ int orm_result_int(const orm_result_t *r, int row, int col, int64_t *out) {
     return 0;
   }
   switch (type) {
-  case ORM_OID_INT2:
+  case ORM__OID_INT2:
     if (len != 2)
       return ORM_ETYPE;
     *out = orm__load_i16(v);
     return 0;
-  case ORM_OID_INT4:
+  case ORM__OID_INT4:
     if (len != 4)
       return ORM_ETYPE;
     *out = orm__load_i32(v);
     return 0;
-  case ORM_OID_OID:
+  case ORM__OID_OID:
     if (len != 4)
       return ORM_ETYPE;
     *out = (int64_t)orm__load_u32(v);
     return 0;
-  case ORM_OID_INT8:
+  case ORM__OID_INT8:
     if (len != 8)
       return ORM_ETYPE;
     *out = orm__load_i64(v);
@@ -116,21 +116,21 @@ int orm_result_float(const orm_result_t *r, int row, int col, double *out) {
   Oid type = PQftype(RES(r), col);
   const unsigned char *v = (const unsigned char *)PQgetvalue(RES(r), row, col);
   int len = PQgetlength(RES(r), row, col);
-  if (type != ORM_OID_FLOAT4 && type != ORM_OID_FLOAT8)
+  if (type != ORM__OID_FLOAT4 && type != ORM__OID_FLOAT8)
     return ORM_ETYPE;
   if (PQfformat(RES(r), col) == 0) {
     char *end;
     *out = strtod((const char *)v, &end);
     return *end == '\0' ? 0 : ORM_ETYPE;
   }
-  if (type == ORM_OID_FLOAT4 && len == 4) {
+  if (type == ORM__OID_FLOAT4 && len == 4) {
     uint32_t bits = orm__load_u32(v);
     float f;
     memcpy(&f, &bits, 4);
     *out = f;
     return 0;
   }
-  if (type == ORM_OID_FLOAT8 && len == 8) {
+  if (type == ORM__OID_FLOAT8 && len == 8) {
     uint64_t bits = orm__load_u64(v);
     memcpy(out, &bits, 8);
     return 0;
@@ -142,7 +142,7 @@ int orm_result_bool(const orm_result_t *r, int row, int col, bool *out) {
   int rc = cell(r, row, col);
   if (rc != 0)
     return rc;
-  if (PQftype(RES(r), col) != ORM_OID_BOOL)
+  if (PQftype(RES(r), col) != ORM__OID_BOOL)
     return ORM_ETYPE;
   const char *v = PQgetvalue(RES(r), row, col);
   if (PQfformat(RES(r), col) == 0)
@@ -158,22 +158,22 @@ int orm_result_bool(const orm_result_t *r, int row, int col, bool *out) {
  * unknown here (enums have OIDs of their own). Numbers are not text. */
 static int textual(Oid type) {
   switch (type) {
-  case ORM_OID_BOOL:
-  case ORM_OID_BYTEA:
-  case ORM_OID_INT8:
-  case ORM_OID_INT2:
-  case ORM_OID_INT4:
-  case ORM_OID_OID:
-  case ORM_OID_FLOAT4:
-  case ORM_OID_FLOAT8:
+  case ORM__OID_BOOL:
+  case ORM__OID_BYTEA:
+  case ORM__OID_INT8:
+  case ORM__OID_INT2:
+  case ORM__OID_INT4:
+  case ORM__OID_OID:
+  case ORM__OID_FLOAT4:
+  case ORM__OID_FLOAT8:
     return 0;
-  case ORM_OID_TEXT:
-  case ORM_OID_VARCHAR:
-  case ORM_OID_BPCHAR:
-  case ORM_OID_NAME:
-  case ORM_OID_CHAR:
-  case ORM_OID_JSON:
-  case ORM_OID_UNKNOWN:
+  case ORM__OID_TEXT:
+  case ORM__OID_VARCHAR:
+  case ORM__OID_BPCHAR:
+  case ORM__OID_NAME:
+  case ORM__OID_CHAR:
+  case ORM__OID_JSON:
+  case ORM__OID_UNKNOWN:
     return 1;
   default:
     return type >= 16384; /* user-defined: enums, domains over text */

@@ -15,11 +15,11 @@
  * or PQclear it) and sets the value with orm__future_set_value(). Returns 0,
  * or an ORM_E* code that fails the future (after setting a message with
  * orm__future_set_message(), if it has one to give). `ctx` is the copy of
- * the context given to orm__pool_submit(). */
+ * the context given to orm__exec_submit(). */
 typedef int (*orm__transform_fn)(PGresult *res, void *const *ctx,
                                  orm_future_t *future);
 
-#define ORM_SUBMIT_CTX 4
+#define ORM__SUBMIT_CTX 4
 
 /* Kept by a caller next to SQL that it sends again and again and that does
  * not change while the pool lives: the statement the pool interned for it,
@@ -45,16 +45,22 @@ typedef struct {
   const size_t *offsets;
 } orm__params_in_t;
 
-/* orm_query_async() or orm_tx_query_async() (when `tx` is not NULL) with a
- * transform and up to ORM_SUBMIT_CTX context pointers, copied. `hint` may
- * be NULL. */
-int orm__pool_submit(orm_pool_t *pool, orm_tx_t *tx, const char *sql,
-                     orm__stmt_hint_t *hint, const orm__params_in_t *in,
-                     orm__transform_fn transform, void *const *ctx,
-                     orm_future_cb cb, void *data, orm_future_t **out);
+/* An executor is a pool or a transaction: exactly one of the two is set. */
+struct orm_exec_s {
+  orm_pool_t *pool;
+  orm_tx_t *tx;
+};
 
-/* The pool behind a transaction (NULL once the pool has closed). */
-orm_pool_t *orm__tx_pool(const orm_tx_t *tx);
+/* The pool an executor runs on (NULL once a transaction's pool is gone). */
+orm_pool_t *orm__exec_pool(const orm_exec_t *exec);
+
+/* orm_query_async() with a transform and up to ORM__SUBMIT_CTX context
+ * pointers, copied. `hint` may be NULL. */
+int orm__exec_submit(orm_exec_t *exec, const char *sql, orm__stmt_hint_t *hint,
+                     const orm__params_in_t *in, orm__transform_fn transform,
+                     void *const *ctx, orm_future_cb cb, void *data,
+                     orm_future_t **out);
+
 
 /* A cache the layer above keeps per pool, freed with the pool. */
 typedef struct {

@@ -237,6 +237,7 @@ static int tx_open(orm_pool_t *pool, orm__tx_mode_t mode, orm_future_cb cb,
   /* BEGIN opens the segment the statements behind it join: should it
    * fail, they are skipped rather than run outside a transaction. */
   begin->seg = ORM_SEG_READ;
+  tx->exec.tx = tx;
   tx->pool = pool;
   tx->begin = begin;
   tx->end = end;
@@ -329,16 +330,14 @@ static int tx_submit(orm_tx_t *tx, orm__seg_class_t seg, const char *sql,
   return 0;
 }
 
-int orm_tx_query_async(orm_tx_t *tx, const char *sql,
-                       const orm_param_t *params, size_t nparams,
-                       orm_future_cb cb, void *data, orm_future_t **out) {
-  orm__params_in_t in = {.values = params, .n = nparams};
-  return orm__tx_submit(tx, sql, NULL, &in, NULL, NULL, cb, data, out);
+orm_exec_t *orm_tx_exec(orm_tx_t *tx) { return tx != NULL ? &tx->exec : NULL; }
+
+void orm_tx_set_data(orm_tx_t *tx, void *data) {
+  if (tx != NULL)
+    tx->data = data;
 }
 
-orm_pool_t *orm__tx_pool(const orm_tx_t *tx) {
-  return tx != NULL ? tx->pool : NULL;
-}
+void *orm_tx_data(const orm_tx_t *tx) { return tx != NULL ? tx->data : NULL; }
 
 int orm__tx_submit(orm_tx_t *tx, const char *sql, orm__stmt_hint_t *hint,
                    const orm__params_in_t *in, orm__transform_fn transform,
