@@ -163,7 +163,9 @@ ORM_EXTERN orm_exec_t *orm_tx_exec(orm_tx_t *tx);
  * it to its first argument, so orm_find_async(pool, ...) and
  * orm_find_async(tx, ...) both work. The functions themselves stay
  * reachable: (orm_find_async)(orm_pool_exec(pool), ...), or define
- * ORM_NO_GENERIC before including uvorm to do without the macros. */
+ * ORM_NO_GENERIC before including uvorm to do without the macros. A bare
+ * NULL is none of the three types: the macros refuse it at compile time
+ * (the functions return ORM_EINVAL for a NULL executor). */
 #if !defined(__cplusplus) && !defined(ORM_NO_GENERIC) &&                       \
     defined(__STDC_VERSION__) && __STDC_VERSION__ >= 201112L
 static inline orm_exec_t *orm__exec_of_exec(orm_exec_t *ex) { return ex; }

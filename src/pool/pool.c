@@ -340,21 +340,44 @@ void orm__pool_cancel_on_server(orm_pool_t *pool, orm__conn_t *conn) {
 
 /* ---- maintenance ---------------------------------------------------------- */
 
+static unsigned list_length(const orm__link_t *list) {
+  unsigned n = 0;
+  for (const orm__link_t *l = list->next; l != list; l = l->next)
+    n++;
+  return n;
+}
+
+/* Closes the connections of `list` that are broken or connecting again
+ * after a failure, while the pool has more than its minimum and nobody
+ * waits. */
+static void drop_failing(orm_pool_t *pool, orm__link_t *list) {
+  orm__link_t *l = list->next;
+  while (l != list && pool->nconns > pool->cfg.min_conns &&
+         pool->queued == 0) {
+    orm__conn_t *conn = ORM__CONTAINER_OF(l, orm__conn_t, link);
+    l = l->next;
+    if (conn->state == CONN_BROKEN ||
+        (conn->state == CONN_CONNECTING && conn->failures > 0))
+      orm__conn_destroy(conn);
+  }
+}
+
 static void on_maint(uv_timer_t *timer) {
   orm_pool_t *pool = timer->data;
   if (pool->state != POOL_OPEN)
     return;
   uint64_t now = uv_now(pool->loop);
-  /* Broken connections beyond the minimum go first: not worth retrying
-   * while nobody waits, and never kept in place of a working one. */
-  orm__link_t *l = pool->broken.next;
-  while (l != &pool->broken && pool->nconns > pool->cfg.min_conns &&
-         pool->queued == 0) {
-    orm__conn_t *conn = ORM__CONTAINER_OF(l, orm__conn_t, link);
-    l = l->next;
-    orm__conn_destroy(conn);
-  }
-  l = pool->ready.next;
+  /* Connections that cannot serve go first, beyond the minimum: broken
+   * ones waiting to reconnect, and ones in an attempt after a failed one.
+   * Not worth retrying while nobody waits, and never kept in place of a
+   * working one. */
+  drop_failing(pool, &pool->broken);
+  drop_failing(pool, &pool->connecting);
+  /* Idle ones go beyond the minimum of working connections (ready or in a
+   * transaction): one that merely tries to reconnect does not count, or a
+   * working connection would be closed to keep a failing one. */
+  unsigned working = list_length(&pool->ready) + list_length(&pool->pinned);
+  orm__link_t *l = pool->ready.next;
   while (l != &pool->ready) {
     orm__conn_t *conn = ORM__CONTAINER_OF(l, orm__conn_t, link);
     l = l->next;
@@ -364,10 +387,12 @@ static void on_maint(uv_timer_t *timer) {
     int too_old = pool->cfg.max_lifetime_ms > 0 &&
                   now - conn->created_at >= pool->cfg.max_lifetime_ms;
     int idle_extra = pool->cfg.idle_timeout_ms > 0 &&
-                     pool->nconns > pool->cfg.min_conns &&
+                     working > pool->cfg.min_conns &&
                      now - conn->idle_since >= pool->cfg.idle_timeout_ms;
-    if (too_old || idle_extra)
+    if (too_old || idle_extra) {
       orm__conn_destroy(conn);
+      working--;
+    }
   }
   while (pool->nconns < pool->cfg.min_conns && new_conn(pool) != NULL)
     ;

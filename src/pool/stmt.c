@@ -184,7 +184,7 @@ orm__stmt_t *orm__stmts_intern(orm__stmt_table_t *t, const char *sql,
     for (orm__stmt_t *s = t->buckets[h & (t->nbuckets - 1)]; s != NULL;
          s = s->next_in_bucket)
       if (s->hash == h && s->sql_len == sql_len && s->nparams == n &&
-          memcmp(s->types, types, (size_t)n * sizeof(Oid)) == 0 &&
+          (n == 0 || memcmp(s->types, types, (size_t)n * sizeof(Oid)) == 0) &&
           memcmp(s->sql, sql, sql_len) == 0)
         return s;
   }
@@ -220,7 +220,8 @@ orm__stmt_t *orm__stmts_intern(orm__stmt_table_t *t, const char *sql,
   }
   memcpy(s->sql, sql, sql_len + 1);
   s->sql_len = sql_len;
-  memcpy(copy, types, (size_t)n * sizeof(Oid));
+  if (n > 0) /* types may be NULL then: memcpy must not see it */
+    memcpy(copy, types, (size_t)n * sizeof(Oid));
   s->types = copy;
   s->nparams = n;
   s->hash = h;

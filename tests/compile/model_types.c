@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Compiled twice by ctest: as is it must compile; with WRONG_TYPE defined
  * the model declares an int8 column with an int32_t member, which
  * ORM_MODEL_DECLARE must reject at compile time. */

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # Run by ctest: install the build into a scratch prefix, then build and run
 # tests/consumer with find_package(uvorm) and with pkg-config.
 set(prefix ${UVORM_WORK_DIR}/prefix)

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Built against an installed uvorm; prints its version and one error string,
  * and fails if either is not what the headers it was compiled with say. */
 #include <stdio.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The binary codecs against a real server. Each value is encoded with
  * orm__codec_encode() and sent as a binary parameter; the server echoes it
  * in binary, renders it as text, and builds the same value from a literal of
@@ -698,7 +699,7 @@ static void test_enum_and_table(void **state) {
   field_t f;
   assert_int_equal(decode_cell(res, 0, 1, ORM_T_INT8, &f), 0);
   assert_true(f.i8 == (int64_t)oid);
-  assert_true(oid >= ORM_OID_FIRST_USER);
+  assert_true(oid >= ORM__OID_FIRST_USER);
   assert_true(orm__codec_accepts(ORM_T_ENUM, oid));
   assert_false(orm__codec_accepts(ORM_T_TEXT, oid));
   assert_int_equal(decode_cell(res, 0, 0, ORM_T_ENUM, &f), 0);

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* End-to-end proof of the foundation: libpq in non-blocking mode, connected
  * with PQconnectStart/PQconnectPoll and queried with PQsendQueryParams, each
  * step driven by a uv_poll_t on the libuv loop. Nothing here blocks. */

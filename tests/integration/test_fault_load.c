@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Faults under load, with the bookkeeping a reliability engineer keeps:
  * two-row transactions and single-row writes through models while
  * backends are killed and the server restarts; deadlines racing each
@@ -95,7 +96,7 @@ static void issue_one(load_t *l) {
       op_t *p = new_op(l, OP_PART, id);
       p->row = (ledger_t){.tx_id = id, .part = part};
       assert_int_equal(
-          orm_tx_insert_async(tx, ledger_model(), &p->row, op_done, p, NULL),
+          orm_insert_async(tx, ledger_model(), &p->row, op_done, p, NULL),
           0);
     }
     op_t *op = new_op(l, OP_COMMIT, id);

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Faults for real: killed backends, a stopped and restarted server, a
  * server that is down when the pool starts, transactions across failures,
  * and closing the pool with work queued and in flight. */
@@ -243,7 +244,7 @@ static orm_tx_t *begin(void) {
 static orm_step_t txq(orm_tx_t *tx, const char *sql) {
   orm_step_t s = {.result = 1};
   assert_int_equal(
-      orm_tx_query_async(tx, sql, NULL, 0, orm_fx_on_step, &s, NULL), 0);
+      orm_query_async(tx, sql, NULL, 0, orm_fx_on_step, &s, NULL), 0);
   wait_step(&s);
   return s;
 }
@@ -341,7 +342,7 @@ static void test_transactions(void **state) {
                           "INSERT INTO txt VALUES (9, 'g')"};
   for (int i = 0; i < 3; i++)
     assert_int_equal(
-        orm_tx_query_async(g, stmts[i], NULL, 0, orm_fx_on_step, &q[i], NULL),
+        orm_query_async(g, stmts[i], NULL, 0, orm_fx_on_step, &q[i], NULL),
         0);
   for (int i = 0; i < 3; i++)
     wait_step(&q[i]);
@@ -372,7 +373,7 @@ static orm_tx_t *tx_now(void) {
 static void tx_issue(orm_tx_t *tx, const char *sql, orm_step_t *s) {
   s->result = 1;
   assert_int_equal(
-      orm_tx_query_async(tx, sql, NULL, 0, orm_fx_on_step, s, NULL), 0);
+      orm_query_async(tx, sql, NULL, 0, orm_fx_on_step, s, NULL), 0);
 }
 
 static void wait_all(orm_step_t *s, int n) { orm_fx_wait(&fx, s, (size_t)n); }
@@ -565,10 +566,10 @@ static void txl_issue(uv_timer_t *timer) {
     orm_tx_t *tx;
     assert_int_equal(orm_tx_begin(fx.pool, &tx), 0);
     orm_param_t p = ORM_INT4(id);
-    assert_int_equal(orm_tx_query_async(tx, "INSERT INTO txl VALUES ($1, 'a')",
+    assert_int_equal(orm_query_async(tx, "INSERT INTO txl VALUES ($1, 'a')",
                                         &p, 1, NULL, NULL, NULL),
                      0);
-    assert_int_equal(orm_tx_query_async(tx,
+    assert_int_equal(orm_query_async(tx,
                                         "INSERT INTO txl SELECT $1, 'b' "
                                         "FROM pg_sleep(0.001)",
                                         &p, 1, NULL, NULL, NULL),

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Models on a pool against the real server: CRUD on the sample domain,
  * checked against what plain SQL sees; transactions; hostile strings; type
  * mismatches found at hydration and by orm_model_verify_async. */
@@ -271,7 +272,7 @@ static void test_transactions(void **state) {
   user_t u = {.email = "tx@example.com", .name = "in tx"};
   w = TAKE;
   assert_int_equal(
-      orm_tx_insert_async(tx, user_model(), &u, orm_fx_on_step, &w, NULL), 0);
+      orm_insert_async(tx, user_model(), &u, orm_fx_on_step, &w, NULL), 0);
   wait_for(&w);
   assert_int_equal(w.status, 0);
   orm_rows_free(w.taken);
@@ -285,7 +286,7 @@ static void test_transactions(void **state) {
   orm_query_where(q, "email", ORM_OP_EQ, ORM_TEXT("tx@example.com"));
   orm_query_for_update(q);
   w = TAKE;
-  assert_int_equal(orm_tx_find_all_async(tx, NULL, q, orm_fx_on_step, &w, NULL),
+  assert_int_equal(orm_find_all_async(tx, NULL, q, orm_fx_on_step, &w, NULL),
                    0);
   orm_query_free(q);
   wait_for(&w);
@@ -439,7 +440,7 @@ static void test_reads_resent(void **state) {
 
 static void test_bad_calls(void **state) {
   user_t u = {0};
-  assert_int_equal(orm_find_async(NULL, user_model(), ORM_INT8(1), NULL, NULL, NULL),
+  assert_int_equal((orm_find_async)(NULL, user_model(), ORM_INT8(1), NULL, NULL, NULL),
                    ORM_EINVAL);
   assert_int_equal(orm_find_async(fx.pool, NULL, ORM_INT8(1), NULL, NULL, NULL),
                    ORM_EINVAL);

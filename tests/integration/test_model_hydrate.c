@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Models against a real server, with plain blocking libpq: the sample
  * domain's tables (examples/domain/schema.sql) in a schema of this test's
  * own; rows written with the generated INSERT SQL and encoded parameters,
@@ -391,14 +392,14 @@ static void test_users(void **state) {
   for (size_t i = 0; i < n; i++) {
     orm_rows_t *rows = find(s, ORM_INT8(user_ids[i]));
     assert_int_equal(orm_rows_count(rows), 1);
-    const user_t *u = orm_rows_data(rows);
+    const user_t *u = orm_rows_array(rows);
     assert_int_equal(u->id, user_ids[i]);
     assert_string_equal(u->name, hostile[i]);
     compare_rows(s, rows);
     orm_rows_free(rows);
   }
   orm_rows_t *rows = find(s, ORM_INT8(h.id));
-  const user_t *u = orm_rows_data(rows);
+  const user_t *u = orm_rows_array(rows);
   assert_string_equal(u->email, "'; DROP TABLE users; --");
   assert_true(ORM_IS_NULL(u, user, name));
   assert_null(u->name);
@@ -443,7 +444,7 @@ static void test_crud(void **state) {
   orm_rows_t *rows;
   assert_int_equal(orm__hydrate(&rows, s->model, res, NULL), 0);
   PQclear(res);
-  const user_t *got = orm_rows_data(rows);
+  const user_t *got = orm_rows_array(rows);
   assert_string_equal(got->email, "crud@example.com");
   assert_true(ORM_IS_NULL(got, user, name));
   compare_rows(s, rows);
@@ -469,7 +470,7 @@ static void test_crud(void **state) {
   res = run_ok(s->upsert[email].sql, orm__params_finish(&p), p.len, 1);
   assert_int_equal(orm__hydrate(&rows, s->model, res, NULL), 0);
   PQclear(res);
-  got = orm_rows_data(rows);
+  got = orm_rows_array(rows);
   assert_int_equal(got->id, u.id);
   assert_string_equal(got->name, "upserted");
   orm_rows_free(rows);
@@ -486,7 +487,7 @@ static void test_crud(void **state) {
     res = run_ok(s->upsert[0].sql, orm__params_finish(&p), p.len, 1);
     assert_int_equal(orm__hydrate(&rows, s->model, res, NULL), 0);
     PQclear(res);
-    assert_int_equal(((const user_t *)orm_rows_data(rows))->id, extremes[i]);
+    assert_int_equal(((const user_t *)orm_rows_array(rows))->id, extremes[i]);
     compare_rows(s, rows);
     orm_rows_free(rows);
   }
@@ -559,7 +560,7 @@ static void test_domain(void **state) {
     assert_string_equal(a->status, agents[i].status);
     assert_true(a->created_at > 0);
   }
-  first_agent = ((const agent_t *)orm_rows_data(inserted))->id;
+  first_agent = ((const agent_t *)orm_rows_array(inserted))->id;
   compare_rows(as, inserted);
   orm_rows_free(inserted);
   /* One more through the single-row INSERT. */
@@ -582,7 +583,7 @@ static void test_domain(void **state) {
   ORM_SET_NULL(&conv[1], conversation, title);
   orm_rows_t *convs = insert_rows(cs, conv, 2);
   compare_rows(cs, convs);
-  int64_t conv_id = ((const conversation_t *)orm_rows_data(convs))->id;
+  int64_t conv_id = ((const conversation_t *)orm_rows_array(convs))->id;
   orm_rows_free(convs);
 
   /* Messages: enum roles, json kept as stored, NULL tokens, a 1 MiB text. */
@@ -607,7 +608,7 @@ static void test_domain(void **state) {
   assert_int_equal(strlen(m2->content), big_len);
   assert_string_equal(m2->content, big);
   /* json keeps its text exactly (duplicate keys, spacing). */
-  assert_string_equal(((const message_t *)orm_rows_data(mrows))->metadata,
+  assert_string_equal(((const message_t *)orm_rows_array(mrows))->metadata,
                       "{\"a\" :  1,  \"a\": 2}");
   compare_rows(ms, mrows);
   orm_rows_free(mrows);
@@ -659,7 +660,7 @@ static void test_domain(void **state) {
   ORM_SET_NULL(&recs[3], usage_record, latency_ms);
   ORM_SET_NULL(&recs[3], usage_record, request_digest);
   orm_rows_t *rrows = insert_rows(rs, recs, 4);
-  const usage_record_t *r0 = orm_rows_data(rrows);
+  const usage_record_t *r0 = orm_rows_array(rrows);
   assert_string_equal(r0->cost, "123456789012345678.123456789012");
   assert_int_equal(r0->request_digest.len, sizeof digest);
   assert_memory_equal(r0->request_digest.data, digest, sizeof digest);
@@ -771,7 +772,7 @@ static void test_builder(void **state) {
       orm_query_where(q, "name", ORM_OP_EQ, ORM_TEXT(hostile[0])), 0);
   orm_rows_t *rows = run_query(q, user_model());
   assert_int_equal(orm_rows_count(rows), 1);
-  assert_int_equal(((const user_t *)orm_rows_data(rows))->id, user_ids[0]);
+  assert_int_equal(((const user_t *)orm_rows_array(rows))->id, user_ids[0]);
   orm_rows_free(rows);
   orm_query_free(q);
 
@@ -846,7 +847,7 @@ static void test_builder(void **state) {
   rows = run_query(q, agent_model());
   orm_fx_sql(&fx, "COMMIT");
   assert_int_equal(orm_rows_count(rows), 1);
-  assert_memory_equal(((const agent_t *)orm_rows_data(rows))->id.bytes,
+  assert_memory_equal(((const agent_t *)orm_rows_array(rows))->id.bytes,
                       first_agent.bytes, 16);
   orm_rows_free(rows);
   orm_query_free(q);

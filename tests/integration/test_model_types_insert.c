@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Every uvorm type round-trips through the real server, through a model on
  * the pool: a row with every column NULL, rows with each type's extremes,
  * insert + find one at a time and insert_many + find_all, and reads and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Every uvorm type through updates and upserts on the real server, through
  * a model on the pool: an update of two named fields, a full update and an
  * upsert on the primary key, each checked field by field and against plain

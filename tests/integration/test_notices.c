@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Server notices go to the pool's on_notice callback, or nowhere: never
  * to the service's stderr. */
 #include "fixture.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Out of memory over opening a pool and running queries, after libuv's
  * test-loop-oom.c: the allocator fails allocation N and every one after it,
  * for N = 0, 1, 2, ... until a whole run needs no failure. At every step each

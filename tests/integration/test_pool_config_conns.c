@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Pool settings against a real server: how many connections and for how
  * long. The acquire timeout, growing to max_conns and shrinking back after
  * idle_timeout_ms, max_lifetime_ms, health checks of idle connections; and,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Pool settings against a real server: how statements are sent.
  * no_prepare, named statements after a reconnect, Parse failures without
  * pipelining, cancels of statements queued behind others on one
@@ -250,7 +251,7 @@ static void stray_on_begin(orm_future_t *f, void *data) {
     return;
   }
   stray.tx = orm_future_value(f);
-  assert_int_equal(orm_tx_query_async(stray.tx,
+  assert_int_equal(orm_query_async(stray.tx,
                                       "SELECT 5 FROM pg_sleep(0.2)", NULL, 0,
                                       stray_on_sleep, NULL, NULL),
                    0);

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Pool settings against a real server: transactions. Many transactions
  * queueing for few connections; and, found in review: cancelled COMMIT,
  * ROLLBACK and BEGIN leave a clean connection behind. (The fixture:
@@ -72,7 +73,7 @@ static void on_job_insert(orm_future_t *f, void *data) {
     return;
   }
   /* Hold the connection a little so that the others really queue. */
-  assert_int_equal(orm_tx_query_async(j->tx, "SELECT pg_sleep(0.05)", NULL, 0,
+  assert_int_equal(orm_query_async(j->tx, "SELECT pg_sleep(0.05)", NULL, 0,
                                       on_job_sleep, j, NULL),
                    0);
 }
@@ -95,7 +96,7 @@ static void on_job_begin(orm_future_t *f, void *data) {
   }
   j->tx = orm_future_value(f);
   orm_param_t v = ORM_INT4(j->id);
-  assert_int_equal(orm_tx_query_async(j->tx, "INSERT INTO cfg_tx VALUES ($1)",
+  assert_int_equal(orm_query_async(j->tx, "INSERT INTO cfg_tx VALUES ($1)",
                                       &v, 1, on_job_insert, j, NULL),
                    0);
 }
@@ -169,7 +170,7 @@ static void tx_end_cancelled_case(int commit) {
   orm_tx_t *tx = orm_future_value(bf);
   orm_future_release(bf);
   probe_t ins = {0};
-  assert_int_equal(orm_tx_query_async(tx, "INSERT INTO cfg_end VALUES (1)",
+  assert_int_equal(orm_query_async(tx, "INSERT INTO cfg_end VALUES (1)",
                                       NULL, 0, cfg_on_probe, &ins, NULL),
                    0);
   cfg_run_until(&ins.done, 5000);

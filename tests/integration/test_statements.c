@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Prepared statements against a changing server: a column type changed
  * under a cached plan, statements dropped by DEALLOCATE ALL / DISCARD ALL
  * (as a proxy does), a Parse never sent twice after a neighbour's failure,
@@ -96,7 +97,7 @@ static void test_column_type_change(void **state) {
     orm_tx_t *tx;
     assert_int_equal(orm_tx_begin(fx.pool, &tx), 0);
     orm_step_t s[2] = {{.take = 1}, {0}};
-    assert_int_equal(orm_tx_find_async(tx, item_model(), ORM_INT8(7),
+    assert_int_equal(orm_find_async(tx, item_model(), ORM_INT8(7),
                                        orm_fx_on_step, &s[0], NULL),
                      0);
     assert_int_equal(orm_tx_rollback_async(tx, orm_fx_on_step, &s[1], NULL), 0);
@@ -213,7 +214,7 @@ static void parameter_count(int no_prepare) {
                    ORM_EINVAL);
   orm_tx_t *tx;
   assert_int_equal(orm_tx_begin(p, &tx), 0);
-  assert_int_equal(orm_tx_query_async(tx, "SELECT $1::int8", two, 2, cb,
+  assert_int_equal(orm_query_async(tx, "SELECT $1::int8", two, 2, cb,
                                       &never, NULL),
                    ORM_EINVAL);
   orm_step_t s[4] = {{.result = 1}, {.result = 1}, {.result = 1}, {0}};
@@ -226,7 +227,7 @@ static void parameter_count(int no_prepare) {
                       "$$ $7 $$) /* $8 /* $9 */ */ + $1 AS \"a$5\"",
                       two, 1, cb, &s[1], NULL),
       0);
-  assert_int_equal(orm_tx_query_async(tx, "SELECT $2::int8", two, 2, cb,
+  assert_int_equal(orm_query_async(tx, "SELECT $2::int8", two, 2, cb,
                                       &s[2], NULL),
                    0);
   assert_int_equal(orm_tx_rollback_async(tx, cb, &s[3], NULL), 0);

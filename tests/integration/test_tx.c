@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Transactions issued in one flight: savepoints behind a failure, what a
  * skipped statement reports, and transactions the caller never ended when
  * the pool closes. */
@@ -10,7 +11,7 @@
 
 static void issue(orm_tx_t *tx, const char *sql, orm_step_t *s) {
   assert_int_equal(
-      orm_tx_query_async(tx, sql, NULL, 0, orm_fx_on_step, s, NULL), 0);
+      orm_query_async(tx, sql, NULL, 0, orm_fx_on_step, s, NULL), 0);
 }
 
 static void expect_ok(const orm_step_t *s, int i) {

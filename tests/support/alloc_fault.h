@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* A replaceable allocator for uvorm's tests: it counts what the library
  * allocates and refuses allocations on demand, for out-of-memory sweeps
  * (libuv's test-loop-oom.c) and leak checks.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 #include "cfg_fixture.h"
 
 #include <stdarg.h>
@@ -132,9 +133,9 @@ void cfg_on_probe(orm_future_t *f, void *data) {
   p->completed_at = uv_now(&cfg_fx->loop);
   if (p->status == 0) {
     orm_result_t *r = orm_future_value(f);
-    if (orm_result_rows(r) > 0 && orm_result_cols(r) > 0)
+    if (orm_result_nrows(r) > 0 && orm_result_ncols(r) > 0)
       orm_result_int(r, 0, 0, &p->value);
-    if (orm_result_rows(r) > 0 && orm_result_cols(r) > 1)
+    if (orm_result_nrows(r) > 0 && orm_result_ncols(r) > 1)
       orm_result_int(r, 0, 1, &p->pid);
   } else {
     const orm_error_t *e = orm_future_error(f);

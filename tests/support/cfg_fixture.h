@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The fixture of the test_pool_config_* tests (pool settings and less
  * travelled paths), one test at a time: an orm_fx_t on the heap, so that a
  * test that fails half-way abandons it (never runs its loop again, so no

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* What the test_codec_* tests share, without a server: a result arena for
  * each test, hand-built wire bytes, and checks in both directions. Wire
  * values are decoded from exact-size heap copies so that AddressSanitizer

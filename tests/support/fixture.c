@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 #include "fixture.h"
 
 #include <stdio.h>
@@ -131,7 +132,7 @@ void orm_fx_on_step(orm_future_t *f, void *data) {
   }
   if (s->result) {
     orm_result_t *r = orm_future_value(f);
-    if (orm_result_rows(r) > 0 && orm_result_int(r, 0, 0, &s->value) != 0)
+    if (orm_result_nrows(r) > 0 && orm_result_int(r, 0, 0, &s->value) != 0)
       s->value = -1;
   }
   if (s->take)

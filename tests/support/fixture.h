@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* One fixture for integration tests: a loop, a pool, a plain libpq
  * connection for checking what the server sees, and optionally a schema
  * of the test's own (created fresh, dropped at the end). Plus a step: one

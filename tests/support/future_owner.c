@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 #include "future_owner.h"
 
 #include <stdlib.h>

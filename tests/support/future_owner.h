@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The futures of the test_future_* tests, without a server. A small test
  * owner ("job") plugs into orm__future_ops_t the way a pool request does,
  * on a real uv_loop_t, so the public contracts of include/uvorm/async.h can

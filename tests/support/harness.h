@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Shared helpers for uvorm's cmocka tests. Include after cmocka's own
  * prerequisites (stdarg.h, stddef.h, stdint.h, setjmp.h). */
 #ifndef ORM_TEST_HARNESS_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 #include "odd_model.h"
 
 #include <stddef.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* For the test_model_sql_* tests: a hand-written model with hostile
  * identifiers, and how SQL spells the tables and columns of it and of the
  * sample domain's users and agents. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The `samples` table of the test_model_types_* tests: a model with a
  * field of every uvorm type, rows with each type's extremes (what is sent,
  * what must come back, and how the server renders each column as text),

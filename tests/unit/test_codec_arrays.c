@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The binary codecs without a server (support/codec_wire.h): arrays, and
  * the type table, the OIDs each type accepts and invalid arguments. */
 #include "codec_wire.h"

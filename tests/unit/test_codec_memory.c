@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The byte buffer and the result arena without a server
  * (support/codec_wire.h), and out-of-memory sweeps over the codecs. */
 #include "alloc_fault.h"

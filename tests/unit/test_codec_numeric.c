@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The binary codecs without a server (support/codec_wire.h): numeric, in
  * both directions, canonical and lenient forms, malformed input and random
  * round trips. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The binary codecs without a server (support/codec_wire.h): integers,
  * floats and bool, strings and bytes, time. Hand-built wire bytes in both
  * directions and malformed input. */

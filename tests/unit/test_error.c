@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Error codes, version and allocator: the parts of the public seed that need
  * no server. */
 #include "harness.h"

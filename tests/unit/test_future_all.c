@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Futures without a server (support/future_owner.h): orm_future_all, out
  * of memory, and futures that outlive their scheduler. */
 #include "future_owner.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Futures without a server (support/future_owner.h): one callback, never
  * inside the call; references; value ownership; errors. */
 #include "future_owner.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Futures without a server (support/future_owner.h): cancellation and
  * deadlines. */
 #include "future_owner.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Hydration without a server: results built with libpq's own result
  * constructors (PQmakeEmptyPGresult, PQsetResultAttrs, PQsetvalue), decoded
  * into model structs. Mapping by name, NULLs, type mismatches named by
@@ -111,7 +112,7 @@ static void test_users(void **state) {
   PQclear(res); /* the rows own copies of everything */
   assert_int_equal(orm_rows_count(rows), 3);
   assert_ptr_equal(orm_rows_model(rows), user_model());
-  const user_t *u = orm_rows_data(rows);
+  const user_t *u = orm_rows_array(rows);
   assert_ptr_equal(orm_rows_at(rows, 1), &u[1]);
   assert_null(orm_rows_at(rows, 3));
 
@@ -142,7 +143,7 @@ static void test_empty_result(void **state) {
   orm_rows_t *rows;
   assert_int_equal(orm__hydrate(&rows, user_model(), res, NULL), 0);
   assert_int_equal(orm_rows_count(rows), 0);
-  assert_null(orm_rows_data(rows));
+  assert_null(orm_rows_array(rows));
   orm_rows_free(rows);
   PQclear(res);
 }
@@ -155,7 +156,7 @@ static void test_columns_by_name(void **state) {
   set_int4(res, 0, 1, -7);
   orm_rows_t *rows;
   assert_int_equal(orm__hydrate(&rows, user_model(), res, NULL), 0);
-  const user_t *u = orm_rows_data(rows);
+  const user_t *u = orm_rows_array(rows);
   assert_int_equal(u->id, -7);
   assert_string_equal(u->email, "x@y");
   /* Fields the result does not carry are NULL, never a silent 0. */
@@ -241,7 +242,7 @@ static void test_every_type(void **state) {
   orm_rows_t *rows;
   orm_model_error_t err;
   assert_int_equal(orm__hydrate(&rows, agent_model(), res, &err), 0);
-  const agent_t *a = orm_rows_data(rows);
+  const agent_t *a = orm_rows_array(rows);
   assert_memory_equal(a->id.bytes, uuid, 16);
   assert_int_equal(a->owner_id, 5);
   assert_string_equal(a->status, "paused");
@@ -268,7 +269,7 @@ static void test_every_type(void **state) {
   set_value(res, 0, 4, "\x3f\xc0\0\0", 4); /* 1.5f */
   set_value(res, 0, 5, "a\0b", 3);
   assert_int_equal(orm__hydrate(&rows, usage_record_model(), res, &err), 0);
-  const usage_record_t *r = orm_rows_data(rows);
+  const usage_record_t *r = orm_rows_array(rows);
   assert_true(ORM_IS_NULL(r, usage_record, agent_id));
   assert_int_equal(r->day, 0);
   assert_string_equal(r->cost, "12.5");

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Models without a server (support/odd_model.h): descriptor checks, the
  * exact SQL of every CRUD statement, and out-of-memory sweeps over building
  * it. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Models without a server (support/odd_model.h): parameter encoding, the
  * exact SQL of builder queries, and out-of-memory sweeps over both. */
 #include "alloc_fault.h"

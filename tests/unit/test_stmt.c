@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Statements as the pool sees them, without a server: how each may share a
  * pipeline segment, how many parameters it takes, and interning. */
 #include "harness.h"
