@@ -12,15 +12,6 @@
 #define PG_EPOCH_DAYS INT64_C(10957)
 #define PG_EPOCH_USECS (PG_EPOCH_DAYS * INT64_C(86400000000))
 
-/* numeric's sign word and limits (src/include/utils/numeric.h). */
-#define NUMERIC_POS 0x0000u
-#define NUMERIC_NEG 0x4000u
-#define NUMERIC_NAN 0xC000u
-#define NUMERIC_PINF 0xD000u
-#define NUMERIC_NINF 0xF000u
-#define NUMERIC_DSCALE_MAX 0x3FFF
-#define NUMERIC_NBASE 10000
-
 /* Array header: ndim, has-null flag, element OID; per dimension: size and
  * lower bound. */
 #define ARRAY_HEADER 12
@@ -33,21 +24,6 @@
 #else
 #define ORM__NOINLINE
 #endif
-
-static void put_u16(orm__buf_t *buf, uint16_t v) {
-  orm__store_u16(buf->data + buf->len, v);
-  buf->len += 2;
-}
-
-static void put_u32(orm__buf_t *buf, uint32_t v) {
-  orm__store_u32(buf->data + buf->len, v);
-  buf->len += 4;
-}
-
-static void put_u64(orm__buf_t *buf, uint64_t v) {
-  orm__store_u64(buf->data + buf->len, v);
-  buf->len += 8;
-}
 
 /* ---- type table -------------------------------------------------------- */
 
@@ -180,235 +156,6 @@ bool orm__codec_accepts(orm_type_t type, uint32_t oid) {
   default:
     return false;
   }
-}
-
-/* ---- numeric ----------------------------------------------------------- */
-
-static int64_t floor_div4(int64_t a) { return a >= 0 ? a / 4 : -((3 - a) / 4); }
-
-static int64_t floor_mod4(int64_t a) { return a - 4 * floor_div4(a); }
-
-static void put_digits4(char *p, unsigned d) {
-  p[0] = (char)('0' + d / 1000);
-  p[1] = (char)('0' + d / 100 % 10);
-  p[2] = (char)('0' + d / 10 % 10);
-  p[3] = (char)('0' + d % 10);
-}
-
-static int decode_special_numeric(uint16_t sign, orm__arena_t *arena,
-                                  char **out) {
-  const char *text;
-  switch (sign) {
-  case NUMERIC_NAN:
-    text = "NaN";
-    break;
-  case NUMERIC_PINF:
-    text = "Infinity";
-    break;
-  case NUMERIC_NINF:
-    text = "-Infinity";
-    break;
-  default:
-    return ORM_ETYPE;
-  }
-  char *s = orm__arena_strndup(arena, text, strlen(text));
-  if (s == NULL)
-    return ORM_ENOMEM;
-  *out = s;
-  return 0;
-}
-
-ORM__NOINLINE static int decode_numeric(const char *wire, int len,
-                                        orm__arena_t *arena, char **out) {
-  if (len < 8)
-    return ORM_ETYPE;
-  int ndigits = orm__load_i16(wire);
-  int weight = orm__load_i16(wire + 2);
-  uint16_t sign = orm__load_u16(wire + 4);
-  int dscale = orm__load_i16(wire + 6);
-  if (ndigits < 0 || len != 8 + 2 * ndigits)
-    return ORM_ETYPE;
-  if (sign != NUMERIC_POS && sign != NUMERIC_NEG)
-    return ndigits == 0 ? decode_special_numeric(sign, arena, out) : ORM_ETYPE;
-  if (dscale < 0 || dscale > NUMERIC_DSCALE_MAX)
-    return ORM_ETYPE;
-  const char *digits = wire + 8;
-  for (int i = 0; i < ndigits; i++) {
-    if (orm__load_u16(digits + 2 * i) >= NUMERIC_NBASE)
-      return ORM_ETYPE;
-  }
-
-  /* The fraction is written in whole groups and cut to dscale after. */
-  size_t int_groups = weight >= 0 ? (size_t)weight + 1 : 0;
-  size_t frac_groups = ((size_t)dscale + 3) / 4;
-  size_t size =
-      1 + (int_groups > 0 ? int_groups * 4 : 1) + 1 + frac_groups * 4 + 1;
-  char *s = orm__arena_alloc(arena, size, 1);
-  if (s == NULL)
-    return ORM_ENOMEM;
-
-  char *p = s;
-  if (sign == NUMERIC_NEG)
-    *p++ = '-';
-  char *int_start = p;
-  for (size_t g = 0; g < int_groups; g++) {
-    unsigned d = g < (size_t)ndigits ? orm__load_u16(digits + 2 * g) : 0;
-    put_digits4(p, d);
-    p += 4;
-  }
-  if (int_groups == 0) {
-    *p++ = '0';
-  } else {
-    /* The first group is zero-padded (and a value the server did not
-     * normalise may lead with zero groups): strip, keeping one digit. */
-    char *first = int_start;
-    while (first + 1 < p && *first == '0')
-      first++;
-    size_t n = (size_t)(p - first);
-    memmove(int_start, first, n);
-    p = int_start + n;
-  }
-  if (dscale > 0) {
-    *p++ = '.';
-    for (size_t k = 0; k < frac_groups; k++) {
-      int64_t g = (int64_t)weight + 1 + (int64_t)k;
-      unsigned d = g >= 0 && g < ndigits ? orm__load_u16(digits + 2 * g) : 0;
-      put_digits4(p + 4 * k, d);
-    }
-    p += dscale;
-  }
-  *p = '\0';
-  *out = s;
-  return 0;
-}
-
-static bool ascii_ieq(const char *a, const char *b) {
-  for (; *a != '\0' && *b != '\0'; a++, b++) {
-    char ca = *a >= 'A' && *a <= 'Z' ? (char)(*a - 'A' + 'a') : *a;
-    if (ca != *b)
-      return false;
-  }
-  return *a == '\0' && *b == '\0';
-}
-
-static bool is_digit(char c) { return c >= '0' && c <= '9'; }
-
-static int put_numeric_header(orm__buf_t *buf, int64_t ndigits, int64_t weight,
-                              uint16_t sign, int64_t dscale) {
-  int rc = orm__buf_reserve(buf, 8 + 2 * (size_t)ndigits);
-  if (rc != 0)
-    return rc;
-  put_u16(buf, (uint16_t)ndigits);
-  put_u16(buf, orm__bits_i16((int16_t)weight));
-  put_u16(buf, sign);
-  put_u16(buf, (uint16_t)dscale);
-  return 0;
-}
-
-static int encode_numeric(const char *s, orm__buf_t *buf) {
-  if (s == NULL)
-    return ORM_EINVAL;
-  const char *p = s;
-  bool negative = false;
-  bool has_sign = false;
-  if (*p == '+' || *p == '-') {
-    negative = *p == '-';
-    has_sign = true;
-    p++;
-  }
-  if (!has_sign && ascii_ieq(p, "nan"))
-    return put_numeric_header(buf, 0, 0, NUMERIC_NAN, 0);
-  if (ascii_ieq(p, "infinity") || ascii_ieq(p, "inf"))
-    return put_numeric_header(buf, 0, 0, negative ? NUMERIC_NINF : NUMERIC_PINF,
-                              0);
-
-  /* The mantissa's digits, read as one string D with the decimal point
-   * `point` digits from its start; digit j of D has exponent point-1-j. */
-  const char *mantissa = p;
-  int64_t ndig = 0;
-  int64_t frac = 0;
-  int64_t lead = -1;
-  int64_t trail = -1;
-  bool seen_point = false;
-  for (;; p++) {
-    if (is_digit(*p)) {
-      if (*p != '0') {
-        if (lead < 0)
-          lead = ndig;
-        trail = ndig;
-      }
-      ndig++;
-      if (seen_point)
-        frac++;
-      if (ndig > INT32_MAX)
-        return ORM_ERANGE;
-    } else if (*p == '.' && !seen_point) {
-      seen_point = true;
-    } else {
-      break;
-    }
-  }
-  if (ndig == 0)
-    return ORM_EINVAL;
-
-  int64_t exponent = 0;
-  if (*p == 'e' || *p == 'E') {
-    p++;
-    bool exp_negative = false;
-    if (*p == '+' || *p == '-')
-      exp_negative = *p++ == '-';
-    if (!is_digit(*p))
-      return ORM_EINVAL;
-    /* Saturate: anything this large fails the range checks below anyway. */
-    for (; is_digit(*p); p++) {
-      if (exponent < INT64_C(1000000000))
-        exponent = exponent * 10 + (*p - '0');
-    }
-    if (exp_negative)
-      exponent = -exponent;
-  }
-  if (*p != '\0')
-    return ORM_EINVAL;
-
-  int64_t dscale = frac - exponent;
-  if (dscale < 0)
-    dscale = 0;
-  if (dscale > NUMERIC_DSCALE_MAX)
-    return ORM_ERANGE;
-  if (lead < 0)
-    return put_numeric_header(buf, 0, 0, NUMERIC_POS, dscale);
-
-  int64_t point = (ndig - frac) + exponent;
-  int64_t weight = floor_div4(point - 1 - lead);
-  int64_t ndigits = weight - floor_div4(point - 1 - trail) + 1;
-  if (weight < INT16_MIN || weight > INT16_MAX || ndigits > INT16_MAX)
-    return ORM_ERANGE;
-  int rc = put_numeric_header(buf, ndigits, weight,
-                              negative ? NUMERIC_NEG : NUMERIC_POS, dscale);
-  if (rc != 0)
-    return rc;
-
-  static const unsigned pow10[4] = {1, 10, 100, 1000};
-  int64_t j = 0;
-  int64_t group = 0;
-  unsigned acc = 0;
-  for (p = mantissa; j <= trail; p++) {
-    if (*p == '.')
-      continue;
-    if (j >= lead) {
-      int64_t e = point - 1 - j;
-      int64_t g = weight - floor_div4(e);
-      if (g != group) {
-        put_u16(buf, (uint16_t)acc);
-        group = g;
-        acc = 0;
-      }
-      acc += (unsigned)(*p - '0') * pow10[floor_mod4(e)];
-    }
-    j++;
-  }
-  put_u16(buf, (uint16_t)acc);
-  return 0;
 }
 
 /* ---- arrays ------------------------------------------------------------ */
@@ -553,12 +300,12 @@ static int put_array_header(orm__buf_t *buf, size_t count, bool has_null,
   int rc = orm__buf_reserve(buf, ARRAY_HEADER + ARRAY_DIM);
   if (rc != 0)
     return rc;
-  put_u32(buf, count > 0 ? 1 : 0);
-  put_u32(buf, has_null ? 1 : 0);
-  put_u32(buf, elem_oid);
+  orm__buf_put_u32(buf, count > 0 ? 1 : 0);
+  orm__buf_put_u32(buf, has_null ? 1 : 0);
+  orm__buf_put_u32(buf, elem_oid);
   if (count > 0) {
-    put_u32(buf, (uint32_t)count);
-    put_u32(buf, 1);
+    orm__buf_put_u32(buf, (uint32_t)count);
+    orm__buf_put_u32(buf, 1);
   }
   return 0;
 }
@@ -581,10 +328,10 @@ static int encode_int_array(const orm_int_array_t *a, orm__buf_t *buf) {
     return rc;
   for (size_t i = 0; i < a->len; i++) {
     if (orm_int_array_is_null(a, i)) {
-      put_u32(buf, UINT32_MAX);
+      orm__buf_put_u32(buf, UINT32_MAX);
     } else {
-      put_u32(buf, 8);
-      put_u64(buf, orm__bits_i64(a->items[i]));
+      orm__buf_put_u32(buf, 8);
+      orm__buf_put_u64(buf, orm__bits_i64(a->items[i]));
     }
   }
   return 0;
@@ -609,7 +356,7 @@ static int encode_text_array(const orm_text_array_t *a, orm__buf_t *buf) {
     rc = orm__buf_reserve(buf, 4 + n);
     if (rc != 0)
       return rc;
-    put_u32(buf, item != NULL ? (uint32_t)n : UINT32_MAX);
+    orm__buf_put_u32(buf, item != NULL ? (uint32_t)n : UINT32_MAX);
     if (n > 0) {
       memcpy(buf->data + buf->len, item, n);
       buf->len += n;
@@ -768,7 +515,7 @@ int orm__codec_decode(orm_type_t type, const char *wire, int len,
     memcpy(out_field, wire, 16);
     return 0;
   case ORM_T_NUMERIC:
-    return decode_numeric(wire, len, arena, out_field);
+    return orm__numeric_decode(wire, len, arena, out_field);
   case ORM_T_INT_ARRAY:
     return decode_int_array(wire, len, arena, out_field);
   case ORM_T_TEXT_ARRAY:
@@ -802,24 +549,24 @@ static int encode_fixed(orm_type_t type, const void *field, orm__buf_t *buf) {
     return rc;
   switch (type) {
   case ORM_T_INT2:
-    put_u16(buf, orm__bits_i16(*(const int16_t *)field));
+    orm__buf_put_u16(buf, orm__bits_i16(*(const int16_t *)field));
     return 0;
   case ORM_T_INT4:
-    put_u32(buf, orm__bits_i32(*(const int32_t *)field));
+    orm__buf_put_u32(buf, orm__bits_i32(*(const int32_t *)field));
     return 0;
   case ORM_T_INT8:
-    put_u64(buf, orm__bits_i64(*(const int64_t *)field));
+    orm__buf_put_u64(buf, orm__bits_i64(*(const int64_t *)field));
     return 0;
   case ORM_T_FLOAT4: {
     uint32_t u;
     memcpy(&u, field, sizeof u);
-    put_u32(buf, u);
+    orm__buf_put_u32(buf, u);
     return 0;
   }
   case ORM_T_FLOAT8: {
     uint64_t u;
     memcpy(&u, field, sizeof u);
-    put_u64(buf, u);
+    orm__buf_put_u64(buf, u);
     return 0;
   }
   case ORM_T_BOOL:
@@ -834,7 +581,7 @@ static int encode_fixed(orm_type_t type, const void *field, orm__buf_t *buf) {
         return ORM_ERANGE;
       v -= PG_EPOCH_USECS;
     }
-    put_u64(buf, orm__bits_i64(v));
+    orm__buf_put_u64(buf, orm__bits_i64(v));
     return 0;
   }
   case ORM_T_DATE: {
@@ -845,7 +592,7 @@ static int encode_fixed(orm_type_t type, const void *field, orm__buf_t *buf) {
         return ORM_ERANGE;
       v = (int32_t)days;
     }
-    put_u32(buf, orm__bits_i32(v));
+    orm__buf_put_u32(buf, orm__bits_i32(v));
     return 0;
   }
   case ORM_T_UUID:
@@ -874,7 +621,7 @@ static int encode_value(orm_type_t type, const void *field, orm__buf_t *buf) {
     return orm__buf_append(buf, bytes->data, bytes->len);
   }
   case ORM_T_NUMERIC:
-    return encode_numeric(*(char *const *)field, buf);
+    return orm__numeric_encode(*(char *const *)field, buf);
   case ORM_T_INT_ARRAY:
     return encode_int_array(field, buf);
   case ORM_T_TEXT_ARRAY:

@@ -148,4 +148,11 @@ int orm__codec_decode(orm_type_t type, const char *wire, int len,
  * On error `buf` is as it was before the call. */
 int orm__codec_encode(orm_type_t type, const void *field, orm__buf_t *buf);
 
+/* numeric.c: a numeric's binary value as a decimal string in `arena`
+ * (ORM_ETYPE for a malformed one), and a decimal string ("-12.50", "NaN",
+ * "Infinity") as a binary value (ORM_EINVAL for anything else). */
+int orm__numeric_decode(const char *wire, int len, orm__arena_t *arena,
+                        char **out);
+int orm__numeric_encode(const char *s, orm__buf_t *buf);
+
 #endif /* ORM_MODEL_CODEC_H */

@@ -97,11 +97,9 @@ static void push_null(orm__params_t *p) {
 
 static int put_u32(orm__buf_t *buf, uint32_t v) {
   int rc = orm__buf_reserve(buf, 4);
-  if (rc != 0)
-    return rc;
-  orm__store_u32(buf->data + buf->len, v);
-  buf->len += 4;
-  return 0;
+  if (rc == 0)
+    orm__buf_put_u32(buf, v);
+  return rc;
 }
 
 /* A one-dimensional binary array: the header now, elements after it, and
