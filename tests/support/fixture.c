@@ -34,40 +34,10 @@ static char *read_file(const char *path) {
 
 void orm_fx_open(orm_fx_t *fx, const char *schema, int domain,
                  const orm_pool_config_t *cfg) {
-  memset(fx, 0, sizeof *fx);
-  fx->admin = PQconnectdb(orm_test_dsn());
-  assert_int_equal(PQstatus(fx->admin), CONNECTION_OK);
-  PQsetNoticeProcessor(fx->admin, quiet, NULL);
-  char *dsn;
-  if (schema != NULL) {
-    assert_true(strlen(schema) < sizeof fx->schema);
-    snprintf(fx->schema, sizeof fx->schema, "%s", schema);
-    char sql[256];
-    snprintf(sql, sizeof sql,
-             "DROP SCHEMA IF EXISTS %s CASCADE; CREATE SCHEMA %s; "
-             "SET search_path = %s",
-             schema, schema, schema);
-    orm_fx_sql(fx, sql);
-    if (domain) {
-      char path[4096];
-      snprintf(path, sizeof path, "%s/examples/domain/schema.sql",
-               UVORM_TEST_SOURCE_DIR);
-      char *ddl = read_file(path);
-      orm_fx_sql(fx, ddl);
-      free(ddl);
-    }
-    char opt[128];
-    snprintf(opt, sizeof opt, "-c search_path=%s", schema);
-    dsn = orm_test_dsn_with("options", opt, "application_name", schema, NULL);
-  } else {
-    dsn = orm_test_dsn_with(NULL, NULL);
-  }
+  orm_fx_open_admin(fx, schema, domain);
   orm_pool_config_t c = cfg != NULL ? *cfg : (orm_pool_config_t){0};
-  c.conninfo = dsn;
-  c.data = fx;
-  assert_int_equal(uv_loop_init(&fx->loop), 0);
-  assert_int_equal(orm_pool_open(&fx->pool, &fx->loop, &c), 0);
-  free(dsn);
+  c.conninfo = NULL; /* the test server's, for the schema */
+  orm_fx_open_pool(fx, &c);
 }
 
 void orm_fx_close(orm_fx_t *fx) {
@@ -78,13 +48,7 @@ void orm_fx_close(orm_fx_t *fx) {
   orm_test_run(&fx->loop, 15000);
   assert_int_equal(fx->closed, 1);
   orm_test_loop_close(&fx->loop);
-  if (fx->schema[0] != '\0') {
-    char sql[128];
-    snprintf(sql, sizeof sql, "DROP SCHEMA %s CASCADE", fx->schema);
-    orm_fx_sql(fx, sql);
-  }
-  PQfinish(fx->admin);
-  fx->admin = NULL;
+  orm_fx_close_admin(fx);
 }
 
 static PGresult *admin_exec(orm_fx_t *fx, const char *sql) {
