@@ -182,8 +182,11 @@ static inline orm_exec_t *orm__exec_of_exec(orm_exec_t *ex) { return ex; }
  * message in orm_future_error(), ORM_ECONNLOST, ORM_ETIMEDOUT,
  * ORM_ECANCELED, ORM_ECONNECT (the server cannot be reached), ORM_ENOMEM.
  * Returns: 0; ORM_EINVAL (NULL executor or sql, params NULL with nparams > 0,
- * a bad parameter kind, `nparams` not the highest $N of `sql` (placeholders
- * inside literals, quoted names, dollar quotes and comments do not count));
+ * a bad parameter kind, `nparams` above the highest $N of `sql`: a
+ * parameter nothing uses (placeholders inside literals, quoted names,
+ * dollar quotes and comments do not count; statements such as CREATE
+ * FUNCTION or PREPARE, whose $N are not theirs, are not checked). Too few
+ * parameters the server reports: ORM_ESERVER, SQLSTATE 08P01);
  * ORM_E2BIG (more than ORM_MAX_PARAMS);
  * ORM_EQUEUEFULL (queue_max requests already wait); ORM_ECLOSED; ORM_ENOMEM;
  * in a transaction, ORM_ESTATE once it is ending.

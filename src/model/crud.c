@@ -22,7 +22,8 @@ typedef struct model_entry_s {
 
 typedef struct {
   model_entry_t *models;
-  orm__params_t params; /* scratch: the pool copies parameters at once */
+  orm__params_t params; /* scratch: each call swaps its bytes into its
+                           request, and gets that buffer back to reuse */
 } model_cache_t;
 
 static void cache_free(void *data) {
@@ -199,8 +200,8 @@ static int call_run(call_t *c, orm__sql_stmt_t *stmt, orm__transform_fn fn,
                           data, out);
 }
 
-int orm_find_async(orm_exec_t *exec, const orm_model_t *model, orm_param_t key,
-                   orm_future_cb cb, void *data, orm_future_t **out) {
+int (orm_find_async)(orm_exec_t *exec, const orm_model_t *model, orm_param_t key,
+                     orm_future_cb cb, void *data, orm_future_t **out) {
   call_t c;
   int rc = call_begin(&c, exec, model, out);
   if (rc == 0)
@@ -210,9 +211,9 @@ int orm_find_async(orm_exec_t *exec, const orm_model_t *model, orm_param_t key,
                  : call_run(&c, &c.sql->find, to_one_row, ctx, cb, data, out);
 }
 
-int orm_find_by_async(orm_exec_t *exec, const orm_model_t *model,
-                      const char *column, orm_param_t value, orm_future_cb cb,
-                      void *data, orm_future_t **out) {
+int (orm_find_by_async)(orm_exec_t *exec, const orm_model_t *model,
+                        const char *column, orm_param_t value, orm_future_cb cb,
+                        void *data, orm_future_t **out) {
   call_t c;
   int rc = call_begin(&c, exec, model, out);
   if (rc != 0)
@@ -278,9 +279,9 @@ static int insert(orm_exec_t *exec, const orm_model_t *model, void *rows,
   return call_run(&c, stmt, write_back, ctx, cb, data, out);
 }
 
-int orm_update_async(orm_exec_t *exec, const orm_model_t *model,
-                     const void *row, uint64_t fields, orm_future_cb cb,
-                     void *data, orm_future_t **out) {
+int (orm_update_async)(orm_exec_t *exec, const orm_model_t *model,
+                       const void *row, uint64_t fields, orm_future_cb cb,
+                       void *data, orm_future_t **out) {
   call_t c;
   int rc = call_begin(&c, exec, model, out);
   if (rc != 0)
@@ -302,9 +303,9 @@ int orm_update_async(orm_exec_t *exec, const orm_model_t *model,
   return rc;
 }
 
-int orm_delete_async(orm_exec_t *exec, const orm_model_t *model,
-                     orm_param_t key, orm_future_cb cb, void *data,
-                     orm_future_t **out) {
+int (orm_delete_async)(orm_exec_t *exec, const orm_model_t *model,
+                       orm_param_t key, orm_future_cb cb, void *data,
+                       orm_future_t **out) {
   call_t c;
   int rc = call_begin(&c, exec, model, out);
   if (rc == 0)
@@ -313,9 +314,9 @@ int orm_delete_async(orm_exec_t *exec, const orm_model_t *model,
                  : call_run(&c, &c.sql->remove, NULL, NULL, cb, data, out);
 }
 
-int orm_upsert_async(orm_exec_t *exec, const orm_model_t *model, void *row,
-                     const char *conflict, orm_future_cb cb, void *data,
-                     orm_future_t **out) {
+int (orm_upsert_async)(orm_exec_t *exec, const orm_model_t *model, void *row,
+                       const char *conflict, orm_future_cb cb, void *data,
+                       orm_future_t **out) {
   call_t c;
   int rc = call_begin(&c, exec, model, out);
   if (rc != 0)
@@ -338,31 +339,31 @@ int orm_upsert_async(orm_exec_t *exec, const orm_model_t *model, void *row,
 
 /* ---- public calls ------------------------------------------------------------ */
 
-int orm_find_all_async(orm_exec_t *exec, const orm_model_t *model,
-                       orm_query_t *query, orm_future_cb cb, void *data,
-                       orm_future_t **out) {
+int (orm_find_all_async)(orm_exec_t *exec, const orm_model_t *model,
+                         orm_query_t *query, orm_future_cb cb, void *data,
+                         orm_future_t **out) {
   return select_query(exec, model, query, ORM_QUERY_SELECT, cb, data, out);
 }
 
-int orm_count_async(orm_exec_t *exec, const orm_model_t *model,
-                    orm_query_t *query, orm_future_cb cb, void *data,
-                    orm_future_t **out) {
+int (orm_count_async)(orm_exec_t *exec, const orm_model_t *model,
+                      orm_query_t *query, orm_future_cb cb, void *data,
+                      orm_future_t **out) {
   return select_query(exec, model, query, ORM_QUERY_COUNT, cb, data, out);
 }
 
-int orm_exists_async(orm_exec_t *exec, const orm_model_t *model,
-                     orm_query_t *query, orm_future_cb cb, void *data,
-                     orm_future_t **out) {
+int (orm_exists_async)(orm_exec_t *exec, const orm_model_t *model,
+                       orm_query_t *query, orm_future_cb cb, void *data,
+                       orm_future_t **out) {
   return select_query(exec, model, query, ORM_QUERY_EXISTS, cb, data, out);
 }
 
-int orm_insert_async(orm_exec_t *exec, const orm_model_t *model, void *row,
-                     orm_future_cb cb, void *data, orm_future_t **out) {
+int (orm_insert_async)(orm_exec_t *exec, const orm_model_t *model, void *row,
+                       orm_future_cb cb, void *data, orm_future_t **out) {
   return insert(exec, model, row, 1, cb, data, out);
 }
 
-int orm_insert_many_async(orm_exec_t *exec, const orm_model_t *model,
-                          void *rows, size_t n, orm_future_cb cb, void *data,
-                          orm_future_t **out) {
+int (orm_insert_many_async)(orm_exec_t *exec, const orm_model_t *model,
+                            void *rows, size_t n, orm_future_cb cb, void *data,
+                            orm_future_t **out) {
   return insert(exec, model, rows, n, cb, data, out);
 }

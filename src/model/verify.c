@@ -70,8 +70,8 @@ static int to_report(PGresult *res, void *const *ctx, orm_future_t *f) {
   return 0;
 }
 
-int orm_model_verify_async(orm_exec_t *exec, const orm_model_t *model,
-                           orm_future_cb cb, void *data, orm_future_t **out) {
+int (orm_model_verify_async)(orm_exec_t *exec, const orm_model_t *model,
+                             orm_future_cb cb, void *data, orm_future_t **out) {
   if (out != NULL)
     *out = NULL;
   if (exec == NULL || model == NULL)

@@ -3,6 +3,7 @@
  * the pipeline protocol (slots, segments, holding results until their sync
  * confirms them, re-sending the neighbours of a failed statement). */
 #include <assert.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "base/alloc.h"
@@ -417,26 +418,52 @@ static const char *sqlstate(const PGresult *res) {
   return s ? s : "";
 }
 
-/* Whether the server's error `state` for named `stmt` says the prepared
+/* The name `req` was last sent under: its statement's generation then. */
+static void sent_name(const orm__request_t *req, char *out, size_t size) {
+  if (req->stmt_gen == 0)
+    snprintf(out, size, "\"u%u\"", (unsigned)req->stmt->id);
+  else
+    snprintf(out, size, "\"u%u_%u\"", (unsigned)req->stmt->id,
+             (unsigned)req->stmt_gen);
+}
+
+/* Whether the server's error for named statement `req` says the prepared
  * statement is unusable, in which case it is prepared again and the
  * statement, which had no effect, may run again:
- * - 26000: the server no longer has it (DEALLOCATE ALL or DISCARD ALL by a
- *   proxy). Forgotten on this connection, unless a Parse for it is already
- *   on its way: another Parse under the same name would fail with 42P05.
- * - 0A000 "cached plan must not change result type": a column's type
- *   changed under it. Every connection prepares a new generation of it (a
- *   name not in use anywhere), so the change costs no more failures on
- *   other connections; a transaction that met it fails once. */
+ * - 26000 naming it: the server no longer has it (DEALLOCATE ALL or
+ *   DISCARD ALL by a proxy). Forgotten on this connection, unless a Parse
+ *   of it is already on its way: another Parse under the same name would
+ *   fail with 42P05. A 26000 the statement raises itself (a DEALLOCATE of
+ *   another name) names something else and is the caller's.
+ * - 0A000 from the plan cache, "cached plan must not change result type":
+ *   a column's type changed under it. Every connection prepares a new
+ *   generation (a name not in use anywhere), so the change costs no more
+ *   failures on other connections; a transaction that met it fails once.
+ *   Told apart from other 0A000 errors by the function that raised it
+ *   (never translated), or by the message. */
 static int stale_statement(orm__conn_t *conn, const orm__request_t *req,
-                           const char *state) {
+                           const PGresult *res, const char *state) {
   orm__stmt_t *stmt = req->stmt;
   orm__prepared_t *p = &conn->prepared[stmt->id];
   if (strcmp(state, "26000") == 0) {
+    const char *msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+    char name[32];
+    sent_name(req, name, sizeof name);
+    if (msg == NULL || strstr(msg, name) == NULL)
+      return 0;
     if (p->state == STMT_READY && p->gen == req->stmt_gen)
       p->state = STMT_NONE;
     return 1;
   }
   if (strcmp(state, "0A000") == 0) {
+    const char *fn = PQresultErrorField(res, PG_DIAG_SOURCE_FUNCTION);
+    const char *msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+    int plan_cache =
+        (fn != NULL && strcmp(fn, "RevalidateCachedQuery") == 0) ||
+        (msg != NULL &&
+         strstr(msg, "cached plan must not change result type") != NULL);
+    if (!plan_cache)
+      return 0;
     if (stmt->gen == req->stmt_gen) /* the first to meet this one */
       orm__stmt_bump(stmt);
     return 1;
@@ -453,6 +480,9 @@ typedef enum {
 } retry_t;
 
 #define ORM__RETRIES_MAX 3
+/* Re-sends after stray cancels at most: more than one per request a
+ * connection's pipeline holds ahead of it. */
+#define ORM__STRAYS_MAX 100
 
 /* `shared`: the statement ran in a segment with others, i.e. in an
  * implicit transaction that uvorm made, not the caller. */
@@ -460,17 +490,23 @@ static retry_t may_retry(orm__conn_t *conn, orm__request_t *req, int shared) {
   const char *state = sqlstate(req->result);
   int stale = 0;
   if (req->stmt != NULL && !conn->pool->cfg.no_prepare)
-    stale = stale_statement(conn, req, state);
+    stale = stale_statement(conn, req, req->result, state);
   if (req->kind != REQ_QUERY)
     return RETRY_NO;
   /* A cancel aimed at a neighbour that had just finished lands on the next
-   * statement: within the guard window after a cancel of ours, a 57014 on
-   * a request we never cancelled is such a stray. */
-  if (strcmp(state, "57014") == 0)
-    return !req->cancel_sent &&
-                   uv_now(conn->pool->loop) < conn->cancel_guard_until
-               ? RETRY_FREE
-               : RETRY_NO;
+   * statement: a 57014 on a request we never cancelled, inside the guard
+   * window of a cancel of ours on its connection, is such a stray. A
+   * request may meet one per neighbour that times out ahead of it, so
+   * these are not counted with its own failures; they are bounded on
+   * their own, so that a statement_timeout of its own, inside windows that
+   * other cancels keep open, cannot make it go round for ever. */
+  if (strcmp(state, "57014") == 0) {
+    if (req->cancel_sent || req->strays >= ORM__STRAYS_MAX ||
+        uv_now(conn->pool->loop) >= conn->cancel_guard_until)
+      return RETRY_NO;
+    req->strays++;
+    return RETRY_FREE;
+  }
   if (req->retries >= ORM__RETRIES_MAX)
     return RETRY_NO;
   /* Statements the caller issued one by one can deadlock (or fail to
@@ -483,7 +519,10 @@ static retry_t may_retry(orm__conn_t *conn, orm__request_t *req, int shared) {
   return stale ? RETRY_YES : RETRY_NO;
 }
 
-static void resend(orm__conn_t *conn, orm__request_t *req, retry_t why) {
+/* Readies `req` to go again and adds it to `again`, which
+ * resend_all() hands back to the pool in order. */
+static void resend(orm__conn_t *conn, orm__request_t *req, retry_t why,
+                   orm__link_t *again) {
   orm__req_untransform(req);
   if (req->result != NULL) {
     PQclear(req->result);
@@ -493,7 +532,18 @@ static void resend(orm__conn_t *conn, orm__request_t *req, retry_t why) {
   if (why == RETRY_YES)
     req->retries++;
   conn->pool->stats.resends++;
-  orm__pool_resend(conn->pool, req);
+  orm__list_push_back(again, &req->link);
+}
+
+/* Each goes to the front of the pool's queue, so the last first: they run
+ * again in the order they first ran (a read behind a write must still see
+ * it). */
+static void resend_all(orm_pool_t *pool, orm__link_t *again) {
+  while (!orm__list_empty(again)) {
+    orm__request_t *req = ORM__CONTAINER_OF(again->prev, orm__request_t, link);
+    orm__list_remove(&req->link);
+    orm__pool_resend(pool, req);
+  }
 }
 
 /* A transaction gives its connection back as soon as COMMIT or ROLLBACK
@@ -528,9 +578,12 @@ static void query_answered(orm__conn_t *conn, orm__request_t *req) {
   /* Outside pipeline mode each statement is its own transaction. */
   req->conn = NULL;
   retry_t retry = is_error(req->result) ? may_retry(conn, req, 0) : RETRY_NO;
-  if (retry != RETRY_NO)
-    resend(conn, req, retry);
-  else
+  if (retry != RETRY_NO) {
+    orm__link_t again;
+    orm__list_init(&again);
+    resend(conn, req, retry, &again);
+    resend_all(conn->pool, &again);
+  } else
     orm__req_finish(req, ORM__NOW);
   if (ends_tx)
     check_tx_ended(conn);
@@ -540,9 +593,12 @@ static void query_answered(orm__conn_t *conn, orm__request_t *req) {
  * if one failed, none of them took effect. The failed one fails alone; its
  * neighbours (rolled back or skipped) go again. */
 static void segment_done(orm__conn_t *conn) {
+  orm_pool_t *pool = conn->pool;
   int failed = conn->segment_failed;
   int shared = conn->held.next != conn->held.prev; /* two or more */
   int tx_end = 0;
+  orm__link_t again;
+  orm__list_init(&again);
   conn->segment_failed = 0;
   while (!orm__list_empty(&conn->held)) {
     orm__request_t *req =
@@ -556,17 +612,21 @@ static void segment_done(orm__conn_t *conn) {
       retry_t retry =
           req->prepare_error == NULL ? may_retry(conn, req, shared) : RETRY_NO;
       if (retry != RETRY_NO)
-        resend(conn, req, retry);
+        resend(conn, req, retry, &again);
       else
         orm__req_finish(req, ORM__NOW);
     } else if (failed && req->kind == REQ_QUERY) {
-      resend(conn, req, RETRY_FREE); /* rolled back or skipped: not its own */
+      /* Rolled back or skipped: not its own failure. */
+      resend(conn, req, RETRY_FREE, &again);
     } else {
       orm__req_finish(req, ORM__NOW);
     }
-    if (conn->pg == NULL)
-      return; /* a callback closed the pool */
+    if (conn->pg == NULL) { /* a callback closed the pool */
+      resend_all(pool, &again);
+      return;
+    }
   }
+  resend_all(pool, &again);
   if (tx_end)
     check_tx_ended(conn);
 }
@@ -580,6 +640,18 @@ static void prepare_answered(orm__conn_t *conn, orm__slot_t *slot,
   if (st == PGRES_COMMAND_OK) {
     if (current)
       p->state = STMT_READY;
+    PQclear(res);
+    return;
+  }
+  const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+  if (current && st == PGRES_FATAL_ERROR && state != NULL &&
+      strcmp(state, "42P05") == 0) {
+    /* Names are never reused for other text, so the server has this very
+     * statement: use it. The segment still failed; what needed this
+     * Parse was skipped and goes again (or, in a transaction, is
+     * reported skipped). */
+    p->state = STMT_READY;
+    conn->segment_failed = 1;
     PQclear(res);
     return;
   }

@@ -128,6 +128,9 @@ static int encode_params(orm__request_t *req, const orm_param_t *params,
  * their descriptions into libpq's arrays. */
 static int take_encoded(orm__request_t *req, const orm__params_in_t *in) {
   size_t n = in->n;
+  for (size_t i = 0; i < n; i++)
+    if (in->items[i].v.s.len > INT_MAX) /* libpq's lengths are ints */
+      return ORM_E2BIG;
   if (params_reserve(req, n + 1) != 0)
     return ORM_ENOMEM;
   orm__buf_t mine = req->buf;
@@ -149,10 +152,14 @@ static int take_encoded(orm__request_t *req, const orm__params_in_t *in) {
 /* Turns the offsets left by encode_params (and the SQL copy at `sql_off`,
  * if any) into pointers once the buffer no longer moves. */
 static void params_fix(orm__request_t *req, size_t sql_off) {
+  _Static_assert(sizeof(size_t) == sizeof(char *),
+                 "offsets are kept in the values array");
   size_t *offsets = (size_t *)(void *)req->values;
+  /* Values that are all empty leave the buffer unallocated: they still
+   * need a pointer, as libpq reads a NULL one as SQL NULL. */
+  const char *base = req->buf.data != NULL ? req->buf.data : "";
   for (int i = 0; i < req->nparams; i++)
-    req->values[i] =
-        offsets[i] == SIZE_MAX ? NULL : req->buf.data + offsets[i];
+    req->values[i] = offsets[i] == SIZE_MAX ? NULL : base + offsets[i];
   if (sql_off != SIZE_MAX)
     req->sql = req->buf.data + sql_off;
 }
@@ -186,10 +193,15 @@ int orm__pool_prepare_request(orm__request_t *req, const char *sql,
   if (rc != 0)
     return rc;
   /* A parameter that no placeholder uses is a caller's mistake the server
-   * would not report; one missing it reports as a protocol error. */
+   * would not report (too few, it reports itself: 08P01). Statements of
+   * their own kind (CREATE FUNCTION, PREPARE, DO) may hold $N that are not
+   * the statement's parameters, so they are left to the server. */
+  orm__seg_class_t seg =
+      req->stmt != NULL ? req->stmt->seg : orm__sql_classify(sql);
   int placeholders = req->stmt != NULL ? req->stmt->placeholders
                                        : orm__sql_placeholders(sql);
-  if (placeholders >= 0 && placeholders != req->nparams)
+  if (seg != ORM_SEG_OWN && placeholders >= 0 &&
+      placeholders < req->nparams)
     return ORM_EINVAL;
   if (req->stmt != NULL) {
     req->sql = req->stmt->sql;
@@ -199,7 +211,7 @@ int orm__pool_prepare_request(orm__request_t *req, const char *sql,
       return ORM_ENOMEM;
   }
   params_fix(req, sql_off);
-  req->seg = req->stmt != NULL ? req->stmt->seg : orm__sql_classify(sql);
-  req->writes = req->seg != ORM_SEG_READ;
+  req->seg = seg;
+  req->writes = seg != ORM_SEG_READ;
   return 0;
 }

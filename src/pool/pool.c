@@ -37,6 +37,10 @@ int orm__pool_enqueue(orm_pool_t *pool, orm__request_t *req) {
 }
 
 void orm__pool_resend(orm_pool_t *pool, orm__request_t *req) {
+  if (pool->state != POOL_OPEN) { /* the queue was failed already */
+    orm__req_complete(req, ORM_ECANCELED, ORM__LATER);
+    return;
+  }
   /* Ahead of newer requests: it was accepted first. Order among resends
    * of one segment is kept by the caller inserting them in reverse. */
   req->state = REQ_QUEUED;
@@ -665,9 +669,9 @@ orm_pool_t *orm__exec_pool(const orm_exec_t *exec) {
   return exec->tx != NULL ? exec->tx->pool : exec->pool;
 }
 
-int orm_query_async(orm_exec_t *exec, const char *sql,
-                    const orm_param_t *params, size_t nparams,
-                    orm_future_cb cb, void *data, orm_future_t **out) {
+int (orm_query_async)(orm_exec_t *exec, const char *sql,
+                      const orm_param_t *params, size_t nparams,
+                      orm_future_cb cb, void *data, orm_future_t **out) {
   orm__params_in_t in = {.values = params, .n = nparams};
   return orm__exec_submit(exec, sql, NULL, &in, NULL, NULL, cb, data, out);
 }

@@ -62,7 +62,8 @@ typedef struct orm__request_s {
   unsigned char transformed; /* held with its value: see transform_early */
   unsigned char writes;      /* not a plain read (by its text) */
   orm__seg_class_t seg;
-  unsigned char retries;
+  unsigned char retries; /* re-sent for its own failures */
+  unsigned char strays;  /* re-sent after other requests' cancels */
   orm__transform_fn transform; /* answer -> value, or NULL: the result */
   int transform_status;        /* what it returned, while `transformed` */
   void *tctx[ORM__SUBMIT_CTX];

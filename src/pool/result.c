@@ -33,8 +33,15 @@ int64_t orm_result_affected(const orm_result_t *r) {
   return n != NULL && *n != '\0' ? strtoll(n, NULL, 10) : 0;
 }
 
+/* libpq reports an index out of range through the result's notice hooks,
+ * which point at the connection it came from: gone by the time a caller
+ * reads a result it kept. Indexes are checked here, never by libpq. */
+static int column_ok(const orm_result_t *r, int col) {
+  return r != NULL && col >= 0 && col < PQnfields(RES(r));
+}
+
 const char *orm_result_name(const orm_result_t *r, int col) {
-  return r != NULL ? PQfname(RES(r), col) : NULL;
+  return column_ok(r, col) ? PQfname(RES(r), col) : NULL;
 }
 
 int orm_result_column_index(const orm_result_t *r, const char *name) {
@@ -48,7 +55,7 @@ int orm_result_column_index(const orm_result_t *r, const char *name) {
 }
 
 uint32_t orm_result_type(const orm_result_t *r, int col) {
-  return r != NULL ? (uint32_t)PQftype(RES(r), col) : 0;
+  return column_ok(r, col) ? (uint32_t)PQftype(RES(r), col) : 0;
 }
 
 static int cell(const orm_result_t *r, int row, int col) {

@@ -20,8 +20,9 @@
 /* SQL keyword matching for the classifier below: ASCII case folding (the
  * locale must not change what SQL means) and word boundaries. */
 static int is_word_char(char c) {
+  /* Bytes >= 0x80 are parts of non-ASCII letters, which identifiers take. */
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-         (c >= '0' && c <= '9') || c == '_';
+         (c >= '0' && c <= '9') || c == '_' || (unsigned char)c >= 0x80;
 }
 
 static int word_at(const char *p, const char *word) {

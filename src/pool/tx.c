@@ -185,10 +185,20 @@ restart:
       orm__list_remove(&req->link);
       int rc = orm__conn_send(conn, req);
       if (rc == ORM_ENOMEM) {
+        /* Not sent. What follows it must not run without it, and the
+         * callbacks run later: this is no place for one to close the
+         * pool. COMMIT or ROLLBACK that could not go out ends the
+         * transaction as a lost connection does (the connection is reset
+         * when it comes back in a transaction). */
         int end = orm__req_ends_tx(req);
-        orm__req_complete(req, ORM_ENOMEM, ORM__NOW);
-        if (end)
-          break; /* the transaction is gone */
+        orm__req_complete(req, ORM_ENOMEM, ORM__LATER);
+        if (!end) {
+          snprintf(tx->why, sizeof tx->why,
+                   "an earlier statement of the transaction could not be "
+                   "sent: out of memory");
+          tx_die(tx, ORM_ENOMEM, ORM__LATER);
+        }
+        goto restart; /* either may have freed the transaction */
       } else if (rc != 0) {
         /* Back in the queue only if it never reached a slot: one that did
          * is failed with the connection (and would complete twice). */
