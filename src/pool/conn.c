@@ -418,15 +418,6 @@ static const char *sqlstate(const PGresult *res) {
   return s ? s : "";
 }
 
-/* The name `req` was last sent under: its statement's generation then. */
-static void sent_name(const orm__request_t *req, char *out, size_t size) {
-  if (req->stmt_gen == 0)
-    snprintf(out, size, "\"u%u\"", (unsigned)req->stmt->id);
-  else
-    snprintf(out, size, "\"u%u_%u\"", (unsigned)req->stmt->id,
-             (unsigned)req->stmt_gen);
-}
-
 /* Whether the server's error for named statement `req` says the prepared
  * statement is unusable, in which case it is prepared again and the
  * statement, which had no effect, may run again:
@@ -447,8 +438,11 @@ static int stale_statement(orm__conn_t *conn, const orm__request_t *req,
   orm__prepared_t *p = &conn->prepared[stmt->id];
   if (strcmp(state, "26000") == 0) {
     const char *msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
-    char name[32];
-    sent_name(req, name, sizeof name);
+    /* The name it was last sent under, as the message quotes it. */
+    char name[sizeof stmt->name + 2];
+    name[0] = '"';
+    orm__stmt_name(stmt->id, req->stmt_gen, name + 1, sizeof name - 2);
+    strcat(name, "\"");
     if (msg == NULL || strstr(msg, name) == NULL)
       return 0;
     if (p->state == STMT_READY && p->gen == req->stmt_gen)
@@ -475,8 +469,8 @@ typedef enum {
   RETRY_NO,
   RETRY_YES,   /* counts towards the limit of ORM__RETRIES_MAX */
   RETRY_FREE   /* not its own failure (a neighbour's, or a cancel meant
-                  for another request, bounded by the cancels sent): never
-                  counted */
+                  for another request): not counted with its own; stray
+                  cancels have a bound of their own, ORM__STRAYS_MAX */
 } retry_t;
 
 #define ORM__RETRIES_MAX 3

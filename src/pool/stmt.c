@@ -230,16 +230,22 @@ orm__stmt_t *orm__stmts_intern(orm__stmt_table_t *t, const char *sql,
   s->placeholders = orm__sql_placeholders(sql);
   s->id = t->nstmts++;
   s->gen = 0;
-  snprintf(s->name, sizeof s->name, "u%u", (unsigned)s->id);
+  orm__stmt_name(s->id, s->gen, s->name, sizeof s->name);
   s->next_in_bucket = t->buckets[h & (t->nbuckets - 1)];
   t->buckets[h & (t->nbuckets - 1)] = s;
   return s;
 }
 
+void orm__stmt_name(uint32_t id, uint32_t gen, char *out, size_t size) {
+  if (gen == 0)
+    snprintf(out, size, "u%u", (unsigned)id);
+  else
+    snprintf(out, size, "u%u_%u", (unsigned)id, (unsigned)gen);
+}
+
 void orm__stmt_bump(orm__stmt_t *stmt) {
   stmt->gen++;
-  snprintf(stmt->name, sizeof stmt->name, "u%u_%u", (unsigned)stmt->id,
-           (unsigned)stmt->gen);
+  orm__stmt_name(stmt->id, stmt->gen, stmt->name, sizeof stmt->name);
 }
 
 void orm__stmts_free(orm__stmt_table_t *t) {

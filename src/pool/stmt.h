@@ -63,6 +63,10 @@ orm__stmt_t *orm__stmts_intern(orm__stmt_table_t *t, const char *sql,
  * prepares it again, under a new name. */
 void orm__stmt_bump(orm__stmt_t *stmt);
 
+/* The name generation `gen` of statement `id` is prepared under:
+ * "u<id>", then "u<id>_<gen>". */
+void orm__stmt_name(uint32_t id, uint32_t gen, char *out, size_t size);
+
 void orm__stmts_free(orm__stmt_table_t *t);
 
 #endif /* ORM_POOL_STMT_H */

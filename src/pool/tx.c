@@ -89,10 +89,7 @@ static void tx_die(orm_tx_t *tx, int code, orm__when_t when) {
     int status = dead_status(req, code);
     if (status != 0)
       orm__future_set_message(&req->future, "%s", tx->why);
-    if (when)
-      orm__pool_req_fail_deferred(req, status);
-    else
-      orm__req_complete(req, status, ORM__NOW);
+    orm__req_complete(req, status, when);
   }
 }
 
