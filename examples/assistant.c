@@ -3,8 +3,9 @@
  *
  * A user signs up, creates an agent, and talks to it: the conversation, its
  * messages and the usage record are written in one transaction; then the
- * conversation is read back through the query builder, the bill is summed,
- * and every model is checked against the live schema. Each step is a
+ * user is read back with their conversations, messages, authors and usage
+ * in one call (eager loading: one round trip), the bill is summed, and
+ * every model is checked against the live schema. Each step is a
  * callback; nothing blocks the loop.
  *
  *   assistant [CONNINFO]   (default: $DATABASE_URL, else libpq's defaults)
@@ -95,20 +96,42 @@ static void on_billed(orm_future_t *f, void *data) {
   verify_all(app);
 }
 
-/* 5. the conversation read back, newest last */
-static void on_transcript(orm_future_t *f, void *data) {
+/* 5. the user read back with their conversations, each conversation's
+ * messages, each message's author and usage: one call, one round trip */
+static void on_history(orm_future_t *f, void *data) {
   app_t *app = data;
-  if (failed(app, f, "transcript"))
+  if (failed(app, f, "history"))
     return;
-  orm_rows_t *rows = orm_future_value(f);
-  printf("conversation %" PRId64 " \"%s\":\n", app->conversation.id,
-         app->conversation.title);
-  for (size_t i = 0; i < orm_rows_count(rows); i++) {
-    const message_t *m = orm_rows_at(rows, i);
-    printf("  [%-9s] %s", m->role, m->content);
-    if (!ORM_IS_NULL(m, message, tokens))
-      printf("  (%d tokens)", m->tokens);
-    printf("\n");
+  const user_t *u = orm_future_row(f);
+  conversation_t *convs = NULL;
+  size_t nconvs = 0;
+  if (u == NULL || ORM_REL_MANY(u, conversations, &convs, &nconvs) != 0) {
+    fprintf(stderr, "assistant: history: no user or no conversations\n");
+    app->status = 1;
+    step_done(app);
+    return;
+  }
+  for (size_t c = 0; c < nconvs; c++) {
+    message_t *msgs = NULL;
+    size_t nmsgs = 0;
+    if (ORM_REL_MANY(&convs[c], messages, &msgs, &nmsgs) != 0)
+      continue; /* not loaded: cannot happen here, it was included */
+    printf("conversation %" PRId64 " \"%s\", %zu messages:\n", convs[c].id,
+           convs[c].title, nmsgs);
+    for (size_t i = 0; i < nmsgs; i++) {
+      const message_t *m = &msgs[i];
+      user_t *author = NULL;
+      usage_record_t *usage = NULL;
+      ORM_REL_ONE(m, author, &author);
+      ORM_REL_ONE(m, usage, &usage);
+      printf("  [%-9s] %s", m->role, m->content);
+      if (author != NULL)
+        printf("  (by %s)", author->name);
+      if (usage != NULL)
+        printf("  (%d+%d tokens, $%s)", usage->prompt_tokens,
+               usage->completion_tokens, usage->cost);
+      printf("\n");
+    }
   }
   orm_param_t who = ORM_INT8(app->user.id);
   orm_query_async(app->pool,
@@ -123,15 +146,33 @@ static void on_committed(orm_future_t *f, void *data) {
     return;
   printf("committed the conversation, its messages and the usage\n");
   orm_query_t *q;
-  orm_query_new(&q, message_model());
-  orm_query_where(q, "conversation_id", ORM_OP_EQ,
-                  ORM_INT8(app->conversation.id));
-  orm_query_where_not_null(q, "content");
-  orm_query_order_by(q, "id", ORM_ASC);
-  orm_query_limit(q, 10);
-  if (orm_find_all_async(app->pool, NULL, q, on_transcript, app, NULL) != 0)
+  orm_query_new(&q, user_model());
+  orm_query_where(q, "id", ORM_OP_EQ, ORM_INT8(app->user.id));
+  orm_query_include(q, "conversations.messages.usage");
+  orm_query_include(q, "conversations.messages.author");
+  if (orm_find_all_async(app->pool, NULL, q, on_history, app, NULL) != 0)
     app->status = 1;
   orm_query_free(q); /* the call copied what it needs */
+}
+
+/* 4b. the usage of the assistant's answer, now that it has an id */
+static void on_messages(orm_future_t *f, void *data) {
+  app_t *app = data;
+  if (failed(app, f, "messages"))
+    return;
+  app->usage = (usage_record_t){.user_id = app->user.id,
+                                .agent_id = app->agent.id,
+                                .day = 20416, /* 2025-11-24 */
+                                .prompt_tokens = 17,
+                                .completion_tokens = 11,
+                                .cost = "0.000420000000",
+                                .latency_ms = 212.5f,
+                                .message_id = app->messages[2].id};
+  ORM_SET_NULL(&app->usage, usage_record, request_digest);
+  orm_insert_async(app->tx, usage_record_model(), &app->usage, NULL, NULL,
+                   NULL);
+  /* Statements of a transaction run in order: COMMIT comes after them. */
+  orm_tx_commit_async(app->tx, on_committed, app, NULL);
 }
 
 /* 4. messages and usage, in the same transaction */
@@ -150,23 +191,15 @@ static void on_conversation(orm_future_t *f, void *data) {
     m->content = texts[i];
     m->tokens = (int32_t)strlen(texts[i]) / 4;
     m->metadata = NULL; /* a NULL string is sent as NULL */
+    m->author_id = app->user.id;
+    ORM_SET_NULL(m, message, editor_id);
+    if (i != 1) /* the system prompt and the answer have no human author */
+      ORM_SET_NULL(m, message, author_id);
     if (i == 0)
       ORM_SET_NULL(m, message, tokens);
   }
-  orm_insert_many_async(app->tx, message_model(), app->messages, 3, NULL,
-                           NULL, NULL);
-  app->usage = (usage_record_t){.user_id = app->user.id,
-                                .agent_id = app->agent.id,
-                                .day = 20416, /* 2025-11-24 */
-                                .prompt_tokens = 17,
-                                .completion_tokens = 11,
-                                .cost = "0.000420000000",
-                                .latency_ms = 212.5f};
-  ORM_SET_NULL(&app->usage, usage_record, request_digest);
-  orm_insert_async(app->tx, usage_record_model(), &app->usage, NULL, NULL,
-                      NULL);
-  /* Statements of a transaction run in order: COMMIT comes after them. */
-  orm_tx_commit_async(app->tx, on_committed, app, NULL);
+  orm_insert_many_async(app->tx, message_model(), app->messages, 3,
+                        on_messages, app, NULL);
 }
 
 /* 2. the user's agent (its uuid comes back from the server) */

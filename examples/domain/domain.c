@@ -2,9 +2,12 @@
 /* The sample domain's model descriptors (see domain.h and schema.sql). */
 #include "domain.h"
 
-ORM_MODEL_DEFINE(user, "users", USER_FIELDS);
-ORM_MODEL_DEFINE(agent, "agents", AGENT_FIELDS);
-ORM_MODEL_DEFINE(conversation, "conversations", CONVERSATION_FIELDS);
-ORM_MODEL_DEFINE(message, "messages", MESSAGE_FIELDS);
-ORM_MODEL_DEFINE(knowledge_base, "knowledge_bases", KNOWLEDGE_BASE_FIELDS);
-ORM_MODEL_DEFINE(usage_record, "usage_records", USAGE_RECORD_FIELDS);
+ORM_MODEL_DEFINE_REL(user, "users", USER_FIELDS, USER_RELATIONS);
+ORM_MODEL_DEFINE_REL(agent, "agents", AGENT_FIELDS, AGENT_RELATIONS);
+ORM_MODEL_DEFINE_REL(conversation, "conversations", CONVERSATION_FIELDS,
+                     CONVERSATION_RELATIONS);
+ORM_MODEL_DEFINE_REL(message, "messages", MESSAGE_FIELDS, MESSAGE_RELATIONS);
+ORM_MODEL_DEFINE_REL(knowledge_base, "knowledge_bases", KNOWLEDGE_BASE_FIELDS,
+                     KNOWLEDGE_BASE_RELATIONS);
+ORM_MODEL_DEFINE_REL(usage_record, "usage_records", USAGE_RECORD_FIELDS,
+                     USAGE_RECORD_RELATIONS);

@@ -42,7 +42,9 @@ CREATE TABLE messages (
   content         text NOT NULL,
   tokens          integer,
   metadata        json,
-  created_at      timestamptz NOT NULL DEFAULT now()
+  created_at      timestamptz NOT NULL DEFAULT now(),
+  author_id       bigint REFERENCES users (id) ON DELETE SET NULL,
+  editor_id       bigint REFERENCES users (id) ON DELETE SET NULL
 );
 
 CREATE TABLE knowledge_bases (
@@ -67,8 +69,20 @@ CREATE TABLE usage_records (
   cost              numeric(30, 12) NOT NULL,  -- in US dollars
   latency_ms        real,
   request_digest    bytea,
-  recorded_at       timestamptz NOT NULL DEFAULT now()
+  recorded_at       timestamptz NOT NULL DEFAULT now(),
+  message_id        bigint UNIQUE REFERENCES messages (id) ON DELETE SET NULL
+);
+
+-- Which knowledge bases an agent draws on (each base is owned by one agent,
+-- knowledge_bases.agent_id, and may be shared with others).
+CREATE TABLE agent_knowledge_bases (
+  agent_id          uuid NOT NULL REFERENCES agents (id) ON DELETE CASCADE,
+  knowledge_base_id bigint NOT NULL REFERENCES knowledge_bases (id) ON DELETE CASCADE,
+  PRIMARY KEY (agent_id, knowledge_base_id)
 );
 
 CREATE INDEX ON messages (conversation_id, id);
 CREATE INDEX ON usage_records (user_id, day);
+CREATE INDEX ON conversations (user_id, id);
+CREATE INDEX ON agents (owner_id);
+CREATE INDEX ON agent_knowledge_bases (knowledge_base_id);

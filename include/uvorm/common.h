@@ -42,13 +42,15 @@ extern "C" {
   XX(ENOTSUP, -18, "operation not supported")                                  \
   XX(EMODEL, -19, "invalid model descriptor")                                  \
   XX(EIO, -20, "input/output error")                                           \
-  XX(ESKIPPED, -21, "skipped: an earlier statement of the transaction failed")
+  XX(ESKIPPED, -21, "skipped: an earlier statement of the transaction failed") \
+  XX(ENORELATION, -22, "unknown relation")                                     \
+  XX(ENOTLOADED, -23, "relation not loaded")
 
 typedef enum {
 #define ORM_ERRNO_ENUM_(name, code, msg) ORM_##name = (code),
   ORM_ERRNO_MAP(ORM_ERRNO_ENUM_)
 #undef ORM_ERRNO_ENUM_
-  ORM_ERRNO_MAX_ = -22 /* one past the last code; not an error */
+  ORM_ERRNO_MAX_ = -24 /* one past the last code; not an error */
 } orm_errno_t;
 
 /* A static, human-readable description of `code`. Never NULL, never

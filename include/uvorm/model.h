@@ -167,6 +167,9 @@ typedef struct orm_model_s {
   size_t nfields;            /* 1 .. ORM_MODEL_MAX_FIELDS */
   size_t struct_size;        /* sizeof the C struct */
   size_t nulls_offset;       /* offsetof its uint64_t null bitmap */
+  /* Its relations (see "relations" below); NULL and 0 for none. */
+  const struct orm_relation_s *relations;
+  size_t nrelations; /* 0 .. ORM_MODEL_MAX_RELATIONS */
 } orm_model_t;
 
 /* ---- declaring a model with an X-macro ---------------------------------
@@ -178,21 +181,8 @@ typedef struct orm_model_s {
 /* In a header: the struct `prefix_t`, compile-time checks of every field's
  * C type, and the declaration of `prefix_model()`. Follow it with `;`. */
 #define ORM_MODEL_DECLARE(prefix, FIELDS)                                      \
-  typedef struct prefix##_s {                                                  \
-    FIELDS(ORM__MEMBER)                                                        \
-    uint64_t orm_nulls; /* bit ORM_FIELD(prefix, f) set: field f is NULL */    \
-  } prefix##_t;                                                                \
-  /* One char per field: a member's offset is its field index. */              \
-  struct prefix##_orm_index_ {                                                 \
-    FIELDS(ORM__INDEX_MEMBER)                                                  \
-  };                                                                           \
-  FIELDS(ORM__FIELD_CHECK)                                                     \
-  _Static_assert(sizeof(struct prefix##_orm_index_) ==                         \
-                     (FIELDS(ORM__COUNT_ONE) 0),                               \
-                 "uvorm: unexpected padding in the field index");              \
-  _Static_assert(sizeof(struct prefix##_orm_index_) <= ORM_MODEL_MAX_FIELDS,   \
-                 "uvorm: a model has at most ORM_MODEL_MAX_FIELDS fields");    \
-  const orm_model_t *prefix##_model(void)
+  ORM__MODEL_STRUCT(prefix, FIELDS, /* no relations */);                       \
+  ORM__MODEL_CHECKS(prefix, FIELDS)
 
 /* In one .c file: defines `prefix_model()`, which returns the model's
  * static descriptor (the same pointer on every call). Follow it with `;`.
@@ -237,6 +227,159 @@ ORM_EXTERN bool orm_row_is_null(const orm_model_t *model, const void *row,
                                 size_t field);
 ORM_EXTERN void orm_row_set_null(const orm_model_t *model, void *row,
                                  size_t field, bool is_null);
+
+/* ---- relations -------------------------------------------------------------
+ * A relation links a model to another (its target) by key columns. Four
+ * kinds, each keyed on a primary key:
+ *
+ *   ORM_BELONGS_TO    this model's `key` column holds the target's primary
+ *                     key (messages.author_id -> users.id). To-one.
+ *   ORM_HAS_ONE       the target's `key` column holds this model's primary
+ *                     key (messages.id <- usage_records.message_id). To-one;
+ *                     should several target rows match, the first in the
+ *                     relation's order is taken.
+ *   ORM_HAS_MANY      the same, to-many (conversations.id <-
+ *                     messages.conversation_id).
+ *   ORM_MANY_TO_MANY  through a join table whose `from` column holds this
+ *                     model's primary key and whose `to` column holds the
+ *                     target's (agents <- agent_knowledge_bases ->
+ *                     knowledge_bases). To-many.
+ *
+ * Keys are int2, int4, int8, uuid or text columns, and a key and the
+ * primary key it holds have the same type. A relation's rows come in its
+ * `order` ("col [ASC|DESC], ..." over the target's columns; the target's
+ * primary key breaks ties and is the order when none is given).
+ *
+ * Declared with the model as a second X-macro list, next to its fields:
+ *
+ *   #define MESSAGE_RELATIONS(R)                                           \
+ *     R(conversation, ORM_BELONGS_TO, conversation, conversation_id, NULL)  \
+ *     R(author, ORM_BELONGS_TO, user, author_id, NULL)                      \
+ *     R(editor, ORM_BELONGS_TO, user, editor_id, NULL)                      \
+ *     R(usage, ORM_HAS_ONE, usage_record, message_id, NULL)
+ *   #define AGENT_RELATIONS(R)                                             \
+ *     R(knowledge_bases, ORM_MANY_TO_MANY, knowledge_base,                   \
+ *       ORM_THROUGH("agent_knowledge_bases", "agent_id",                      \
+ *                   "knowledge_base_id"), "name")
+ *
+ *   ORM_MODEL_DECLARE_REL(message, MESSAGE_FIELDS, MESSAGE_RELATIONS);
+ *   ORM_MODEL_DEFINE_REL(message, "messages", MESSAGE_FIELDS,
+ *                        MESSAGE_RELATIONS);
+ *
+ * Each row is R(name, kind, target, key, order): `name` names the relation
+ * (in include paths) and its member in the struct; `target` is the target
+ * model's prefix; `key` the key column (an identifier: the DEFINE macro
+ * fails to compile if the model it belongs to has no such field); `order`
+ * a string or NULL. A many-to-many row gives, instead of a key, either
+ * ORM_THROUGH("table", "from_column", "to_column") for a join table that
+ * has no model, or ORM_THROUGH_MODEL(join_prefix, from_field, to_field) for
+ * one that does (its fields are checked at compile time too).
+ *
+ * The struct gets one member per relation, after its fields:
+ *
+ *   to-many:  struct { message_t *items; size_t len; bool loaded; } messages;
+ *   to-one:   struct { user_t *item; bool loaded; } author;
+ *
+ * Zeroed means "not loaded". A loaded to-many has `len` rows at `items`
+ * (NULL when there are none); a loaded to-one whose key is NULL, or whose
+ * target row does not exist, has item NULL. The rows pointed to belong to
+ * the orm_rows_t the parent came from, and go with it. Read them through
+ * ORM_REL_MANY() / ORM_REL_ONE(), which refuse a relation that was not
+ * loaded with ORM_ENOTLOADED instead of reporting it empty. */
+
+typedef enum {
+  ORM_BELONGS_TO = 1,
+  ORM_HAS_ONE,
+  ORM_HAS_MANY,
+  ORM_MANY_TO_MANY
+} orm_relation_kind_t;
+
+/* The most relations one model declares. */
+#define ORM_MODEL_MAX_RELATIONS 32
+
+typedef struct orm_relation_s {
+  const char *name; /* as in include paths: letters, digits, '_' */
+  orm_relation_kind_t kind;
+  const orm_model_t *(*target)(void); /* the target's descriptor */
+  /* BELONGS_TO: this model's column holding the target's primary key;
+   * HAS_ONE, HAS_MANY: the target's column holding this model's; NULL for
+   * MANY_TO_MANY. */
+  const char *key;
+  const char *order; /* NULL, or "col [ASC|DESC], ..." of the target */
+  struct {
+    const char *schema; /* NULL: found through the search_path */
+    const char *table;  /* the join table, when `model` is NULL */
+    const orm_model_t *(*model)(void); /* the join table's model, or NULL */
+    const char *from;   /* its column holding this model's primary key */
+    const char *to;     /* its column holding the target's */
+  } through; /* MANY_TO_MANY only */
+  size_t offset; /* offsetof the relation's member in the struct */
+} orm_relation_t;
+
+/* The members a relation adds to the struct, for a target struct type T.
+ * Hand-written descriptors use the same layouts. */
+#define ORM_MANY_SLOT(T)                                                       \
+  struct {                                                                     \
+    T *items;                                                                  \
+    size_t len;                                                                \
+    bool loaded;                                                               \
+  }
+#define ORM_ONE_SLOT(T)                                                        \
+  struct {                                                                     \
+    T *item;                                                                   \
+    bool loaded;                                                               \
+  }
+
+/* Whether relation `rel` of `*row` was loaded. */
+#define ORM_REL_LOADED(row, rel) ((row)->rel.loaded)
+/* A loaded to-many relation: sets *items_out (a T **) and *len_out (a
+ * size_t *) and gives 0; or gives ORM_ENOTLOADED and sets nothing. The
+ * assignment checks the pointer type at compile time. `row` is evaluated
+ * more than once. */
+#define ORM_REL_MANY(row, rel, items_out, len_out)                             \
+  ((row)->rel.loaded ? (*(items_out) = (row)->rel.items,                       \
+                        *(len_out) = (row)->rel.len, 0)                        \
+                     : ORM_ENOTLOADED)
+/* A loaded to-one relation: sets *item_out (a T **; NULL when there is no
+ * such row) and gives 0; or ORM_ENOTLOADED. */
+#define ORM_REL_ONE(row, rel, item_out)                                        \
+  ((row)->rel.loaded ? (*(item_out) = (row)->rel.item, 0) : ORM_ENOTLOADED)
+
+/* ORM_MODEL_DECLARE and ORM_MODEL_DEFINE with relations: RELATIONS is a
+ * macro taking one argument R and expanding to one R(...) row per
+ * relation, as above. Every target model must be declared (its header
+ * included) where ORM_MODEL_DEFINE_REL is used; a target need not be
+ * declared yet where ORM_MODEL_DECLARE_REL is, so models may refer to each
+ * other. */
+#define ORM_MODEL_DECLARE_REL(prefix, FIELDS, RELATIONS)                       \
+  ORM__MODEL_STRUCT(prefix, FIELDS, RELATIONS(ORM__REL_MEMBER));               \
+  ORM__MODEL_CHECKS(prefix, FIELDS)
+#define ORM_MODEL_DEFINE_REL(prefix, table, FIELDS, RELATIONS)                 \
+  ORM_MODEL_DEFINE_REL_IN(prefix, NULL, table, FIELDS, RELATIONS)
+#define ORM_MODEL_DEFINE_REL_IN(prefix, schema_name, table_name, FIELDS,       \
+                                RELATIONS)                                     \
+  const orm_model_t *prefix##_model(void) {                                    \
+    typedef prefix##_t orm__self_t;                                            \
+    RELATIONS(ORM__REL_CHECK)                                                  \
+    static const orm_field_t fields[] = {FIELDS(ORM__FIELD_DESC)};             \
+    static const orm_relation_t relations[] = {RELATIONS(ORM__REL_DESC)};      \
+    static const orm_model_t model = {                                         \
+        .schema = (schema_name),                                               \
+        .table = (table_name),                                                 \
+        .fields = fields,                                                      \
+        .nfields = sizeof fields / sizeof fields[0],                           \
+        .struct_size = sizeof(prefix##_t),                                     \
+        .nulls_offset = offsetof(prefix##_t, orm_nulls),                       \
+        .relations = relations,                                                \
+        .nrelations = sizeof relations / sizeof relations[0]};                 \
+    return &model;                                                             \
+  }                                                                            \
+  _Static_assert(1, "")
+
+/* The relation named `name` of `model`, or NULL. */
+ORM_EXTERN const orm_relation_t *orm_model_relation(const orm_model_t *model,
+                                                    const char *name);
+
 
 /* ---- checking a descriptor ---------------------------------------------- */
 
@@ -391,6 +534,38 @@ ORM_EXTERN int orm_query_after(orm_query_t *query, const orm_param_t *key,
  * a transaction. COUNT and EXISTS ignore it. */
 ORM_EXTERN int orm_query_for_update(orm_query_t *query);
 
+/* Eager loading: the rows of relation path `path` come with the query's
+ * rows, in their relation members. A path names relations from the query's
+ * model down, separated by dots ("messages", "messages.usage"); several
+ * paths may be given at once, separated by commas ("agent, messages.usage"),
+ * or by calling again. A path's prefixes are loaded too, and a prefix
+ * shared by two paths once.
+ *
+ * The query and every relation each cost one statement, but one round trip
+ * in all: the relations' statements do not wait for the query's rows. Each
+ * selects its rows by the query itself (as a subquery over the same
+ * conditions, order, limit and offset: LIMIT 20 gets exactly those 20 rows'
+ * children), and on the pool all of them run in one read-only
+ * REPEATABLE READ transaction, so they see one snapshot: no child is
+ * missing or orphaned whatever writes run meanwhile. In a transaction they
+ * run in it, and see its snapshots (one for REPEATABLE READ and
+ * SERIALIZABLE; one per statement for READ COMMITTED). A query with a
+ * LIMIT or OFFSET is ordered by its primary key after its ORDER BY columns,
+ * so that each statement picks the same rows.
+ *
+ * Errors (sticky, before any SQL is sent): ORM_ENORELATION (a name that is
+ * not a relation of its model), ORM_EINVAL (a NULL or malformed path, a
+ * path that takes the same relation twice, as in "a.b.a"), ORM_E2BIG (more
+ * than ORM_QUERY_MAX_INCLUDES relations), ORM_EMODEL (a relation whose
+ * descriptor is wrong: a key that is not a field, keys of different types).
+ * Including is for ORM_QUERY_SELECT through orm_find_all_async(); COUNT and
+ * EXISTS ignore it. On the pool, FOR UPDATE cannot be combined with it
+ * (ORM_ENOTSUP from orm_find_all_async): lock in a transaction. */
+ORM_EXTERN int orm_query_include(orm_query_t *query, const char *path);
+
+/* The most relations one query or preload loads. */
+#define ORM_QUERY_MAX_INCLUDES 16
+
 /* The first error the query met, or 0. */
 ORM_EXTERN int orm_query_error(const orm_query_t *query);
 
@@ -487,6 +662,25 @@ ORM_EXTERN int orm_upsert_async(orm_exec_t *exec, const orm_model_t *model,
                                 orm_future_cb cb, void *data,
                                 orm_future_t **out);
 
+/* Loads relation path(s) `path` (as for orm_query_include()) into `rows`,
+ * rows already in hand: one statement per relation, selecting by
+ * "key = ANY($1)" over the rows' distinct keys, in chunks of at most
+ * ORM_PRELOAD_CHUNK keys. Every statement goes out at once (nested ones
+ * keyed by the statement above them), one round trip in all, in one
+ * read-only REPEATABLE READ transaction on the pool when there is more
+ * than one. The loaded rows belong to `rows` and go with orm_rows_free();
+ * `rows` must stay alive and untouched until the callback. The future
+ * resolves with no value. Rows with nothing to load (no rows, or only NULL
+ * keys) send nothing. A relation already loaded is loaded again. Call errors:
+ * those of orm_query_include() and orm_find_all_async(); ORM_EINVAL for
+ * NULL rows or path. */
+ORM_EXTERN int orm_preload_async(orm_exec_t *exec, orm_rows_t *rows,
+                                 const char *path, orm_future_cb cb,
+                                 void *data, orm_future_t **out);
+
+/* The most keys one preload statement carries. */
+#define ORM_PRELOAD_CHUNK 10000
+
 /* The first row of a future that resolved with an orm_rows_t (cast it to
  * the model's struct), or NULL. It lives as long as the future's value. */
 ORM_EXTERN void *orm_future_row(const orm_future_t *future);
@@ -536,6 +730,8 @@ ORM_EXTERN void orm_schema_report_free(orm_schema_report_t *report);
   orm_delete_async(ORM_EXEC(exec), __VA_ARGS__)
 #define orm_upsert_async(exec, ...)                                            \
   orm_upsert_async(ORM_EXEC(exec), __VA_ARGS__)
+#define orm_preload_async(exec, ...)                                           \
+  orm_preload_async(ORM_EXEC(exec), __VA_ARGS__)
 #define orm_model_verify_async(exec, ...)                                      \
   orm_model_verify_async(ORM_EXEC(exec), __VA_ARGS__)
 #endif
@@ -545,6 +741,66 @@ ORM_EXTERN void orm_schema_report_free(orm_schema_report_t *report);
 #endif
 
 /* ---- implementation details of the macros above ------------------------- */
+#define ORM__MODEL_STRUCT(prefix, FIELDS, RELATION_MEMBERS)                    \
+  typedef struct prefix##_s {                                                  \
+    FIELDS(ORM__MEMBER)                                                        \
+    uint64_t orm_nulls; /* bit ORM_FIELD(prefix, f) set: field f is NULL */    \
+    RELATION_MEMBERS                                                           \
+  } prefix##_t
+#define ORM__MODEL_CHECKS(prefix, FIELDS)                                      \
+  /* One char per field: a member's offset is its field index. */              \
+  struct prefix##_orm_index_ {                                                 \
+    FIELDS(ORM__INDEX_MEMBER)                                                  \
+  };                                                                           \
+  FIELDS(ORM__FIELD_CHECK)                                                     \
+  _Static_assert(sizeof(struct prefix##_orm_index_) ==                         \
+                     (FIELDS(ORM__COUNT_ONE) 0),                               \
+                 "uvorm: unexpected padding in the field index");              \
+  _Static_assert(sizeof(struct prefix##_orm_index_) <= ORM_MODEL_MAX_FIELDS,   \
+                 "uvorm: a model has at most ORM_MODEL_MAX_FIELDS fields");    \
+  const orm_model_t *prefix##_model(void)
+/* Relations: the kind picks the helper by token pasting, so each row's
+ * `key` is either an identifier or an ORM_THROUGH[_MODEL](...) form, which
+ * is never a macro of its own: it is pasted too. */
+#define ORM__REL_MEMBER(n_, k_, t_, key_, o_) ORM__REL_MEMBER_##k_(n_, t_)
+#define ORM__REL_MEMBER_ORM_BELONGS_TO(n_, t_) ORM_ONE_SLOT(struct t_##_s) n_;
+#define ORM__REL_MEMBER_ORM_HAS_ONE(n_, t_) ORM_ONE_SLOT(struct t_##_s) n_;
+#define ORM__REL_MEMBER_ORM_HAS_MANY(n_, t_) ORM_MANY_SLOT(struct t_##_s) n_;
+#define ORM__REL_MEMBER_ORM_MANY_TO_MANY(n_, t_)                               \
+  ORM_MANY_SLOT(struct t_##_s) n_;
+#define ORM__REL_DESC(n_, k_, t_, key_, o_)                                    \
+  {.name = #n_,                                                                \
+   .kind = (k_),                                                               \
+   .target = t_##_model,                                                       \
+   .key = ORM__REL_KEY_##k_(#key_),                                            \
+   .order = (o_),                                                              \
+   .through = ORM__REL_THROUGH_##k_(key_),                                     \
+   .offset = offsetof(orm__self_t, n_)},
+#define ORM__REL_KEY_ORM_BELONGS_TO(s_) s_
+#define ORM__REL_KEY_ORM_HAS_ONE(s_) s_
+#define ORM__REL_KEY_ORM_HAS_MANY(s_) s_
+#define ORM__REL_KEY_ORM_MANY_TO_MANY(s_) NULL
+#define ORM__REL_THROUGH_ORM_BELONGS_TO(key_) {NULL}
+#define ORM__REL_THROUGH_ORM_HAS_ONE(key_) {NULL}
+#define ORM__REL_THROUGH_ORM_HAS_MANY(key_) {NULL}
+#define ORM__REL_THROUGH_ORM_MANY_TO_MANY(key_) ORM__THROUGH_##key_
+#define ORM__THROUGH_ORM_THROUGH(table_, from_, to_)                           \
+  {.table = (table_), .from = (from_), .to = (to_)}
+#define ORM__THROUGH_ORM_THROUGH_MODEL(join_, from_, to_)                      \
+  {.model = join_##_model, .from = #from_, .to = #to_}
+/* Compile-time checks that each key names a field of its model. */
+#define ORM__REL_CHECK(n_, k_, t_, key_, o_) ORM__REL_CHECK_##k_(t_, key_)
+#define ORM__REL_CHECK_ORM_BELONGS_TO(t_, key_)                                \
+  _Static_assert(sizeof(((orm__self_t *)0)->key_) > 0, "uvorm: key");
+#define ORM__REL_CHECK_ORM_HAS_ONE(t_, key_)                                   \
+  _Static_assert(sizeof(((struct t_##_s *)0)->key_) > 0, "uvorm: key");
+#define ORM__REL_CHECK_ORM_HAS_MANY(t_, key_) ORM__REL_CHECK_ORM_HAS_ONE(t_, key_)
+#define ORM__REL_CHECK_ORM_MANY_TO_MANY(t_, key_) ORM__THROUGH_CHECK_##key_
+#define ORM__THROUGH_CHECK_ORM_THROUGH(table_, from_, to_)
+#define ORM__THROUGH_CHECK_ORM_THROUGH_MODEL(join_, from_, to_)                \
+  _Static_assert(sizeof(((struct join_##_s *)0)->from_) +                      \
+                         sizeof(((struct join_##_s *)0)->to_) > 0,             \
+                 "uvorm: join key");
 /* (Parameters are named n_, t_, c_, f_ so that they never replace the
  * designators .type and .flags.) */
 #define ORM__MEMBER(n_, t_, c_, f_) c_ n_;

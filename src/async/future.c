@@ -96,6 +96,19 @@ void orm__future_set_message(orm_future_t *f, const char *fmt, ...) {
   f->error.message = f->error_text;
 }
 
+void orm__future_take_error(orm_future_t *to, orm_future_t *from) {
+  if (to->error_owner != NULL && to->error_owner_free != NULL)
+    to->error_owner_free(to->error_owner);
+  to->error = from->error;
+  to->error_owner = from->error_owner;
+  to->error_owner_free = from->error_owner_free;
+  from->error_owner = NULL;
+  if (from->error.message == from->error_text) {
+    memcpy(to->error_text, from->error_text, sizeof to->error_text);
+    to->error.message = to->error_text;
+  }
+}
+
 static void deliver(orm_future_t *f) {
   if (f->cb != NULL)
     f->cb(f, f->data);

@@ -73,6 +73,10 @@ void orm__future_set_message(orm_future_t *f, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)))
 #endif
     ;
+/* Gives the pending `to` the error of the failed `from`: its strings are
+ * copied into `to` or, when they point into the server's answer, that
+ * answer moves to `to` (`from` must not be read for its error afterwards). */
+void orm__future_take_error(orm_future_t *to, orm_future_t *from);
 /* Runs a deferred future's callback (the scheduler calls it, in order). */
 void orm__future_deliver_deferred(orm_future_t *f);
 

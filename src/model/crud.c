@@ -11,6 +11,7 @@
 
 #include "model/hydrate.h"
 #include "model/params.h"
+#include "model/query_int.h"
 #include "model/sql.h"
 
 /* ---- the per-pool cache: model -> its SQL --------------------------------- */
@@ -242,6 +243,9 @@ static int select_query(orm_exec_t *exec, const orm_model_t *model,
     return rc;
   if (query != NULL && orm_query_model(query) != model)
     return ORM_EINVAL;
+  if (kind == ORM_QUERY_SELECT && query != NULL &&
+      orm__query_includes(query) != NULL)
+    return orm__load_include(c.exec, query, cb, data, out);
   orm__transform_fn fn = kind == ORM_QUERY_SELECT ? to_rows : NULL;
   void *ctx[ORM__SUBMIT_CTX] = {(void *)(uintptr_t)model};
   if (query == NULL) {

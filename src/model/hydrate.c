@@ -57,8 +57,8 @@ static int type_error(orm_model_error_t *err, const orm_field_t *field,
   return ORM_ETYPE;
 }
 
-int orm__hydrate_plan(orm__hydrate_plan_t *plan, const orm_model_t *model,
-                      const PGresult *res, orm_model_error_t *err) {
+static int plan_from(orm__hydrate_plan_t *plan, const orm_model_t *model,
+                     const PGresult *res, int first, orm_model_error_t *err) {
   if (plan == NULL || model == NULL || res == NULL) {
     orm__model_error_set(err, ORM_EINVAL, -1, -1, "NULL argument");
     return ORM_EINVAL;
@@ -70,8 +70,8 @@ int orm__hydrate_plan(orm__hydrate_plan_t *plan, const orm_model_t *model,
                          PQresStatus(PQresultStatus(res)));
     return ORM_EINVAL;
   }
-  int ncols = PQnfields(res);
-  if (ncols > ORM_MODEL_MAX_FIELDS) {
+  int ncols = PQnfields(res) - first;
+  if (ncols < 0 || ncols > ORM_MODEL_MAX_FIELDS) {
     orm__model_error_set(err, ORM_EINVAL, -1, -1,
                          "the result has %d columns, more than %d", ncols,
                          ORM_MODEL_MAX_FIELDS);
@@ -79,7 +79,7 @@ int orm__hydrate_plan(orm__hydrate_plan_t *plan, const orm_model_t *model,
   }
   uint64_t filled = 0;
   for (int c = 0; c < ncols; c++) {
-    const char *name = PQfname(res, c);
+    const char *name = PQfname(res, first + c);
     int f = -1;
     /* The model's own select list matches position by position. */
     if ((size_t)c < model->nfields &&
@@ -97,13 +97,13 @@ int orm__hydrate_plan(orm__hydrate_plan_t *plan, const orm_model_t *model,
       return ORM_ENOCOLUMN;
     }
     const orm_field_t *field = &model->fields[f];
-    if (PQfformat(res, c) != 1) {
+    if (PQfformat(res, first + c) != 1) {
       orm__model_error_set(err, ORM_ETYPE, f, c,
                            "column \"%s\" is in text format; models read "
                            "binary results", field->column);
       return ORM_ETYPE;
     }
-    uint32_t oid = (uint32_t)PQftype(res, c);
+    uint32_t oid = (uint32_t)PQftype(res, first + c);
     if (!orm__codec_accepts(field->type, oid))
       return type_error(err, field, f, c, oid);
     filled |= UINT64_C(1) << f;
@@ -111,9 +111,15 @@ int orm__hydrate_plan(orm__hydrate_plan_t *plan, const orm_model_t *model,
     plan->cols[c].field = (uint32_t)f;
     plan->cols[c].offset = field->offset;
   }
+  plan->first = first;
   plan->ncols = ncols;
   plan->missing = orm__model_all_fields(model) & ~filled;
   return 0;
+}
+
+int orm__hydrate_plan(orm__hydrate_plan_t *plan, const orm_model_t *model,
+                      const PGresult *res, orm_model_error_t *err) {
+  return plan_from(plan, model, res, 0, err);
 }
 
 /* ---- decoding rows --------------------------------------------------------
@@ -397,7 +403,7 @@ static int fill_rows(const orm_model_t *model, const orm__hydrate_plan_t *plan,
   size_t covered = sizeof(uint64_t);
   for (int c = 0; c < ncols; c++) {
     const orm_field_t *field = &model->fields[plan->cols[c].field];
-    cols[c] = (column_t){.col = c,
+    cols[c] = (column_t){.col = plan->first + c,
                          .kind = column_kind(field->type),
                          .type = field->type,
                          .offset = field->offset,
@@ -430,13 +436,18 @@ static int fill_rows(const orm_model_t *model, const orm__hydrate_plan_t *plan,
 
 int orm__hydrate(orm_rows_t **out, const orm_model_t *model,
                  const PGresult *res, orm_model_error_t *err) {
-  if (out == NULL) {
+  return orm__hydrate_skip(out, model, res, 0, err);
+}
+
+int orm__hydrate_skip(orm_rows_t **out, const orm_model_t *model,
+                      const PGresult *res, int skip, orm_model_error_t *err) {
+  if (out == NULL || model == NULL || res == NULL || skip < 0) {
     orm__model_error_set(err, ORM_EINVAL, -1, -1, "NULL argument");
     return ORM_EINVAL;
   }
   *out = NULL;
   orm__hydrate_plan_t plan;
-  int rc = orm__hydrate_plan(&plan, model, res, err);
+  int rc = plan_from(&plan, model, res, skip, err);
   if (rc != 0)
     return rc;
   size_t count = (size_t)PQntuples(res);
@@ -454,6 +465,8 @@ int orm__hydrate(orm_rows_t **out, const orm_model_t *model,
   rows->model = model;
   rows->data = (char *)rows + ROWS_HEADER;
   rows->count = count;
+  rows->owned = NULL;
+  rows->next_owned = NULL;
   orm__arena_init(&rows->arena);
   rc = fill_rows(model, &plan, res, 0, (int)count, rows->data, &rows->arena,
                  err);
@@ -528,9 +541,30 @@ const orm_model_t *orm_rows_model(const orm_rows_t *rows) {
   return rows != NULL ? rows->model : NULL;
 }
 
+void orm__rows_adopt(orm_rows_t *rows, orm_rows_t *child) {
+  /* The child's own list joins ours: one flat list, freed without
+   * recursion. */
+  orm_rows_t *last = child;
+  while (last->next_owned != NULL)
+    last = last->next_owned;
+  last->next_owned = child->owned;
+  child->owned = NULL;
+  while (last->next_owned != NULL)
+    last = last->next_owned;
+  last->next_owned = rows->owned;
+  rows->owned = child;
+}
+
 void orm_rows_free(orm_rows_t *rows) {
   if (rows == NULL)
     return;
+  orm_rows_t *owned = rows->owned;
+  while (owned != NULL) {
+    orm_rows_t *next = owned->next_owned;
+    orm__arena_free(&owned->arena);
+    orm__free(owned);
+    owned = next;
+  }
   orm__arena_free(&rows->arena);
   orm__free(rows);
 }

@@ -26,11 +26,16 @@ struct orm_rows_s {
   char *data; /* count structs of model->struct_size bytes */
   size_t count;
   orm__arena_t arena; /* their strings, bytes and arrays */
+  /* Rows of relations loaded into these (and into those, nested), freed
+   * with them; linked through next_owned. */
+  struct orm_rows_s *owned;
+  struct orm_rows_s *next_owned;
 };
 
 /* What each result column fills. */
 typedef struct {
-  int ncols;
+  int first; /* the result's first column that fills a field */
+  int ncols; /* columns [first, first + ncols) */
   uint64_t missing; /* fields no column fills */
   struct {
     uint32_t type; /* orm_type_t */
@@ -55,6 +60,14 @@ int orm__hydrate_plan(orm__hydrate_plan_t *plan, const orm_model_t *model,
  * NULL on error. */
 int orm__hydrate(orm_rows_t **out, const orm_model_t *model,
                  const PGresult *res, orm_model_error_t *err);
+
+/* orm__hydrate() of the columns after the first `skip`, which the caller
+ * reads itself. */
+int orm__hydrate_skip(orm_rows_t **out, const orm_model_t *model,
+                      const PGresult *res, int skip, orm_model_error_t *err);
+
+/* Makes `rows` free `child` (and whatever `child` owns) with itself. */
+void orm__rows_adopt(orm_rows_t *rows, orm_rows_t *child);
 
 /* Decodes row `row` of `res` into the existing struct `dst`, writing only
  * the fields in `fields` (and their null bits); others are untouched. This

@@ -11,6 +11,7 @@
 
 #include "model/codec.h"
 #include "model/model_int.h"
+#include "model/relation.h"
 
 static size_t type_align(orm_type_t type) {
   switch (type) {
@@ -75,7 +76,7 @@ static bool overlaps(size_t a, size_t alen, size_t b, size_t blen) {
     return ORM_EMODEL;                                                         \
   } while (0)
 
-int orm_model_check_detail(const orm_model_t *model, orm_model_error_t *err) {
+int orm__model_check_fields(const orm_model_t *model, orm_model_error_t *err) {
   if (err != NULL)
     orm__model_error_set(err, 0, -1, -1, "%s", "");
   if (model == NULL)
@@ -143,6 +144,65 @@ int orm_model_check_detail(const orm_model_t *model, orm_model_error_t *err) {
   if (pk < 0)
     DEFECT(-1, "table \"%s\": no field is flagged ORM_F_PK", model->table);
   return 0;
+}
+
+/* The relations' members lie inside the struct, aligned, clear of the
+ * fields, the bitmap and each other; names are distinct; keys resolve. */
+static int check_relations(const orm_model_t *model, orm_model_error_t *err) {
+  if (model->nrelations == 0)
+    return 0;
+  if (model->relations == NULL ||
+      model->nrelations > ORM_MODEL_MAX_RELATIONS)
+    DEFECT(-1, "table \"%s\": %zu relations, more than %d or none given",
+           model->table, model->nrelations, ORM_MODEL_MAX_RELATIONS);
+  size_t size = model->struct_size;
+  for (size_t i = 0; i < model->nrelations; i++) {
+    const orm_relation_t *rel = &model->relations[i];
+    orm__rel_t resolved;
+    int rc = orm__rel_resolve(&resolved, model, i, err);
+    if (rc != 0)
+      return rc;
+    size_t len = orm__rel_to_many(rel) ? sizeof(ORM_MANY_SLOT(void))
+                                       : sizeof(ORM_ONE_SLOT(void));
+    if (rel->offset > size || size - rel->offset < len ||
+        rel->offset % alignof(void *) != 0 ||
+        overlaps(rel->offset, len, model->nulls_offset, 8))
+      DEFECT(-1, "relation \"%s\": its member is outside the struct, "
+                 "misaligned or over the null bitmap", rel->name);
+    for (size_t f = 0; f < model->nfields; f++)
+      if (overlaps(rel->offset, len, model->fields[f].offset,
+                   model->fields[f].size))
+        DEFECT((int)f, "relation \"%s\": its member overlaps column \"%s\"",
+               rel->name, model->fields[f].column);
+    for (size_t j = 0; j < i; j++) {
+      const orm_relation_t *other = &model->relations[j];
+      size_t olen = orm__rel_to_many(other) ? sizeof(ORM_MANY_SLOT(void))
+                                            : sizeof(ORM_ONE_SLOT(void));
+      if (strcmp(rel->name, other->name) == 0)
+        DEFECT(-1, "table \"%s\": relation \"%s\" appears twice",
+               model->table, rel->name);
+      if (overlaps(rel->offset, len, other->offset, olen))
+        DEFECT(-1, "relations \"%s\" and \"%s\" overlap in the struct",
+               other->name, rel->name);
+    }
+  }
+  return 0;
+}
+
+int orm_model_check_detail(const orm_model_t *model, orm_model_error_t *err) {
+  int rc = orm__model_check_fields(model, err);
+  return rc != 0 ? rc : check_relations(model, err);
+}
+
+const orm_relation_t *orm_model_relation(const orm_model_t *model,
+                                         const char *name) {
+  if (model == NULL || name == NULL || model->relations == NULL)
+    return NULL;
+  for (size_t i = 0; i < model->nrelations; i++)
+    if (model->relations[i].name != NULL &&
+        strcmp(model->relations[i].name, name) == 0)
+      return &model->relations[i];
+  return NULL;
 }
 
 #undef DEFECT

@@ -11,6 +11,7 @@
 #include "base/alloc.h"
 
 #include "model/params.h"
+#include "model/query_int.h"
 #include "model/sql.h"
 
 #define MAX_DEPTH 32
@@ -39,6 +40,8 @@ struct orm_query_s {
 
   bool has_limit, has_offset, for_update;
   int64_t limit, offset;
+
+  orm__includes_t *includes; /* NULL until the first include */
 
   /* The last rendering, valid while `rendered`. */
   bool rendered;
@@ -78,6 +81,7 @@ void orm_query_free(orm_query_t *q) {
   if (q == NULL)
     return;
   forget_rendering(q);
+  orm__free(q->includes);
   orm__sql_discard(&q->where);
   orm__params_free(&q->where_params);
   orm__params_free(&q->after_params);
@@ -347,6 +351,30 @@ int orm_query_after(orm_query_t *q, const orm_param_t *key, size_t n) {
   return 0;
 }
 
+int orm_query_include(orm_query_t *q, const char *path) {
+  if (q == NULL)
+    return ORM_EINVAL;
+  int rc = begin(q);
+  if (rc != 0)
+    return rc;
+  if (path == NULL)
+    return fail(q, ORM_EINVAL);
+  if (q->includes == NULL) {
+    q->includes = orm__calloc(1, sizeof *q->includes);
+    if (q->includes == NULL)
+      return ORM_ENOMEM; /* not sticky: the query is as it was */
+    q->includes->root = q->model;
+  }
+  rc = orm__includes_add(q->includes, path);
+  return rc != 0 ? fail(q, rc) : 0;
+}
+
+const orm__includes_t *orm__query_includes(const orm_query_t *q) {
+  return q->includes != NULL && q->includes->n > 0 ? q->includes : NULL;
+}
+
+bool orm__query_for_update(const orm_query_t *q) { return q->for_update; }
+
 /* ---- rendering ---------------------------------------------------------- */
 
 /* The sort columns: ORDER BY's, then the primary key when paging by key. */
@@ -354,7 +382,11 @@ static size_t sort_key(const orm_query_t *q, uint8_t *fields, bool *desc) {
   size_t n = q->norder;
   memcpy(fields, q->order_fields, n);
   memcpy(desc, q->order_desc, n * sizeof *desc);
-  if (q->has_after && !pk_ordered(q)) {
+  /* With includes, each statement must pick the same page of rows: the
+   * primary key makes the order total. */
+  bool paged_includes = orm__query_includes(q) != NULL &&
+                        (q->has_limit || q->has_offset);
+  if ((q->has_after || paged_includes) && !pk_ordered(q)) {
     fields[n] = (uint8_t)q->pk;
     desc[n] = n > 0 && q->order_desc[0];
     n++;

@@ -661,6 +661,8 @@ int orm__pool_usable(const orm_pool_t *pool) {
 
 orm__pool_cache_t *orm__pool_cache(orm_pool_t *pool) { return &pool->cache; }
 
+struct orm__sched_s *orm__pool_sched(orm_pool_t *pool) { return &pool->sched; }
+
 orm_exec_t *orm_pool_exec(orm_pool_t *pool) {
   return pool != NULL ? &pool->exec : NULL;
 }

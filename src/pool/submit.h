@@ -62,6 +62,10 @@ int orm__exec_submit(orm_exec_t *exec, const char *sql, orm__stmt_hint_t *hint,
                      orm_future_t **out);
 
 
+/* The scheduler that delivers the pool's futures, for a future of the
+ * layer above. */
+struct orm__sched_s *orm__pool_sched(orm_pool_t *pool);
+
 /* A cache the layer above keeps per pool, freed with the pool. */
 typedef struct {
   void *data;

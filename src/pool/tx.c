@@ -218,8 +218,9 @@ restart:
 /* ---- public calls ---------------------------------------------------------- */
 
 /* A transaction and its BEGIN, queued for a connection. */
-static int tx_open(orm_pool_t *pool, orm__tx_mode_t mode, orm_future_cb cb,
-                   void *data, orm_future_t **begin_out, orm_tx_t **out) {
+static int tx_open(orm_pool_t *pool, const char *begin_sql, orm__tx_mode_t mode,
+                   orm_future_cb cb, void *data, orm_future_t **begin_out,
+                   orm_tx_t **out) {
   int rc = orm__pool_usable(pool);
   if (rc != 0)
     return rc;
@@ -233,7 +234,8 @@ static int tx_open(orm_pool_t *pool, orm__tx_mode_t mode, orm_future_cb cb,
   orm__request_t *end =
       begin ? orm__pool_req_new(pool, REQ_ROLLBACK, NULL, NULL) : NULL;
   if (end == NULL ||
-      (rc = orm__pool_prepare_request(begin, "BEGIN", NULL, 0, NULL)) != 0) {
+      (rc = orm__pool_prepare_request(begin, begin_sql, NULL, 0, NULL)) !=
+          0) {
     if (begin != NULL)
       orm__pool_req_discard(begin);
     if (end != NULL)
@@ -273,18 +275,52 @@ static int tx_open(orm_pool_t *pool, orm__tx_mode_t mode, orm_future_cb cb,
   return 0;
 }
 
-int orm_tx_begin(orm_pool_t *pool, orm_tx_t **out) {
+/* The BEGIN statement for `options`, or NULL for a bad combination. */
+static const char *begin_sql(unsigned options) {
+  static const char *const sql[3][3] = {
+      /* read write, READ ONLY, READ ONLY DEFERRABLE */
+      {"BEGIN", "BEGIN READ ONLY", NULL},
+      {"BEGIN ISOLATION LEVEL REPEATABLE READ",
+       "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY", NULL},
+      {"BEGIN ISOLATION LEVEL SERIALIZABLE",
+       "BEGIN ISOLATION LEVEL SERIALIZABLE, READ ONLY",
+       "BEGIN ISOLATION LEVEL SERIALIZABLE, READ ONLY, DEFERRABLE"},
+  };
+  if ((options & ~(unsigned)(ORM_TX_REPEATABLE_READ | ORM_TX_SERIALIZABLE |
+                             ORM_TX_READ_ONLY | ORM_TX_DEFERRABLE)) != 0)
+    return NULL;
+  unsigned level = (options & ORM_TX_SERIALIZABLE)       ? 2
+                   : (options & ORM_TX_REPEATABLE_READ) ? 1
+                                                         : 0;
+  if (level == 2 && (options & ORM_TX_REPEATABLE_READ))
+    return NULL;
+  unsigned access = (options & ORM_TX_DEFERRABLE) ? 2
+                    : (options & ORM_TX_READ_ONLY) ? 1
+                                                   : 0;
+  if (access == 2 && !(options & ORM_TX_READ_ONLY))
+    return NULL;
+  return sql[level][access];
+}
+
+int orm_tx_begin_with(orm_pool_t *pool, unsigned options, orm_tx_t **out) {
   if (out == NULL)
     return ORM_EINVAL;
   *out = NULL;
-  return tx_open(pool, TX_HANDED_OUT, NULL, NULL, NULL, out);
+  const char *sql = begin_sql(options);
+  if (sql == NULL)
+    return ORM_EINVAL;
+  return tx_open(pool, sql, TX_HANDED_OUT, NULL, NULL, NULL, out);
+}
+
+int orm_tx_begin(orm_pool_t *pool, orm_tx_t **out) {
+  return orm_tx_begin_with(pool, 0, out);
 }
 
 int orm_tx_begin_async(orm_pool_t *pool, orm_future_cb cb, void *data,
                        orm_future_t **out) {
   if (out != NULL)
     *out = NULL;
-  return tx_open(pool, TX_ON_BEGIN, cb, data, out, NULL);
+  return tx_open(pool, "BEGIN", TX_ON_BEGIN, cb, data, out, NULL);
 }
 
 static int tx_usable(const orm_tx_t *tx) {

@@ -1,0 +1,733 @@
+/* SPDX-License-Identifier: MIT */
+/* Loading relations: eager includes on a query, preloads of rows in hand.
+ *
+ * Every relation of an include tree is one statement, and all of them go
+ * out together with the query (or, for a preload, with each other): one
+ * round trip. A statement selects its rows by its parent's keys, written
+ * as a subquery over the parent's own rows:
+ *
+ *   query     SELECT ... FROM "conversations" WHERE ... LIMIT $2
+ *   messages  SELECT ... FROM "messages" WHERE "conversation_id" IN
+ *               (SELECT q0."id" FROM (<query>) q0)
+ *             ORDER BY "conversation_id", "id"
+ *   usage     SELECT ... FROM "usage_records" WHERE "message_id" IN
+ *               (SELECT q1."id" FROM (SELECT ... FROM "messages" WHERE
+ *                "conversation_id" IN (SELECT q0."id" FROM (<query>) q0)) q1)
+ *             ORDER BY "message_id", "id"
+ *
+ * A preload puts "= ANY($1)" over the keys of the rows in hand where the
+ * query's subquery would be, one set of statements per chunk of keys. On
+ * the pool the statements run in one read-only REPEATABLE READ transaction
+ * (sent with them: still one round trip), so all see one snapshot.
+ *
+ * Children of a to-many relation come ordered by their parent's key first,
+ * so each parent's children are one run of the result: the parent's member
+ * points at the run, and no row is copied. Rows are matched to parents
+ * through a hash map of keys. */
+#include <stdalign.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "base/alloc.h"
+#include "async/future.h"
+#include "pool/submit.h"
+
+#include "model/hydrate.h"
+#include "model/model_int.h"
+#include "model/query_int.h"
+#include "model/relation.h"
+#include "model/sql.h"
+
+typedef ORM_MANY_SLOT(void) many_slot_t;
+typedef ORM_ONE_SLOT(void) one_slot_t;
+
+typedef struct {
+  orm_future_t future; /* first: a load is a future */
+  orm__includes_t inc;
+  bool preload;
+  /* The parents of the top relations: the query's rows, hydrated here, or
+   * the caller's. */
+  orm_rows_t *root;
+  /* Node i's rows of chunk c are rows[first[i] + c]; a node has the chunks
+   * of the top relation above it. */
+  size_t nchunks[ORM_QUERY_MAX_INCLUDES];
+  size_t first[ORM_QUERY_MAX_INCLUDES];
+  orm_rows_t **rows;
+  orm__key_t **from; /* for many-to-many rows: each row's parent key */
+  size_t nrows;
+  /* Statements sent, referenced until all have completed. */
+  orm_future_t **stmts;
+  size_t nstmts;
+  size_t pending;
+  int status; /* the first failure */
+  bool done;  /* the future has completed (aborted) */
+} load_t;
+
+/* The top relation above node i. */
+static int top_of(const orm__includes_t *inc, int i) {
+  while (inc->nodes[i].parent >= 0)
+    i = inc->nodes[i].parent;
+  return i;
+}
+
+/* ---- SQL ------------------------------------------------------------------ */
+
+static void put_alias(orm__sql_text_t *t, const char *prefix, int depth) {
+  char name[16];
+  name[0] = prefix[0];
+  size_t n = 1;
+  if (depth >= 10)
+    name[n++] = (char)('0' + depth / 10);
+  name[n++] = (char)('0' + depth % 10);
+  orm__sql_putn(t, name, n);
+}
+
+static void put_join_table(orm__sql_text_t *t, const orm__rel_t *r) {
+  if (r->join_schema != NULL) {
+    orm__sql_ident(t, r->join_schema);
+    orm__sql_put(t, ".");
+  }
+  orm__sql_ident(t, r->join_table);
+}
+
+static int depth_of(const orm__includes_t *inc, int i) {
+  int d = 0;
+  while (i >= 0) {
+    d++;
+    i = inc->nodes[i].parent;
+  }
+  return d;
+}
+
+static void put_rows(orm__sql_text_t *t, const orm__includes_t *inc, int i,
+                     const char *root_sql);
+
+/* Selects by the keys of node `parent`'s rows (the query's at -1) in
+ * column `col` of the parent's model: IN (subquery), or = ANY($1). */
+static void put_keys(orm__sql_text_t *t, const orm__includes_t *inc,
+                     int parent, const char *col, const char *root_sql) {
+  if (parent < 0 && root_sql == NULL) {
+    orm__sql_put(t, " = ANY($1)");
+    return;
+  }
+  int depth = depth_of(inc, parent);
+  orm__sql_put(t, " IN (SELECT ");
+  put_alias(t, "q", depth);
+  orm__sql_put(t, ".");
+  orm__sql_ident(t, col);
+  orm__sql_put(t, " FROM (");
+  if (parent < 0)
+    orm__sql_put(t, root_sql);
+  else
+    put_rows(t, inc, parent, root_sql);
+  orm__sql_put(t, ") ");
+  put_alias(t, "q", depth);
+  orm__sql_put(t, ")");
+}
+
+/* Node i's rows, unordered: what its own children select by. */
+static void put_rows(orm__sql_text_t *t, const orm__includes_t *inc, int i,
+                     const char *root_sql) {
+  const orm__include_t *n = &inc->nodes[i];
+  const orm__rel_t *r = &n->rel;
+  const char *owner_col = r->owner->fields[r->owner_key].column;
+  orm__sql_put(t, "SELECT ");
+  orm__sql_columns(t, r->target, UINT64_MAX);
+  orm__sql_put(t, " FROM ");
+  orm__sql_table(t, r->target);
+  orm__sql_put(t, " WHERE ");
+  orm__sql_ident(t, r->target->fields[r->target_key].column);
+  if (r->rel->kind == ORM_MANY_TO_MANY) {
+    orm__sql_put(t, " IN (SELECT ");
+    orm__sql_ident(t, r->join_to);
+    orm__sql_put(t, " FROM ");
+    put_join_table(t, r);
+    orm__sql_put(t, " WHERE ");
+    orm__sql_ident(t, r->join_from);
+    put_keys(t, inc, n->parent, owner_col, root_sql);
+    orm__sql_put(t, ")");
+  } else {
+    put_keys(t, inc, n->parent, owner_col, root_sql);
+  }
+}
+
+static void put_order(orm__sql_text_t *t, const orm__rel_t *r,
+                      const char *qualifier) {
+  for (size_t k = 0; k < r->norder; k++) {
+    orm__sql_put(t, ", ");
+    orm__sql_put(t, qualifier);
+    orm__sql_ident(t, r->target->fields[r->order[k]].column);
+    if (r->desc[k])
+      orm__sql_put(t, " DESC");
+  }
+}
+
+/* Node i's statement: its rows in the order stitching needs. */
+static char *node_sql(const orm__includes_t *inc, int i, const char *root_sql,
+                      int *rc) {
+  const orm__include_t *n = &inc->nodes[i];
+  const orm__rel_t *r = &n->rel;
+  orm__sql_text_t t = {0};
+  switch (r->rel->kind) {
+  case ORM_BELONGS_TO:
+    put_rows(&t, inc, i, root_sql);
+    break;
+  case ORM_HAS_ONE:
+  case ORM_HAS_MANY:
+    put_rows(&t, inc, i, root_sql);
+    orm__sql_put(&t, " ORDER BY ");
+    orm__sql_ident(&t, r->target->fields[r->target_key].column);
+    put_order(&t, r, "");
+    break;
+  case ORM_MANY_TO_MANY: {
+    /* The join's "from" comes first: the parent each row belongs to. */
+    orm__sql_put(&t, "SELECT j.");
+    orm__sql_ident(&t, r->join_from);
+    for (size_t f = 0; f < r->target->nfields; f++) {
+      orm__sql_put(&t, ", t.");
+      orm__sql_ident(&t, r->target->fields[f].column);
+    }
+    orm__sql_put(&t, " FROM ");
+    put_join_table(&t, r);
+    orm__sql_put(&t, " j JOIN ");
+    orm__sql_table(&t, r->target);
+    orm__sql_put(&t, " t ON t.");
+    orm__sql_ident(&t, r->target->fields[r->target_pk].column);
+    orm__sql_put(&t, " = j.");
+    orm__sql_ident(&t, r->join_to);
+    orm__sql_put(&t, " WHERE j.");
+    orm__sql_ident(&t, r->join_from);
+    put_keys(&t, inc, n->parent, r->owner->fields[r->owner_key].column,
+             root_sql);
+    orm__sql_put(&t, " ORDER BY j.");
+    orm__sql_ident(&t, r->join_from);
+    put_order(&t, r, "t.");
+    break;
+  }
+  }
+  return orm__sql_take(&t, rc);
+}
+
+/* ---- stitching ------------------------------------------------------------ */
+
+static void *row_at(const orm_rows_t *rows, size_t i) {
+  return rows->data + i * rows->model->struct_size;
+}
+
+static void set_many(void *row, size_t offset, void *items, size_t len) {
+  char *slot = (char *)row + offset;
+  bool loaded = true;
+  memcpy(slot + offsetof(many_slot_t, items), &items, sizeof items);
+  memcpy(slot + offsetof(many_slot_t, len), &len, sizeof len);
+  memcpy(slot + offsetof(many_slot_t, loaded), &loaded, sizeof loaded);
+}
+
+static void set_one(void *row, size_t offset, void *item) {
+  char *slot = (char *)row + offset;
+  bool loaded = true;
+  memcpy(slot + offsetof(one_slot_t, item), &item, sizeof item);
+  memcpy(slot + offsetof(one_slot_t, loaded), &loaded, sizeof loaded);
+}
+
+static bool key_eq(const orm__key_t *a, const orm__key_t *b) {
+  if (a->hash != b->hash)
+    return false;
+  if (a->bytes == NULL || b->bytes == NULL)
+    return a->bytes == b->bytes && a->i == b->i;
+  return a->len == b->len && memcmp(a->bytes, b->bytes, a->len) == 0;
+}
+
+/* The key child row `i` of `rows` hangs by. */
+static bool child_key(const orm__rel_t *r, const orm_rows_t *rows,
+                      const orm__key_t *from, size_t i, orm__key_t *key) {
+  if (from != NULL) {
+    *key = from[i];
+    return true;
+  }
+  return orm__key_of_field(rows->model, row_at(rows, i), (size_t)r->target_key,
+                           key);
+}
+
+/* Hangs the rows of `children` (nc results) on those of `parents` (np). */
+static int stitch(const orm__rel_t *r, orm_rows_t *const *parents, size_t np,
+                  orm_rows_t *const *children, orm__key_t *const *from,
+                  size_t nc) {
+  const orm_relation_t *rel = r->rel;
+  bool many = orm__rel_to_many(rel);
+  size_t nparents = 0, nchildren = 0;
+  for (size_t p = 0; p < np; p++) {
+    nparents += parents[p]->count;
+    for (size_t i = 0; i < parents[p]->count; i++) {
+      if (many)
+        set_many(row_at(parents[p], i), rel->offset, NULL, 0);
+      else
+        set_one(row_at(parents[p], i), rel->offset, NULL);
+    }
+  }
+  for (size_t c = 0; c < nc; c++)
+    nchildren += children[c]->count;
+  if (nparents == 0 || nchildren == 0)
+    return 0;
+  orm__keymap_t map;
+  orm__key_t key;
+  size_t cursor;
+  if (rel->kind == ORM_BELONGS_TO) {
+    /* Targets by primary key; each parent looks its foreign key up. */
+    if (orm__keymap_init(&map, nchildren) != 0)
+      return ORM_ENOMEM;
+    for (size_t c = 0; c < nc; c++)
+      for (size_t i = 0; i < children[c]->count; i++)
+        if (child_key(r, children[c], NULL, i, &key))
+          orm__keymap_put(&map, &key, row_at(children[c], i));
+    for (size_t p = 0; p < np; p++)
+      for (size_t i = 0; i < parents[p]->count; i++) {
+        void *row = row_at(parents[p], i);
+        if (!orm__key_of_field(r->owner, row, (size_t)r->owner_key, &key))
+          continue;
+        cursor = 0;
+        set_one(row, rel->offset, orm__keymap_next(&map, &key, &cursor));
+      }
+    orm__keymap_free(&map);
+    return 0;
+  }
+  /* Parents by primary key; each run of children with one key goes to
+   * the parents with that key. */
+  if (orm__keymap_init(&map, nparents) != 0)
+    return ORM_ENOMEM;
+  for (size_t p = 0; p < np; p++)
+    for (size_t i = 0; i < parents[p]->count; i++) {
+      void *row = row_at(parents[p], i);
+      if (orm__key_of_field(r->owner, row, (size_t)r->owner_key, &key))
+        orm__keymap_put(&map, &key, row);
+    }
+  for (size_t c = 0; c < nc; c++) {
+    const orm_rows_t *rows = children[c];
+    const orm__key_t *keys = from != NULL ? from[c] : NULL;
+    size_t start = 0;
+    while (start < rows->count) {
+      orm__key_t run, next;
+      if (!child_key(r, rows, keys, start, &run)) {
+        start++;
+        continue;
+      }
+      size_t end = start + 1;
+      while (end < rows->count && child_key(r, rows, keys, end, &next) &&
+             key_eq(&run, &next))
+        end++;
+      cursor = 0;
+      for (void *parent; (parent = orm__keymap_next(&map, &run, &cursor));) {
+        if (many)
+          set_many(parent, rel->offset, row_at(rows, start), end - start);
+        else
+          set_one(parent, rel->offset, row_at(rows, start));
+      }
+      start = end;
+    }
+  }
+  orm__keymap_free(&map);
+  return 0;
+}
+
+static int stitch_all(load_t *l) {
+  const orm__includes_t *inc = &l->inc;
+  for (size_t i = 0; i < inc->n; i++) {
+    const orm__include_t *n = &inc->nodes[i];
+    int top = top_of(inc, (int)i);
+    size_t chunks = l->nchunks[top];
+    orm_rows_t **rows = l->rows + l->first[i];
+    orm__key_t **from = n->rel.rel->kind == ORM_MANY_TO_MANY
+                            ? l->from + l->first[i]
+                            : NULL;
+    int rc;
+    if (n->parent < 0) {
+      rc = stitch(&n->rel, &l->root, 1, rows, from, chunks);
+    } else {
+      orm_rows_t **parents = l->rows + l->first[n->parent];
+      rc = 0;
+      for (size_t c = 0; rc == 0 && c < chunks; c++)
+        rc = stitch(&n->rel, &parents[c], 1, &rows[c],
+                    from != NULL ? &from[c] : NULL, 1);
+    }
+    if (rc != 0)
+      return rc;
+  }
+  return 0;
+}
+
+/* ---- the future ------------------------------------------------------------ */
+
+static void free_rows(load_t *l) {
+  for (size_t i = 0; i < l->nrows; i++) {
+    orm_rows_free(l->rows[i]);
+    l->rows[i] = NULL;
+  }
+  if (!l->preload) {
+    orm_rows_free(l->root);
+    l->root = NULL;
+  }
+}
+
+static void load_reclaim(orm_future_t *f) {
+  load_t *l = (load_t *)f;
+  orm__future_clear(f);
+  free_rows(l);
+  orm__free(l->rows);
+  orm__free(l->from);
+  orm__free(l->stmts);
+  orm__free(l);
+}
+
+static void load_abort(orm_future_t *f, int code) {
+  load_t *l = (load_t *)f;
+  if (l->done)
+    return;
+  l->done = true;
+  orm__future_complete(f, code, ORM__LATER);
+  for (size_t i = 0; i < l->nstmts; i++)
+    if (l->stmts[i] != NULL && l->stmts[i]->state == ORM_FUTURE_PENDING)
+      orm_future_cancel(l->stmts[i]);
+}
+
+static const orm__future_ops_t load_ops = {load_abort, load_reclaim};
+
+/* Every statement has completed: stitch and resolve, or fail. */
+static void finish(load_t *l, orm__when_t when) {
+  for (size_t i = 0; i < l->nstmts; i++) {
+    orm_future_release(l->stmts[i]);
+    l->stmts[i] = NULL;
+  }
+  l->nstmts = 0;
+  int status = l->status;
+  if (!l->done && status == 0 && (status = stitch_all(l)) == ORM_ENOMEM)
+    orm__future_set_message(&l->future, "out of memory");
+  if (!l->done) {
+    l->done = true;
+    if (status == 0) {
+      /* Everything loaded now belongs to the parents' rows. */
+      for (size_t i = 0; i < l->nrows; i++) {
+        if (l->rows[i] != NULL)
+          orm__rows_adopt(l->root, l->rows[i]);
+        l->rows[i] = NULL;
+      }
+      if (!l->preload) {
+        orm__future_set_value(&l->future, l->root,
+                              (void (*)(void *))orm_rows_free);
+        l->root = NULL;
+      }
+    }
+    orm__future_complete(&l->future, status, when);
+  }
+  orm__future_unref(&l->future); /* the load's own reference */
+}
+
+static void on_statement(orm_future_t *f, void *data) {
+  load_t *l = data;
+  int status = orm_future_status(f);
+  if (status != 0 && l->status == 0) {
+    l->status = status;
+    if (!l->done)
+      orm__future_take_error(&l->future, f);
+  }
+  if (--l->pending == 0)
+    finish(l, ORM__NOW);
+}
+
+/* ctx: the load, and the rows slot (SIZE_MAX: the query's rows). */
+static int hydrate_node(PGresult *res, void *const *ctx, orm_future_t *f) {
+  load_t *l = ctx[0];
+  size_t slot = (size_t)(uintptr_t)ctx[1];
+  size_t node = (size_t)(uintptr_t)ctx[2];
+  orm_model_error_t err = {0};
+  orm_rows_t *rows = NULL;
+  int rc;
+  if (slot == SIZE_MAX) {
+    rc = orm__hydrate(&rows, l->inc.root, res, &err);
+    if (rc == 0)
+      l->root = rows;
+  } else {
+    const orm__rel_t *r = &l->inc.nodes[node].rel;
+    bool m2m = r->rel->kind == ORM_MANY_TO_MANY;
+    rc = orm__hydrate_skip(&rows, r->target, res, m2m ? 1 : 0, &err);
+    if (rc == 0 && m2m && rows->count > 0) {
+      orm__key_t *keys = orm__arena_alloc_array(&rows->arena, rows->count,
+                                                sizeof *keys,
+                                                alignof(orm__key_t));
+      rc = keys == NULL ? ORM_ENOMEM : 0;
+      for (size_t i = 0; rc == 0 && i < rows->count; i++) {
+        if (PQgetisnull(res, (int)i, 0))
+          rc = ORM_ETYPE;
+        else
+          rc = orm__key_of_wire(r->key_type, PQgetvalue(res, (int)i, 0),
+                                PQgetlength(res, (int)i, 0), &rows->arena,
+                                &keys[i]);
+      }
+      if (rc == 0)
+        l->from[slot] = keys;
+      else
+        orm__model_error_set(&err, rc, -1, 0, "the join key of \"%s\": %s",
+                             r->rel->name, orm_strerror(rc));
+    }
+    if (rc == 0)
+      l->rows[slot] = rows;
+    else
+      orm_rows_free(rows);
+  }
+  PQclear(res);
+  if (rc != 0 && err.message[0] != '\0')
+    orm__future_set_message(f, "%s", err.message);
+  return rc;
+}
+
+/* ---- sending ---------------------------------------------------------------- */
+
+/* A load of `inc` whose node i has nchunks[top of i] chunks; holds one
+ * reference of its own until every statement has completed. */
+static int load_new(load_t **out, orm_pool_t *pool, const orm__includes_t *inc,
+                    const size_t *nchunks, bool preload, orm_future_cb cb,
+                    void *data) {
+  load_t *l = orm__calloc(1, sizeof *l);
+  if (l == NULL)
+    return ORM_ENOMEM;
+  l->inc = *inc;
+  l->preload = preload;
+  for (size_t i = 0; i < inc->n; i++) {
+    l->nchunks[i] = nchunks[i];
+    l->first[i] = l->nrows;
+    l->nrows += nchunks[top_of(inc, (int)i)];
+  }
+  size_t nslots = l->nrows > 0 ? l->nrows : 1;
+  l->rows = orm__calloc(nslots, sizeof *l->rows);
+  l->from = orm__calloc(nslots, sizeof *l->from);
+  /* The query, every node's statements, COMMIT. */
+  l->stmts = orm__calloc(l->nrows + 2, sizeof *l->stmts);
+  if (l->rows == NULL || l->from == NULL || l->stmts == NULL) {
+    orm__free(l->rows);
+    orm__free(l->from);
+    orm__free(l->stmts);
+    orm__free(l);
+    return ORM_ENOMEM;
+  }
+  orm__future_init(&l->future, &load_ops, orm__pool_sched(pool), cb, data);
+  *out = l;
+  return 0;
+}
+
+static int send_stmt(load_t *l, orm_exec_t *exec, const char *sql,
+                const orm__params_in_t *in, size_t slot, size_t node) {
+  void *ctx[ORM__SUBMIT_CTX] = {l, (void *)(uintptr_t)slot,
+                               (void *)(uintptr_t)node};
+  orm_future_t *f;
+  int rc = orm__exec_submit(exec, sql, NULL, in, hydrate_node, ctx,
+                            on_statement, l, &f);
+  if (rc == 0) {
+    l->stmts[l->nstmts++] = f;
+    l->pending++;
+  }
+  return rc;
+}
+
+/* The executor the statements go to: the caller's transaction, or a
+ * read-only REPEATABLE READ one of our own when there are several. */
+static int open_exec(orm_exec_t *exec, size_t nstatements, orm_tx_t **tx,
+                     orm_exec_t **run) {
+  *tx = NULL;
+  *run = exec;
+  if (exec->tx != NULL || nstatements < 2)
+    return 0;
+  int rc = orm_tx_begin_with(exec->pool,
+                             ORM_TX_REPEATABLE_READ | ORM_TX_READ_ONLY, tx);
+  if (rc == 0)
+    *run = orm_tx_exec(*tx);
+  return rc;
+}
+
+/* Ends what open_exec() began: COMMIT, tracked like a statement; or, when
+ * sending failed (rc), ROLLBACK and a load that never calls back. */
+static int close_exec(load_t *l, orm_tx_t *tx, int rc, orm_future_t **out) {
+  if (rc == 0 && tx != NULL) {
+    orm_future_t *f;
+    rc = orm_tx_commit_async(tx, on_statement, l, &f);
+    if (rc == 0) {
+      l->stmts[l->nstmts++] = f;
+      l->pending++;
+    }
+    tx = NULL; /* consumed either way */
+  }
+  if (rc != 0) {
+    if (tx != NULL)
+      orm_tx_rollback_async(tx, NULL, NULL, NULL);
+    l->done = true;
+    l->future.cb = NULL;
+    for (size_t i = 0; i < l->nstmts; i++)
+      orm_future_cancel(l->stmts[i]);
+    if (l->pending == 0)
+      finish(l, ORM__LATER);
+    return rc;
+  }
+  if (out != NULL) {
+    orm__future_ref(&l->future);
+    *out = &l->future;
+  }
+  if (l->pending == 0)
+    finish(l, ORM__LATER);
+  return 0;
+}
+
+static void free_sql(char **sql, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    orm__free(sql[i]);
+}
+
+/* Every node's statement; `root_sql` NULL for "= ANY($1)". */
+static int build_sql(const orm__includes_t *inc, const char *root_sql,
+                     char **sql) {
+  for (size_t i = 0; i < inc->n; i++) {
+    int rc = 0;
+    sql[i] = node_sql(inc, (int)i, root_sql, &rc);
+    if (sql[i] == NULL) {
+      free_sql(sql, i);
+      return rc != 0 ? rc : ORM_ENOMEM;
+    }
+  }
+  return 0;
+}
+
+int orm__load_include(orm_exec_t *exec, orm_query_t *query, orm_future_cb cb,
+                      void *data, orm_future_t **out) {
+  const orm__includes_t *inc = orm__query_includes(query);
+  if (exec->tx == NULL && orm__query_for_update(query))
+    return ORM_ENOTSUP;
+  orm_pool_t *pool = orm__exec_pool(exec);
+  if (pool == NULL)
+    return ORM_ECLOSED;
+  const char *root_sql;
+  const orm_param_t *params;
+  size_t nparams;
+  int rc = orm_query_sql(query, ORM_QUERY_SELECT, &root_sql, &params, &nparams);
+  if (rc != 0)
+    return rc;
+  char *sql[ORM_QUERY_MAX_INCLUDES];
+  if ((rc = build_sql(inc, root_sql, sql)) != 0)
+    return rc;
+  size_t nchunks[ORM_QUERY_MAX_INCLUDES];
+  for (size_t i = 0; i < inc->n; i++)
+    nchunks[i] = 1;
+  load_t *l;
+  orm_tx_t *tx = NULL;
+  orm_exec_t *run;
+  rc = load_new(&l, pool, inc, nchunks, false, cb, data);
+  if (rc == 0 && (rc = open_exec(exec, inc->n + 1, &tx, &run)) != 0)
+    orm__future_unref(&l->future);
+  if (rc != 0) {
+    free_sql(sql, inc->n);
+    return rc;
+  }
+  orm__params_in_t in = {.values = params, .n = nparams};
+  rc = send_stmt(l, run, root_sql, &in, SIZE_MAX, 0);
+  for (size_t i = 0; rc == 0 && i < inc->n; i++)
+    rc = send_stmt(l, run, sql[i], &in, l->first[i], i);
+  free_sql(sql, inc->n);
+  return close_exec(l, tx, rc, out);
+}
+
+/* The distinct keys of field `f` over `rows`, NULLs left out, into `keys`
+ * (room for rows->count); their number in *n. */
+static int distinct_keys(const orm_rows_t *rows, size_t f, orm__key_t *keys,
+                         size_t *n) {
+  orm__keymap_t seen;
+  *n = 0;
+  if (rows->count == 0)
+    return 0;
+  if (orm__keymap_init(&seen, rows->count) != 0)
+    return ORM_ENOMEM;
+  for (size_t i = 0; i < rows->count; i++) {
+    orm__key_t key;
+    size_t cursor = 0;
+    if (!orm__key_of_field(rows->model, row_at(rows, i), f, &key) ||
+        orm__keymap_next(&seen, &key, &cursor) != NULL)
+      continue;
+    orm__keymap_put(&seen, &key, row_at(rows, i));
+    keys[(*n)++] = key;
+  }
+  orm__keymap_free(&seen);
+  return 0;
+}
+
+int(orm_preload_async)(orm_exec_t *exec, orm_rows_t *rows, const char *path,
+                       orm_future_cb cb, void *data, orm_future_t **out) {
+  if (out != NULL)
+    *out = NULL;
+  if (exec == NULL || rows == NULL || path == NULL)
+    return ORM_EINVAL;
+  orm_pool_t *pool = orm__exec_pool(exec);
+  if (pool == NULL)
+    return ORM_ECLOSED;
+  orm__includes_t inc = {.root = rows->model};
+  int rc = orm__includes_add(&inc, path);
+  if (rc != 0)
+    return rc;
+  /* Each top relation's distinct parent keys, cut into chunks. */
+  orm__key_t *keys[ORM_QUERY_MAX_INCLUDES] = {0};
+  size_t nkeys[ORM_QUERY_MAX_INCLUDES] = {0};
+  size_t nchunks[ORM_QUERY_MAX_INCLUDES] = {0};
+  size_t nstatements = 0;
+  for (size_t i = 0; rc == 0 && i < inc.n; i++) {
+    if (inc.nodes[i].parent < 0) {
+      keys[i] = orm__reallocarray(NULL, rows->count > 0 ? rows->count : 1,
+                                  sizeof *keys[i]);
+      rc = keys[i] == NULL ? ORM_ENOMEM
+                           : distinct_keys(rows, (size_t)inc.nodes[i].rel.owner_key,
+                                           keys[i], &nkeys[i]);
+      nchunks[i] = (nkeys[i] + ORM_PRELOAD_CHUNK - 1) / ORM_PRELOAD_CHUNK;
+    }
+    nstatements += nchunks[top_of(&inc, (int)i)];
+  }
+  char *sql[ORM_QUERY_MAX_INCLUDES];
+  load_t *l = NULL;
+  orm_tx_t *tx = NULL;
+  orm_exec_t *run = NULL;
+  if (rc == 0 && (rc = build_sql(&inc, NULL, sql)) == 0) {
+    rc = load_new(&l, pool, &inc, nchunks, true, cb, data);
+    if (rc == 0) {
+      l->root = rows;
+      if ((rc = open_exec(exec, nstatements, &tx, &run)) != 0) {
+        orm__future_unref(&l->future);
+        l = NULL;
+      }
+    }
+    if (rc != 0)
+      free_sql(sql, inc.n);
+  }
+  if (rc != 0) {
+    for (size_t i = 0; i < inc.n; i++)
+      orm__free(keys[i]);
+    return rc;
+  }
+  /* Chunk by chunk, each top relation with the relations under it. */
+  orm__buf_t buf;
+  orm__buf_init(&buf);
+  for (size_t top = 0; rc == 0 && top < inc.n; top++) {
+    for (size_t c = 0; rc == 0 && c < nchunks[top]; c++) {
+      size_t from = c * ORM_PRELOAD_CHUNK;
+      size_t n = nkeys[top] - from < ORM_PRELOAD_CHUNK ? nkeys[top] - from
+                                                      : ORM_PRELOAD_CHUNK;
+      uint32_t oid;
+      orm__buf_reset(&buf);
+      rc = orm__keys_encode(inc.nodes[top].rel.key_type, keys[top] + from, n,
+                            &buf, &oid);
+      orm_param_t param = {.kind = ORM_PARAM_BINARY,
+                           .oid = oid,
+                           .v.s = {buf.data, buf.len}};
+      orm__params_in_t in = {.values = &param, .n = 1};
+      for (size_t i = top; rc == 0 && i < inc.n; i++)
+        if (top_of(&inc, (int)i) == (int)top)
+          rc = send_stmt(l, run, sql[i], &in, l->first[i] + c, i);
+    }
+  }
+  orm__buf_free(&buf);
+  free_sql(sql, inc.n);
+  for (size_t i = 0; i < inc.n; i++)
+    orm__free(keys[i]);
+  return close_exec(l, tx, rc, out);
+}
