@@ -312,7 +312,7 @@ static void test_crud_sql_agents(void **state) {
   assert_non_null(strstr(s->insert_many.sql,
                          "unnest($1::int8[], $2::uuid[], $3::date[], "
                          "$4::int4[], $5::int4[], $6::numeric[], "
-                         "$7::float4[], $8::bytea[])"));
+                         "$7::float4[], $8::bytea[], $9::int8[])"));
   orm__model_sql_free(s);
 }
 
