@@ -330,6 +330,10 @@ typedef struct orm_relation_s {
     bool loaded;                                                               \
   }
 
+/* The same layouts for any target, as uvorm writes them. */
+typedef ORM_MANY_SLOT(void) orm__many_slot_t;
+typedef ORM_ONE_SLOT(void) orm__one_slot_t;
+
 /* Whether relation `rel` of `*row` was loaded. */
 #define ORM_REL_LOADED(row, rel) ((row)->rel.loaded)
 /* A loaded to-many relation: sets *items_out (a T **) and *len_out (a
@@ -644,6 +648,23 @@ ORM_EXTERN int orm_insert_many_async(orm_exec_t *exec,
                                      const orm_model_t *model, void *rows,
                                      size_t n, orm_future_cb cb, void *data,
                                      orm_future_t **out);
+/* Writing through a relation: inserts `*row` and the children in its
+ * has-many (or has-one) relation `relation`, in one statement (so wholly or
+ * not at all, and one round trip). The children are the `len` structs at
+ * row->relation.items (has-one: the one at .item, or none when it is NULL);
+ * each child's key column is set by the server from the parent's generated
+ * key, whatever the struct holds. Before the callback runs, the parent's
+ * generated fields are written back into `*row`, each child's generated
+ * fields and key into the child, and the relation is marked loaded: `row`
+ * and the children must stay valid until then. Resolves with an
+ * orm_rows_t of the parent as stored, its relation member holding the
+ * children as stored. Call errors: those of orm_insert_async(),
+ * ORM_ENORELATION, ORM_ENOTSUP (a relation of another kind, or a child whose
+ * only column to send is its key). */
+ORM_EXTERN int orm_insert_with_async(orm_exec_t *exec,
+                                     const orm_model_t *model, void *row,
+                                     const char *relation, orm_future_cb cb,
+                                     void *data, orm_future_t **out);
 /* Updates the row with `row`'s primary key: the fields in `fields` (a mask
  * of ORM_FIELD_BIT()s), or every column but the key and generated ones
  * when `fields` is 0. */
@@ -724,6 +745,8 @@ ORM_EXTERN void orm_schema_report_free(orm_schema_report_t *report);
   orm_insert_async(ORM_EXEC(exec), __VA_ARGS__)
 #define orm_insert_many_async(exec, ...)                                       \
   orm_insert_many_async(ORM_EXEC(exec), __VA_ARGS__)
+#define orm_insert_with_async(exec, ...)                                       \
+  orm_insert_with_async(ORM_EXEC(exec), __VA_ARGS__)
 #define orm_update_async(exec, ...)                                            \
   orm_update_async(ORM_EXEC(exec), __VA_ARGS__)
 #define orm_delete_async(exec, ...)                                            \

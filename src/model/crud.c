@@ -2,6 +2,8 @@
 /* Models on a pool: CRUD and queries whose answers are hydrated into the
  * caller's structs on the loop, before the callback runs. The SQL of each
  * model is built once per pool, on first use. */
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -10,8 +12,10 @@
 #include "pool/submit.h"
 
 #include "model/hydrate.h"
+#include "model/model_int.h"
 #include "model/params.h"
 #include "model/query_int.h"
+#include "model/relation.h"
 #include "model/sql.h"
 
 /* ---- the per-pool cache: model -> its SQL --------------------------------- */
@@ -151,6 +155,83 @@ static int write_back(PGresult *res, void *const *ctx, orm_future_t *f) {
   return 0;
 }
 
+/* ctx: parent model, the caller's parent row, the relation, child count.
+ * The result has the parent's columns then the child's, one row per
+ * child (one when there is none). The parent's generated fields go back
+ * into the caller's parent, each child's generated fields and foreign key
+ * into the caller's child; the value is the parent as stored, with its
+ * children in the relation's member. */
+static int write_through(PGresult *res, void *const *ctx, orm_future_t *f) {
+  const orm_model_t *pm = ctx[0];
+  char *row = ctx[1];
+  const orm_relation_t *rel = ctx[2];
+  size_t n = (size_t)(uintptr_t)ctx[3];
+  const orm_model_t *cm = rel->target();
+  int np = (int)pm->nfields, nc = (int)cm->nfields;
+  int fk = orm_model_field(cm, rel->key);
+  uint64_t pgen = 0, cgen = UINT64_C(1) << fk;
+  for (size_t i = 0; i < pm->nfields; i++)
+    if (pm->fields[i].flags & ORM_F_GENERATED)
+      pgen |= UINT64_C(1) << i;
+  for (size_t i = 0; i < cm->nfields; i++)
+    if (cm->fields[i].flags & ORM_F_GENERATED)
+      cgen |= UINT64_C(1) << i;
+  int got = PQntuples(res);
+  if ((size_t)got != (n > 0 ? n : 1)) {
+    PQclear(res);
+    orm__future_set_message(f,
+                            "RETURNING gave %d rows for %zu children: a "
+                            "trigger or rule skipped some",
+                            got, n);
+    return ORM_ENOTFOUND;
+  }
+  bool many = orm__rel_to_many(rel);
+  char *children = NULL;
+  memcpy(&children, row + rel->offset, sizeof children);
+  orm_model_error_t err = {0};
+  orm_rows_t *parent = NULL, *stored = NULL;
+  int rc = orm__rows_new(&parent, pm, 1);
+  if (rc == 0)
+    rc = orm__hydrate_into_cols(pm, res, 0, 0, np, parent->data,
+                                orm__model_all_fields(pm), &parent->arena,
+                                &err);
+  if (rc == 0 && n > 0)
+    rc = orm__hydrate_cols(&stored, cm, res, np, nc, &err);
+  if (rc == 0 && pgen != 0)
+    rc = orm__hydrate_into_cols(pm, res, 0, 0, np, row, pgen, &parent->arena,
+                                &err);
+  for (size_t i = 0; rc == 0 && i < n; i++)
+    rc = orm__hydrate_into_cols(cm, res, (int)i, np, nc,
+                                children + i * cm->struct_size, cgen,
+                                &parent->arena, &err);
+  PQclear(res);
+  if (rc != 0) {
+    orm_rows_free(stored);
+    orm_rows_free(parent);
+    if (err.message[0] != '\0')
+      orm__future_set_message(f, "%s", err.message);
+    else if (rc == ORM_ENOMEM)
+      orm__future_set_message(f, "out of memory");
+    return rc;
+  }
+  /* The caller's parent and the stored one both have the relation loaded;
+   * the caller's keeps pointing at the caller's children. */
+  bool loaded = true;
+  void *items = stored != NULL ? orm_rows_array(stored) : NULL;
+  size_t loaded_at = many ? offsetof(orm__many_slot_t, loaded)
+                          : offsetof(orm__one_slot_t, loaded);
+  memcpy(row + rel->offset + loaded_at, &loaded, sizeof loaded);
+  char *slot = parent->data + rel->offset;
+  memcpy(slot, &items, sizeof items);
+  if (many)
+    memcpy(slot + offsetof(orm__many_slot_t, len), &n, sizeof n);
+  memcpy(slot + loaded_at, &loaded, sizeof loaded);
+  if (stored != NULL)
+    orm__rows_adopt(parent, stored);
+  orm__future_set_value(f, parent, (void (*)(void *))orm_rows_free);
+  return 0;
+}
+
 void *orm_future_row(const orm_future_t *f) {
   if (f == NULL || f->state != ORM_FUTURE_RESOLVED ||
       f->value_free != (void (*)(void *))orm_rows_free)
@@ -281,6 +362,80 @@ static int insert(orm_exec_t *exec, const orm_model_t *model, void *rows,
                                (void *)(uintptr_t)c.sql->generated,
                                (void *)(uintptr_t)n};
   return call_run(&c, stmt, write_back, ctx, cb, data, out);
+}
+
+/* The parent's statement with relation `ri`'s children, built on first
+ * use. */
+static int insert_with_stmt(orm__model_sql_t *ps, size_t ri, orm__model_sql_t *cs, int fk,
+                            orm__sql_stmt_t **stmt, uint64_t *child_fields) {
+  size_t nrel = ps->model->nrelations;
+  if (ps->insert_with == NULL) {
+    ps->insert_with = orm__calloc(nrel, sizeof *ps->insert_with);
+    ps->insert_with_child = orm__calloc(nrel, sizeof *ps->insert_with_child);
+    if (ps->insert_with == NULL || ps->insert_with_child == NULL) {
+      orm__free(ps->insert_with);
+      orm__free(ps->insert_with_child);
+      ps->insert_with = NULL;
+      ps->insert_with_child = NULL;
+      return ORM_ENOMEM;
+    }
+  }
+  if (ps->insert_with[ri].sql == NULL) {
+    int rc = orm__model_sql_insert_with(ps, cs, fk, &ps->insert_with[ri],
+                                        &ps->insert_with_child[ri]);
+    if (rc != 0)
+      return rc;
+  }
+  *stmt = &ps->insert_with[ri];
+  *child_fields = ps->insert_with_child[ri];
+  return 0;
+}
+
+int (orm_insert_with_async)(orm_exec_t *exec, const orm_model_t *model,
+                            void *row, const char *relation, orm_future_cb cb,
+                            void *data, orm_future_t **out) {
+  call_t c;
+  int rc = call_begin(&c, exec, model, out);
+  if (rc != 0)
+    return rc;
+  if (row == NULL || relation == NULL)
+    return ORM_EINVAL;
+  const orm_relation_t *rel = orm_model_relation(model, relation);
+  if (rel == NULL)
+    return ORM_ENORELATION;
+  if (rel->kind != ORM_HAS_MANY && rel->kind != ORM_HAS_ONE)
+    return ORM_ENOTSUP;
+  const orm_model_t *child = rel->target();
+  orm__model_sql_t *cs;
+  model_cache_t *cache;
+  if ((rc = model_sql(orm__exec_pool(exec), child, &cs, &cache)) != 0)
+    return rc;
+  int fk = orm_model_field(child, rel->key);
+  /* The children: the relation's member of the caller's row. */
+  char *slot = (char *)row + rel->offset;
+  void *items;
+  size_t n = 0;
+  memcpy(&items, slot, sizeof items);
+  if (rel->kind == ORM_HAS_MANY)
+    memcpy(&n, slot + offsetof(orm__many_slot_t, len), sizeof n);
+  else
+    n = items != NULL;
+  if (n > 0 && items == NULL)
+    return ORM_EINVAL;
+  orm__sql_stmt_t *stmt;
+  uint64_t child_fields;
+  rc = insert_with_stmt(c.sql, (size_t)(rel - model->relations), cs, fk,
+                        &stmt, &child_fields);
+  if (rc == 0)
+    rc = orm__params_bind_row(c.params, model, stmt, row);
+  orm__sql_stmt_t arrays = {.fields = child_fields, .key = -1};
+  if (rc == 0)
+    rc = orm__params_bind_rows(c.params, child, &arrays, items, n);
+  if (rc != 0)
+    return rc;
+  void *ctx[ORM__SUBMIT_CTX] = {(void *)(uintptr_t)model, row,
+                               (void *)(uintptr_t)rel, (void *)(uintptr_t)n};
+  return call_run(&c, stmt, write_through, ctx, cb, data, out);
 }
 
 int (orm_update_async)(orm_exec_t *exec, const orm_model_t *model,

@@ -57,8 +57,10 @@ static int type_error(orm_model_error_t *err, const orm_field_t *field,
   return ORM_ETYPE;
 }
 
+/* Plans columns [first, first + count) of `res`; count -1: to the last. */
 static int plan_from(orm__hydrate_plan_t *plan, const orm_model_t *model,
-                     const PGresult *res, int first, orm_model_error_t *err) {
+                     const PGresult *res, int first, int count,
+                     orm_model_error_t *err) {
   if (plan == NULL || model == NULL || res == NULL) {
     orm__model_error_set(err, ORM_EINVAL, -1, -1, "NULL argument");
     return ORM_EINVAL;
@@ -70,8 +72,9 @@ static int plan_from(orm__hydrate_plan_t *plan, const orm_model_t *model,
                          PQresStatus(PQresultStatus(res)));
     return ORM_EINVAL;
   }
-  int ncols = PQnfields(res) - first;
-  if (ncols < 0 || ncols > ORM_MODEL_MAX_FIELDS) {
+  int ncols = count >= 0 ? count : PQnfields(res) - first;
+  if (ncols < 0 || first < 0 || first + ncols > PQnfields(res) ||
+      ncols > ORM_MODEL_MAX_FIELDS) {
     orm__model_error_set(err, ORM_EINVAL, -1, -1,
                          "the result has %d columns, more than %d", ncols,
                          ORM_MODEL_MAX_FIELDS);
@@ -119,7 +122,7 @@ static int plan_from(orm__hydrate_plan_t *plan, const orm_model_t *model,
 
 int orm__hydrate_plan(orm__hydrate_plan_t *plan, const orm_model_t *model,
                       const PGresult *res, orm_model_error_t *err) {
-  return plan_from(plan, model, res, 0, err);
+  return plan_from(plan, model, res, 0, -1, err);
 }
 
 /* ---- decoding rows --------------------------------------------------------
@@ -436,18 +439,19 @@ static int fill_rows(const orm_model_t *model, const orm__hydrate_plan_t *plan,
 
 int orm__hydrate(orm_rows_t **out, const orm_model_t *model,
                  const PGresult *res, orm_model_error_t *err) {
-  return orm__hydrate_skip(out, model, res, 0, err);
+  return orm__hydrate_cols(out, model, res, 0, -1, err);
 }
 
-int orm__hydrate_skip(orm_rows_t **out, const orm_model_t *model,
-                      const PGresult *res, int skip, orm_model_error_t *err) {
-  if (out == NULL || model == NULL || res == NULL || skip < 0) {
+int orm__hydrate_cols(orm_rows_t **out, const orm_model_t *model,
+                      const PGresult *res, int first, int ncols,
+                      orm_model_error_t *err) {
+  if (out == NULL || model == NULL || res == NULL) {
     orm__model_error_set(err, ORM_EINVAL, -1, -1, "NULL argument");
     return ORM_EINVAL;
   }
   *out = NULL;
   orm__hydrate_plan_t plan;
-  int rc = plan_from(&plan, model, res, skip, err);
+  int rc = plan_from(&plan, model, res, first, ncols, err);
   if (rc != 0)
     return rc;
   size_t count = (size_t)PQntuples(res);
@@ -481,12 +485,20 @@ int orm__hydrate_skip(orm_rows_t **out, const orm_model_t *model,
 int orm__hydrate_into(const orm_model_t *model, const PGresult *res, int row,
                       void *dst, uint64_t fields, orm__arena_t *arena,
                       orm_model_error_t *err) {
-  if (dst == NULL || arena == NULL) {
+  return orm__hydrate_into_cols(model, res, row, 0, -1, dst, fields, arena,
+                                err);
+}
+
+int orm__hydrate_into_cols(const orm_model_t *model, const PGresult *res,
+                           int row, int first, int count, void *dst,
+                           uint64_t fields, orm__arena_t *arena,
+                           orm_model_error_t *err) {
+  if (dst == NULL || arena == NULL || model == NULL || res == NULL) {
     orm__model_error_set(err, ORM_EINVAL, -1, -1, "NULL argument");
     return ORM_EINVAL;
   }
   orm__hydrate_plan_t plan;
-  int rc = orm__hydrate_plan(&plan, model, res, err);
+  int rc = plan_from(&plan, model, res, first, count, err);
   if (rc != 0)
     return rc;
   if (row < 0 || row >= PQntuples(res)) {
@@ -539,6 +551,21 @@ void *orm_rows_at(const orm_rows_t *rows, size_t i) {
 
 const orm_model_t *orm_rows_model(const orm_rows_t *rows) {
   return rows != NULL ? rows->model : NULL;
+}
+
+int orm__rows_new(orm_rows_t **out, const orm_model_t *model, size_t count) {
+  *out = NULL;
+  if (count > (SIZE_MAX - ROWS_HEADER) / model->struct_size)
+    return ORM_ENOMEM;
+  orm_rows_t *rows = orm__calloc(1, ROWS_HEADER + count * model->struct_size);
+  if (rows == NULL)
+    return ORM_ENOMEM;
+  rows->model = model;
+  rows->data = (char *)rows + ROWS_HEADER;
+  rows->count = count;
+  orm__arena_init(&rows->arena);
+  *out = rows;
+  return 0;
 }
 
 void orm__rows_adopt(orm_rows_t *rows, orm_rows_t *child) {

@@ -61,10 +61,14 @@ int orm__hydrate_plan(orm__hydrate_plan_t *plan, const orm_model_t *model,
 int orm__hydrate(orm_rows_t **out, const orm_model_t *model,
                  const PGresult *res, orm_model_error_t *err);
 
-/* orm__hydrate() of the columns after the first `skip`, which the caller
- * reads itself. */
-int orm__hydrate_skip(orm_rows_t **out, const orm_model_t *model,
-                      const PGresult *res, int skip, orm_model_error_t *err);
+/* orm__hydrate() of columns [first, first + count) only (count -1: to the
+ * last), for results that carry more than the model's columns. */
+int orm__hydrate_cols(orm_rows_t **out, const orm_model_t *model,
+                      const PGresult *res, int first, int count,
+                      orm_model_error_t *err);
+
+/* `count` zeroed structs of `model`, with an empty arena. */
+int orm__rows_new(orm_rows_t **out, const orm_model_t *model, size_t count);
 
 /* Makes `rows` free `child` (and whatever `child` owns) with itself. */
 void orm__rows_adopt(orm_rows_t *rows, orm_rows_t *child);
@@ -78,5 +82,11 @@ void orm__rows_adopt(orm_rows_t *rows, orm_rows_t *child);
 int orm__hydrate_into(const orm_model_t *model, const PGresult *res, int row,
                       void *dst, uint64_t fields, orm__arena_t *arena,
                       orm_model_error_t *err);
+
+/* orm__hydrate_into() from columns [first, first + count). */
+int orm__hydrate_into_cols(const orm_model_t *model, const PGresult *res,
+                           int row, int first, int count, void *dst,
+                           uint64_t fields, orm__arena_t *arena,
+                           orm_model_error_t *err);
 
 #endif /* ORM_MODEL_HYDRATE_H */

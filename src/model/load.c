@@ -39,8 +39,8 @@
 #include "model/relation.h"
 #include "model/sql.h"
 
-typedef ORM_MANY_SLOT(void) many_slot_t;
-typedef ORM_ONE_SLOT(void) one_slot_t;
+typedef orm__many_slot_t many_slot_t;
+typedef orm__one_slot_t one_slot_t;
 
 typedef struct {
   orm_future_t future; /* first: a load is a future */
@@ -448,7 +448,7 @@ static int hydrate_node(PGresult *res, void *const *ctx, orm_future_t *f) {
   } else {
     const orm__rel_t *r = &l->inc.nodes[node].rel;
     bool m2m = r->rel->kind == ORM_MANY_TO_MANY;
-    rc = orm__hydrate_skip(&rows, r->target, res, m2m ? 1 : 0, &err);
+    rc = orm__hydrate_cols(&rows, r->target, res, m2m ? 1 : 0, -1, &err);
     if (rc == 0 && m2m && rows->count > 0) {
       orm__key_t *keys = orm__arena_alloc_array(&rows->arena, rows->count,
                                                 sizeof *keys,

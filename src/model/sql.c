@@ -78,6 +78,18 @@ void orm__sql_discard(orm__sql_text_t *t) {
 
 /* ---- statements --------------------------------------------------------- */
 
+/* alias."a", alias."b", ...: every column of `model`. */
+static void put_qualified(orm__sql_text_t *t, const char *alias,
+                          const orm_model_t *model) {
+  for (size_t i = 0; i < model->nfields; i++) {
+    if (i > 0)
+      orm__sql_put(t, ", ");
+    orm__sql_put(t, alias);
+    orm__sql_put(t, ".");
+    orm__sql_ident(t, model->fields[i].column);
+  }
+}
+
 /* The fields as "a" = $first, "b" = $first+1, ...; returns the next
  * parameter number. */
 static size_t put_assignments(orm__sql_text_t *t, const orm_model_t *model,
@@ -202,20 +214,31 @@ static const char *many_array_type(orm_type_t type) {
   }
 }
 
+/* INSERT INTO t (fields) SELECT ... FROM unnest($first::type[], ...): the
+ * fields in field order, each from an array. With `fk` >= 0, that field is
+ * not in `fields` and comes from the row of CTE "p" instead (its column
+ * `parent_key`), once per array element. */
 static void put_insert_many(orm__sql_text_t *t, const orm_model_t *model,
-                            uint64_t fields) {
+                            uint64_t fields, size_t first, int fk,
+                            const char *parent_key) {
+  uint64_t fk_bit = fk >= 0 ? UINT64_C(1) << fk : 0;
   orm__sql_put(t, "INSERT INTO ");
   orm__sql_table(t, model);
   orm__sql_put(t, " (");
-  orm__sql_columns(t, model, fields);
+  orm__sql_columns(t, model, fields | fk_bit);
   orm__sql_put(t, ") SELECT ");
   const char *sep = "";
   for (size_t i = 0; i < model->nfields; i++) {
-    if (!((fields >> i) & 1u))
+    if (!(((fields | fk_bit) >> i) & 1u))
       continue;
     const orm_field_t *f = &model->fields[i];
     orm__sql_put(t, sep);
     sep = ", ";
+    if ((int)i == fk) {
+      orm__sql_put(t, "p.");
+      orm__sql_ident(t, parent_key);
+      continue;
+    }
     switch (f->type) {
     case ORM_T_ENUM:
       orm__sql_put(t, "(json_populate_record(NULL::");
@@ -239,12 +262,12 @@ static void put_insert_many(orm__sql_text_t *t, const orm_model_t *model,
       break;
     }
   }
-  orm__sql_put(t, " FROM unnest(");
-  size_t n = 1;
+  orm__sql_put(t, fk >= 0 ? " FROM p, unnest(" : " FROM unnest(");
+  size_t n = first;
   for (size_t i = 0; i < model->nfields; i++) {
     if (!((fields >> i) & 1u))
       continue;
-    if (n > 1)
+    if (n > first)
       orm__sql_put(t, ", ");
     orm__sql_param(t, n++);
     orm__sql_put(t, "::");
@@ -335,7 +358,7 @@ static int build_all(orm__model_sql_t *s) {
     return rc;
 
   if (insertable != 0) {
-    put_insert_many(&t, model, insertable);
+    put_insert_many(&t, model, insertable, 1, -1, NULL);
     put_returning(&t, s);
     if ((rc = finish(&t, &s->insert_many, insertable, -1)) != 0)
       return rc;
@@ -412,6 +435,10 @@ void orm__model_sql_free(orm__model_sql_t *s) {
     if (s->upsert != NULL)
       orm__free(s->upsert[i].sql);
   }
+  for (size_t i = 0; s->insert_with != NULL && i < s->model->nrelations; i++)
+    orm__free(s->insert_with[i].sql);
+  orm__free(s->insert_with);
+  orm__free(s->insert_with_child);
   orm__free(s->find_by);
   orm__free(s->upsert);
   orm__free(s);
@@ -424,4 +451,30 @@ int orm__model_sql_update_fields(const orm__model_sql_t *s, uint64_t fields,
       (fields & (UINT64_C(1) << s->pk)) != 0)
     return ORM_EINVAL;
   return build_update(s, fields, out);
+}
+
+int orm__model_sql_insert_with(const orm__model_sql_t *parent,
+                               const orm__model_sql_t *child, int fk,
+                               orm__sql_stmt_t *out, uint64_t *child_fields) {
+  const orm_model_t *pm = parent->model, *cm = child->model;
+  uint64_t pfields = orm__model_all_fields(pm) & ~parent->generated;
+  uint64_t cfields =
+      orm__model_all_fields(cm) & ~child->generated & ~(UINT64_C(1) << fk);
+  if (cfields == 0)
+    return ORM_ENOTSUP; /* nothing to send per child: no arrays to unnest */
+  orm__sql_text_t t = {0};
+  orm__sql_put(&t, "WITH p AS (");
+  put_insert_values(&t, pm, pfields);
+  put_returning(&t, parent);
+  orm__sql_put(&t, "), c AS (");
+  put_insert_many(&t, cm, cfields, (size_t)popcount64(pfields) + 1, fk,
+                  pm->fields[parent->pk].column);
+  put_returning(&t, child);
+  orm__sql_put(&t, ") SELECT ");
+  put_qualified(&t, "p", pm);
+  orm__sql_put(&t, ", ");
+  put_qualified(&t, "c", cm);
+  orm__sql_put(&t, " FROM p LEFT JOIN c ON true");
+  *child_fields = cfields;
+  return finish(&t, out, pfields, -1);
 }

@@ -105,6 +105,11 @@ typedef struct {
                                which have no equality operator */
   orm__sql_stmt_t *upsert;  /* [nfields]: sql NULL unless the field is the
                                primary key or ORM_F_UNIQUE */
+  /* [nrelations], or NULL: orm__model_sql_insert_with() of each has-one or
+   * has-many relation, built on first use, with the child fields each
+   * binds. */
+  orm__sql_stmt_t *insert_with;
+  uint64_t *insert_with_child;
 } orm__model_sql_t;
 
 /* Checks `model` (orm_model_check_detail) and builds its statements.
@@ -120,5 +125,23 @@ void orm__model_sql_free(orm__model_sql_t *sql);
  * Returns 0, ORM_EINVAL or ORM_ENOMEM. */
 int orm__model_sql_update_fields(const orm__model_sql_t *sql, uint64_t fields,
                                  orm__sql_stmt_t *out);
+
+/* A parent's INSERT and its has-many children's, in one statement:
+ *
+ *   WITH p AS (INSERT INTO parent (...) VALUES ($1, ...) RETURNING ...),
+ *        c AS (INSERT INTO child (..., fk) SELECT u.a, ..., p.pk
+ *              FROM p, unnest($k::type[], ...) AS u(a, ...) RETURNING ...)
+ *   SELECT p.<parent columns>, c.<child columns> FROM p LEFT JOIN c ON true
+ *
+ * so the server sets each child's `fk` (a field of the child) from the
+ * parent's generated key. One row per child (one with NULL child columns
+ * when there is none), in the children's order. out->fields are the
+ * parent's fields bound as $1..; *child_fields the child's, bound as arrays
+ * after them (orm__params_bind_rows). out->sql comes from orm__malloc().
+ * Returns 0, ORM_ENOTSUP (the child has no column to send but its key) or
+ * ORM_ENOMEM. */
+int orm__model_sql_insert_with(const orm__model_sql_t *parent,
+                               const orm__model_sql_t *child, int fk,
+                               orm__sql_stmt_t *out, uint64_t *child_fields);
 
 #endif /* ORM_MODEL_SQL_H */
