@@ -163,9 +163,8 @@ static void put_order(orm__sql_text_t *t, const orm__rel_t *r,
   }
 }
 
-/* Node i's statement: its rows in the order stitching needs. */
-static char *node_sql(const orm__includes_t *inc, int i, const char *root_sql,
-                      int *rc) {
+char *orm__include_sql(const orm__includes_t *inc, int i, const char *root_sql,
+                       int *rc) {
   const orm__include_t *n = &inc->nodes[i];
   const orm__rel_t *r = &n->rel;
   orm__sql_text_t t = {0};
@@ -584,7 +583,7 @@ static int build_sql(const orm__includes_t *inc, const char *root_sql,
                      char **sql) {
   for (size_t i = 0; i < inc->n; i++) {
     int rc = 0;
-    sql[i] = node_sql(inc, (int)i, root_sql, &rc);
+    sql[i] = orm__include_sql(inc, (int)i, root_sql, &rc);
     if (sql[i] == NULL) {
       free_sql(sql, i);
       return rc != 0 ? rc : ORM_ENOMEM;

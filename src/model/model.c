@@ -165,15 +165,17 @@ static int check_relations(const orm_model_t *model, orm_model_error_t *err) {
     size_t len = orm__rel_to_many(rel) ? sizeof(ORM_MANY_SLOT(void))
                                        : sizeof(ORM_ONE_SLOT(void));
     if (rel->offset > size || size - rel->offset < len ||
-        rel->offset % alignof(void *) != 0 ||
-        overlaps(rel->offset, len, model->nulls_offset, 8))
-      DEFECT(-1, "relation \"%s\": its member is outside the struct, "
-                 "misaligned or over the null bitmap", rel->name);
+        rel->offset % alignof(void *) != 0)
+      DEFECT(-1, "relation \"%s\": its member is outside the struct or "
+                 "misaligned", rel->name);
     for (size_t f = 0; f < model->nfields; f++)
       if (overlaps(rel->offset, len, model->fields[f].offset,
                    model->fields[f].size))
         DEFECT((int)f, "relation \"%s\": its member overlaps column \"%s\"",
                rel->name, model->fields[f].column);
+    if (overlaps(rel->offset, len, model->nulls_offset, 8))
+      DEFECT(-1, "relation \"%s\": its member overlaps the null bitmap",
+             rel->name);
     for (size_t j = 0; j < i; j++) {
       const orm_relation_t *other = &model->relations[j];
       size_t olen = orm__rel_to_many(other) ? sizeof(ORM_MANY_SLOT(void))

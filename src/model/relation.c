@@ -207,8 +207,20 @@ static int add_path(orm__includes_t *inc, const char *s, const char *end) {
     s++;
   while (end > s && end[-1] == ' ')
     end--;
-  if (s == end)
-    return ORM_EINVAL;
+  /* Well-formed first: names of letters, digits and '_' between dots. */
+  bool empty = true;
+  for (const char *c = s; c <= end; c++) {
+    if (c == end || *c == '.') {
+      if (empty)
+        return ORM_EINVAL;
+      empty = true;
+    } else if ((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
+               (*c >= '0' && *c <= '9') || *c == '_') {
+      empty = false;
+    } else {
+      return ORM_EINVAL;
+    }
+  }
   int parent = -1;
   const orm_model_t *model = inc->root;
   while (s <= end) {

@@ -75,6 +75,13 @@ typedef struct {
  * with `inc` unchanged. */
 int orm__includes_add(orm__includes_t *inc, const char *paths);
 
+/* Node i's statement (load.c): its rows, ordered by the key that hangs
+ * them on their parents, selected by a subquery over `root_sql` (the
+ * query's SQL), or by "= ANY($1)" when `root_sql` is NULL (a preload).
+ * From orm__malloc(); NULL with *rc set on failure. */
+char *orm__include_sql(const orm__includes_t *inc, int i, const char *root_sql,
+                       int *rc);
+
 /* ---- keys ---------------------------------------------------------------- */
 
 /* One key value: integers widened to int64, uuid and text as bytes. */
