@@ -28,6 +28,20 @@
  *             allocator; also reports rows/s.
  *   tx        BEGIN, a find, an update of another random row, COMMIT, sent
  *             together.
+ *   relations REL_BATCH consecutive conversations from a random first id,
+ *             their messages and each message's usage record (relations.h):
+ *             the statements uvorm's eager loading sends, with the tables
+ *             schema-qualified (BEGIN ISOLATION LEVEL REPEATABLE READ, READ
+ *             ONLY; the conversations; their messages and the messages'
+ *             usage, each selected by a subquery over the conversations'
+ *             query; COMMIT), sent together. Rows are decoded into structs
+ *             (strings copied, the numeric cost turned into its decimal
+ *             text, as uvorm does) in buffers each unit reuses, and
+ *             stitched: each conversation points at its run of messages
+ *             (merged: both come in conversation order), each message at
+ *             its usage record (through a hash map of message ids). In
+ *             batch mode this is one write and one round trip for a batch
+ *             of units; in sync mode each statement gets its sync.
  *
  * Modes:
  *   batch   pipeline mode; the statements issued during one poll callback
@@ -52,6 +66,7 @@
 #include <uv.h>
 
 #include "harness.h"
+#include "relations.h"
 
 #define DRIVER "raw"
 /* How long the in-flight units get to finish after the measured phase. */
@@ -65,13 +80,34 @@
 #define INT8_OID 20
 #define TEXT_OID 25
 #define TIMESTAMPTZ_OID 1184
+#define NUMERIC_OID 1700
 
 /* ---- statements and workloads ----------------------------------------------- */
 
 typedef enum {
   ST_SELECT, ST_FIND, ST_UPDATE, ST_FORTUNES, ST_INSERT, ST_BULK, ST_BEGIN,
-  ST_COMMIT, ST_COUNT
+  ST_COMMIT, ST_REL_BEGIN, ST_REL_CONVS, ST_REL_MSGS, ST_REL_USAGE, ST_COUNT
 } stmt_id_t;
+
+/* The relations workload's statements: uvorm's (src/model/load.c), the
+ * tables qualified with the schema instead of a search_path. Each statement
+ * whose rows have children leaves the children's keys in a setting local to
+ * the transaction, which the next statement reads: all go in one flight. */
+#define REL_CONVS_SQL                                                          \
+  "WITH r AS (SELECT \"id\", \"user_id\", \"title\", \"started_at\" "             \
+  "FROM bench.\"conversations\" WHERE \"id\" >= $1 ORDER BY \"id\" LIMIT $2), "   \
+  "k AS (SELECT set_config('uvorm.k0', coalesce(array_agg(r.\"id\")::text, "      \
+  "'{}'), true) FROM r) SELECT r.* FROM k LEFT JOIN r ON true"
+#define REL_MSGS_SQL                                                           \
+  "WITH r AS (SELECT \"id\", \"conversation_id\", \"role\", \"content\", "        \
+  "\"tokens\", \"created_at\" FROM bench.\"messages\" WHERE \"conversation_id\" " \
+  "= ANY(current_setting('uvorm.k0')::int8[]) ORDER BY \"conversation_id\", "    \
+  "\"id\"), k AS (SELECT set_config('uvorm.k1', coalesce(array_agg(r.\"id\")::"  \
+  "text, '{}'), true) FROM r) SELECT r.* FROM k LEFT JOIN r ON true"
+#define REL_USAGE_SQL                                                          \
+  "SELECT \"id\", \"message_id\", \"prompt_tokens\", \"completion_tokens\", "     \
+  "\"cost\" FROM bench.\"usage_records\" WHERE \"message_id\" = "                 \
+  "ANY(current_setting('uvorm.k1')::int8[]) ORDER BY \"message_id\", \"id\""
 
 static const struct {
   const char *name;
@@ -92,18 +128,23 @@ static const struct {
   [ST_BULK] = {"rw_bulk", "SELECT id, email, name, created_at FROM bench.users", 0, {0}},
   [ST_BEGIN] = {"rw_begin", "BEGIN", 0, {0}},
   [ST_COMMIT] = {"rw_commit", "COMMIT", 0, {0}},
+  [ST_REL_BEGIN] = {"rw_rel_begin", "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY", 0,
+                    {0}},
+  [ST_REL_CONVS] = {"rw_rel_convs", REL_CONVS_SQL, 2, {INT8_OID, INT8_OID}},
+  [ST_REL_MSGS] = {"rw_rel_msgs", REL_MSGS_SQL, 0, {0}},
+  [ST_REL_USAGE] = {"rw_rel_usage", REL_USAGE_SQL, 0, {0}},
 };
 
 /* The first is the default. */
 typedef enum {
   W_FIND, W_SELECT, W_QUERIES, W_FORTUNES, W_UPDATE, W_INSERT, W_BULK, W_TX,
-  W_COUNT
+  W_RELATIONS, W_COUNT
 } workload_t;
 
 static const char *const workload_names[W_COUNT] = {
   [W_FIND] = "find", [W_SELECT] = "select", [W_QUERIES] = "queries",
   [W_FORTUNES] = "fortunes", [W_UPDATE] = "update", [W_INSERT] = "insert",
-  [W_BULK] = "bulk", [W_TX] = "tx",
+  [W_BULK] = "bulk", [W_TX] = "tx", [W_RELATIONS] = "relations",
 };
 
 static const struct {
@@ -118,6 +159,9 @@ static const struct {
   [W_INSERT] = {1u << ST_INSERT, 1},
   [W_BULK] = {1u << ST_BULK, 1},
   [W_TX] = {1u << ST_BEGIN | 1u << ST_FIND | 1u << ST_UPDATE | 1u << ST_COMMIT, 4},
+  [W_RELATIONS] = {1u << ST_REL_BEGIN | 1u << ST_REL_CONVS | 1u << ST_REL_MSGS |
+                       1u << ST_REL_USAGE | 1u << ST_COMMIT,
+                   5},
 };
 
 /* The first is the default. */
@@ -129,6 +173,48 @@ static const char *const mode_names[MODE_COUNT] = {
 
 /* ---- units, the expect ring, connections ------------------------------------ */
 
+/* The relations workload's rows, as a hand-written program would hydrate
+ * them. Strings point into the unit's text buffers. */
+struct rel_usage {
+  int64_t id, message_id;
+  int32_t prompt_tokens, completion_tokens;
+  const char *cost; /* numeric as decimal text */
+};
+
+struct rel_message {
+  int64_t id, conversation_id;
+  const char *role, *content;
+  int32_t tokens;
+  int64_t created_at; /* microseconds since 2000-01-01 */
+  struct rel_usage *usage; /* NULL: none */
+};
+
+struct rel_conversation {
+  int64_t id, user_id;
+  const char *title;
+  int64_t started_at;
+  struct rel_message *messages; /* a run of the unit's messages */
+  size_t nmessages;
+};
+
+/* A growable array (or text buffer) a unit reuses from one op to the next. */
+struct rel_buf {
+  void *p;
+  size_t cap; /* in bytes */
+};
+
+/* What one relations unit holds between its answers. */
+struct rel_unit {
+  struct rel_conversation *convs;
+  struct rel_message *msgs;
+  struct rel_usage *usage;
+  size_t nconvs, nmsgs, nusage;
+  struct rel_buf convs_buf, msgs_buf, usage_buf;
+  /* One text buffer per result: each is sized before its rows are read. */
+  struct rel_buf convs_text, msgs_text, usage_text;
+  int decoded; /* results decoded so far in this op (0..3) */
+};
+
 struct unit {
   struct unit *next; /* in the connection's send queue */
   uint64_t issued_ns;
@@ -138,6 +224,8 @@ struct unit {
   uint64_t serial; /* insert: makes the email unique */
   int32_t ids[UNIT_QUERIES];
   int32_t values[UNIT_QUERIES]; /* new randomnumbers for the updates */
+  int64_t rel_start; /* relations: the first conversation's id */
+  struct rel_unit *rel; /* relations only */
 };
 
 /* What the connection has handed to libpq and not yet seen the end of, in
@@ -214,6 +302,7 @@ struct driver {
   uint64_t inserted;  /* users inserted by the run, warm-up included */
   int cleanup_sent;
   uint64_t measured_rows; /* bulk: rows decoded in the measured phase */
+  int rel_checked; /* relations: a unit's answer was right */
   /* Starts the run one loop turn after the last connection is ready, then
    * bounds the drain. */
   uv_timer_t timer;
@@ -285,6 +374,11 @@ static void put_u32(char *p, uint32_t v) {
   b[1] = (unsigned char)(v >> 16);
   b[2] = (unsigned char)(v >> 8);
   b[3] = (unsigned char)v;
+}
+
+static void put_u64(char *p, uint64_t v) {
+  put_u32(p, (uint32_t)(v >> 32));
+  put_u32(p + 4, (uint32_t)v);
 }
 
 /* ---- the expect ring -------------------------------------------------------- */
@@ -421,6 +515,7 @@ static int send_sync(struct conn *c) {
 static int send_stmt(struct conn *c, stmt_id_t stmt, struct unit *u, int slot) {
   struct driver *d = c->drv;
   char ints[2][4];
+  char longs[2][8];
   char email[96], name[48];
   const char *values[2] = {ints[0], ints[1]};
   int lengths[2] = {4, 4};
@@ -434,6 +529,13 @@ static int send_stmt(struct conn *c, stmt_id_t stmt, struct unit *u, int slot) {
   case ST_UPDATE:
     put_u32(ints[0], (uint32_t)u->ids[slot]);
     put_u32(ints[1], (uint32_t)u->values[slot]);
+    break;
+  case ST_REL_CONVS:
+    put_u64(longs[0], (uint64_t)u->rel_start);
+    put_u64(longs[1], REL_BATCH);
+    values[0] = longs[0];
+    values[1] = longs[1];
+    lengths[0] = lengths[1] = 8;
     break;
   case ST_INSERT: {
     int n = snprintf(email, sizeof email, "%s-%" PRIu64 "@raw.bench", d->email_tag,
@@ -471,6 +573,8 @@ static int stage_stmts(workload_t w) {
     return UNIT_QUERIES;
   case W_TX:
     return 4;
+  case W_RELATIONS:
+    return 5;
   default:
     return 1;
   }
@@ -483,6 +587,8 @@ static stmt_id_t stage_stmt(workload_t w, const struct unit *u, int i, int *slot
     [W_INSERT] = ST_INSERT, [W_BULK] = ST_BULK,
   };
   static const stmt_id_t tx[4] = {ST_BEGIN, ST_FIND, ST_UPDATE, ST_COMMIT};
+  static const stmt_id_t rel[5] = {ST_REL_BEGIN, ST_REL_CONVS, ST_REL_MSGS, ST_REL_USAGE,
+                                   ST_COMMIT};
 
   *slot = 0;
   switch (w) {
@@ -493,6 +599,8 @@ static stmt_id_t stage_stmt(workload_t w, const struct unit *u, int i, int *slot
   case W_TX:
     *slot = tx[i] == ST_UPDATE; /* the update writes the second row */
     return tx[i];
+  case W_RELATIONS:
+    return rel[i];
   default:
     return single[w];
   }
@@ -730,6 +838,301 @@ static const char *decode_users(const PGresult *res, uint64_t *rows) {
   return why;
 }
 
+/* ---- relations: decoding, stitching, checking ------------------------------ */
+
+static uint16_t get_u16(const char *p) {
+  const unsigned char *b = (const unsigned char *)p;
+  return (uint16_t)(b[0] << 8 | b[1]);
+}
+
+/* Room for at least `bytes` in b (what it held is not kept), or NULL. */
+static void *rel_reserve(struct rel_buf *b, size_t bytes) {
+  if (b->cap < bytes) {
+    size_t cap = b->cap ? b->cap : 4096;
+    while (cap < bytes)
+      cap *= 2;
+    void *p = malloc(cap);
+    if (p == NULL)
+      return NULL;
+    free(b->p);
+    b->p = p;
+    b->cap = cap;
+  }
+  return b->p;
+}
+
+static void rel_unit_free(struct rel_unit *r) {
+  if (r == NULL)
+    return;
+  free(r->convs_buf.p);
+  free(r->msgs_buf.p);
+  free(r->usage_buf.p);
+  free(r->convs_text.p);
+  free(r->msgs_text.p);
+  free(r->usage_text.p);
+  free(r);
+}
+
+/* Copies a text value to *text as a C string and moves *text past it. */
+static const char *put_text(char **text, const PGresult *res, int row, int col) {
+  size_t len = (size_t)PQgetlength(res, row, col);
+  char *p = *text;
+  memcpy(p, PQgetvalue(res, row, col), len);
+  p[len] = '\0';
+  *text = p + len + 1;
+  return p;
+}
+
+/* The size (NUL included) of the decimal text of a binary numeric, or 0
+ * when it is malformed or not a finite number. */
+static size_t numeric_text_size(const char *v, int len) {
+  if (len < 8)
+    return 0;
+  int ndigits = (int16_t)get_u16(v), weight = (int16_t)get_u16(v + 2);
+  unsigned sign = get_u16(v + 4);
+  int dscale = (int16_t)get_u16(v + 6);
+  if (ndigits < 0 || len != 8 + 2 * ndigits || (sign != 0 && sign != 0x4000) || dscale < 0)
+    return 0;
+  for (int i = 0; i < ndigits; i++)
+    if (get_u16(v + 8 + 2 * i) >= 10000)
+      return 0;
+  size_t int_groups = weight >= 0 ? (size_t)weight + 1 : 0;
+  return 1 + (int_groups ? int_groups * 4 : 1) + 1 + ((size_t)dscale + 3) / 4 * 4 + 1;
+}
+
+static void put_digits4(char *p, unsigned d) {
+  p[0] = (char)('0' + d / 1000);
+  p[1] = (char)('0' + d / 100 % 10);
+  p[2] = (char)('0' + d / 10 % 10);
+  p[3] = (char)('0' + d % 10);
+}
+
+/* Writes the decimal text of a binary numeric that numeric_text_size()
+ * accepted to out (as numeric's output function does); returns the end. */
+static char *numeric_text(char *out, const char *v) {
+  int ndigits = (int16_t)get_u16(v), weight = (int16_t)get_u16(v + 2);
+  int dscale = (int16_t)get_u16(v + 6);
+  const char *digits = v + 8;
+  char *p = out;
+  if (get_u16(v + 4) == 0x4000)
+    *p++ = '-';
+  if (weight < 0) {
+    *p++ = '0';
+  } else {
+    for (int g = 0; g <= weight; g++) {
+      unsigned d = g < ndigits ? get_u16(digits + 2 * g) : 0;
+      put_digits4(p, d);
+      if (g == 0) { /* no leading zeros, but one digit at least */
+        int k = 0;
+        while (k < 3 && p[k] == '0')
+          k++;
+        memmove(p, p + k, (size_t)(4 - k));
+        p += 4 - k;
+      } else {
+        p += 4;
+      }
+    }
+  }
+  if (dscale > 0) {
+    *p++ = '.';
+    for (int k = 0; k * 4 < dscale; k++) {
+      int g = weight + 1 + k;
+      put_digits4(p + 4 * k, g >= 0 && g < ndigits ? get_u16(digits + 2 * g) : 0);
+    }
+    p += dscale;
+  }
+  *p = '\0';
+  return p + 1;
+}
+
+static const char *rel_decode_convs(struct rel_unit *r, const PGresult *res) {
+  int n = PQntuples(res);
+  if (PQnfields(res) != 4 || PQftype(res, 0) != INT8_OID || PQftype(res, 1) != INT8_OID ||
+      PQftype(res, 2) != TEXT_OID || PQftype(res, 3) != TIMESTAMPTZ_OID ||
+      PQfformat(res, 0) != 1)
+    return "conversations: not binary int8, int8, text, timestamptz";
+  size_t bytes = 1;
+  for (int i = 0; i < n; i++)
+    bytes += (size_t)PQgetlength(res, i, 2) + 1;
+  struct rel_conversation *c = rel_reserve(&r->convs_buf, (size_t)n * sizeof(*c) + 1);
+  char *text = rel_reserve(&r->convs_text, bytes);
+  if (c == NULL || text == NULL)
+    return "out of memory";
+  for (int i = 0; i < n; i++, c++) {
+    if (PQgetlength(res, i, 0) != 8 || PQgetlength(res, i, 1) != 8 ||
+        PQgetisnull(res, i, 2) || PQgetlength(res, i, 3) != 8)
+      return "conversations: a NULL or malformed column";
+    c->id = (int64_t)get_u64(PQgetvalue(res, i, 0));
+    c->user_id = (int64_t)get_u64(PQgetvalue(res, i, 1));
+    c->title = put_text(&text, res, i, 2);
+    c->started_at = (int64_t)get_u64(PQgetvalue(res, i, 3));
+    c->messages = NULL;
+    c->nmessages = 0;
+  }
+  r->convs = r->convs_buf.p;
+  r->nconvs = (size_t)n;
+  return NULL;
+}
+
+static const char *rel_decode_msgs(struct rel_unit *r, const PGresult *res) {
+  int n = PQntuples(res);
+  if (PQnfields(res) != 6 || PQftype(res, 0) != INT8_OID || PQftype(res, 1) != INT8_OID ||
+      PQftype(res, 2) != TEXT_OID || PQftype(res, 3) != TEXT_OID ||
+      PQftype(res, 4) != INT4_OID || PQftype(res, 5) != TIMESTAMPTZ_OID ||
+      PQfformat(res, 0) != 1)
+    return "messages: not binary int8, int8, text, text, int4, timestamptz";
+  size_t bytes = 1;
+  for (int i = 0; i < n; i++)
+    bytes += (size_t)PQgetlength(res, i, 2) + (size_t)PQgetlength(res, i, 3) + 2;
+  struct rel_message *m = rel_reserve(&r->msgs_buf, (size_t)n * sizeof(*m) + 1);
+  char *text = rel_reserve(&r->msgs_text, bytes);
+  if (m == NULL || text == NULL)
+    return "out of memory";
+  for (int i = 0; i < n; i++, m++) {
+    if (PQgetlength(res, i, 0) != 8 || PQgetlength(res, i, 1) != 8 ||
+        PQgetisnull(res, i, 2) || PQgetisnull(res, i, 3) || PQgetlength(res, i, 4) != 4 ||
+        PQgetlength(res, i, 5) != 8)
+      return "messages: a NULL or malformed column";
+    m->id = (int64_t)get_u64(PQgetvalue(res, i, 0));
+    m->conversation_id = (int64_t)get_u64(PQgetvalue(res, i, 1));
+    m->role = put_text(&text, res, i, 2);
+    m->content = put_text(&text, res, i, 3);
+    m->tokens = (int32_t)get_u32(PQgetvalue(res, i, 4));
+    m->created_at = (int64_t)get_u64(PQgetvalue(res, i, 5));
+    m->usage = NULL;
+  }
+  r->msgs = r->msgs_buf.p;
+  r->nmsgs = (size_t)n;
+  return NULL;
+}
+
+static const char *rel_decode_usage(struct rel_unit *r, const PGresult *res) {
+  int n = PQntuples(res);
+  if (PQnfields(res) != 5 || PQftype(res, 0) != INT8_OID || PQftype(res, 1) != INT8_OID ||
+      PQftype(res, 2) != INT4_OID || PQftype(res, 3) != INT4_OID ||
+      PQftype(res, 4) != NUMERIC_OID || PQfformat(res, 0) != 1)
+    return "usage_records: not binary int8, int8, int4, int4, numeric";
+  size_t bytes = 1;
+  for (int i = 0; i < n; i++) {
+    size_t size = numeric_text_size(PQgetvalue(res, i, 4), PQgetlength(res, i, 4));
+    if (size == 0 || PQgetisnull(res, i, 4))
+      return "usage_records: a NULL or malformed cost";
+    bytes += size;
+  }
+  struct rel_usage *us = rel_reserve(&r->usage_buf, (size_t)n * sizeof(*us) + 1);
+  char *text = rel_reserve(&r->usage_text, bytes);
+  if (us == NULL || text == NULL)
+    return "out of memory";
+  for (int i = 0; i < n; i++, us++) {
+    if (PQgetlength(res, i, 0) != 8 || PQgetlength(res, i, 1) != 8 ||
+        PQgetlength(res, i, 2) != 4 || PQgetlength(res, i, 3) != 4)
+      return "usage_records: a NULL or malformed column";
+    us->id = (int64_t)get_u64(PQgetvalue(res, i, 0));
+    us->message_id = (int64_t)get_u64(PQgetvalue(res, i, 1));
+    us->prompt_tokens = (int32_t)get_u32(PQgetvalue(res, i, 2));
+    us->completion_tokens = (int32_t)get_u32(PQgetvalue(res, i, 3));
+    us->cost = text;
+    text = numeric_text(text, PQgetvalue(res, i, 4));
+  }
+  r->usage = r->usage_buf.p;
+  r->nusage = (size_t)n;
+  return NULL;
+}
+
+/* A map from message ids to messages, for the stitching (open addressing;
+ * one loop thread, so one map serves every unit). */
+#define REL_MAP_SIZE 1024 /* a power of two */
+static struct {
+  int64_t key;
+  struct rel_message *m;
+} rel_map[REL_MAP_SIZE];
+
+static size_t rel_map_slot(int64_t key) {
+  size_t i = (size_t)((uint64_t)key * UINT64_C(0x9E3779B97F4A7C15) >> 54);
+  while (rel_map[i].m != NULL && rel_map[i].key != key)
+    i = (i + 1) & (REL_MAP_SIZE - 1);
+  return i;
+}
+
+/* Hangs each conversation's messages on it, and each message's usage on
+ * the message. */
+static const char *rel_stitch(struct rel_unit *r) {
+  /* Both come in conversation order: merge. */
+  size_t ci = 0;
+  for (size_t start = 0, end; start < r->nmsgs; start = end) {
+    int64_t cid = r->msgs[start].conversation_id;
+    for (end = start + 1; end < r->nmsgs && r->msgs[end].conversation_id == cid;)
+      end++;
+    while (ci < r->nconvs && r->convs[ci].id < cid)
+      ci++;
+    if (ci < r->nconvs && r->convs[ci].id == cid) {
+      r->convs[ci].messages = &r->msgs[start];
+      r->convs[ci].nmessages = end - start;
+    }
+  }
+  if (r->nmsgs > REL_MAP_SIZE / 2)
+    return "more messages than the map takes";
+  for (size_t i = 0; i < REL_MAP_SIZE; i++)
+    rel_map[i].m = NULL;
+  for (size_t i = 0; i < r->nmsgs; i++) {
+    size_t slot = rel_map_slot(r->msgs[i].id);
+    rel_map[slot].key = r->msgs[i].id;
+    rel_map[slot].m = &r->msgs[i];
+  }
+  for (size_t i = 0; i < r->nusage; i++) {
+    struct rel_message *m = rel_map[rel_map_slot(r->usage[i].message_id)].m;
+    if (m != NULL && m->usage == NULL)
+      m->usage = &r->usage[i];
+  }
+  return NULL;
+}
+
+/* Why the unit's stitched rows are not REL_BATCH conversations from
+ * rel_start with their messages and usage; or NULL. As bench_workloads
+ * checks uvorm's. */
+static const char *rel_mismatch(const struct unit *u) {
+  const struct rel_unit *r = u->rel;
+  uint64_t tokens = 0;
+  if (r->nconvs != REL_BATCH)
+    return "not REL_BATCH conversations";
+  for (size_t i = 0; i < r->nconvs; i++) {
+    const struct rel_conversation *c = &r->convs[i];
+    if (c->id != u->rel_start + (int64_t)i || c->title == NULL)
+      return "a wrong conversation";
+    if (c->nmessages != REL_MESSAGES_PER)
+      return "not REL_MESSAGES_PER messages in a conversation";
+    for (size_t k = 0; k < c->nmessages; k++) {
+      const struct rel_message *m = &c->messages[k];
+      const struct rel_usage *us = m->usage;
+      int64_t id = (c->id - 1) * REL_MESSAGES_PER + (int64_t)k + 1;
+      if (m->id != id || m->conversation_id != c->id)
+        return "a wrong message";
+      if (us == NULL)
+        return "a message without its usage";
+      if (us->message_id != id || us->prompt_tokens != REL_PROMPT_TOKENS(id) ||
+          us->completion_tokens != REL_COMPLETION_TOKENS(id) || !rel_cost_ok(us->cost, id))
+        return "a wrong usage record";
+      tokens += (uint64_t)m->tokens + (uint64_t)us->prompt_tokens +
+                (uint64_t)us->completion_tokens;
+    }
+  }
+  sink += tokens;
+  return NULL;
+}
+
+/* The last result of a relations unit: decoded, stitched, checked. */
+static const char *rel_finish(const struct unit *u, const PGresult *res) {
+  struct rel_unit *r = u->rel;
+  if (r->decoded != 2)
+    return "usage records without the conversations and messages";
+  const char *why = rel_decode_usage(r, res);
+  if (why == NULL)
+    why = rel_stitch(r);
+  if (why == NULL)
+    why = rel_mismatch(u);
+  return why;
+}
+
 /* Checks one statement's result; returns why it is wrong, or NULL. */
 static const char *check_result(const struct expect *e, PGresult *res,
                                 uint64_t *rows) {
@@ -784,9 +1187,24 @@ static const char *check_result(const struct expect *e, PGresult *res,
       break;
     return decode_users(res, rows);
   case ST_BEGIN:
+  case ST_REL_BEGIN:
     if (st != PGRES_COMMAND_OK)
       break;
     return NULL;
+  case ST_REL_CONVS:
+  case ST_REL_MSGS: {
+    if (st != PGRES_TUPLES_OK)
+      break;
+    const char *why = e->stmt == ST_REL_CONVS ? rel_decode_convs(u->rel, res)
+                                              : rel_decode_msgs(u->rel, res);
+    if (why == NULL)
+      u->rel->decoded++;
+    return why;
+  }
+  case ST_REL_USAGE:
+    if (st != PGRES_TUPLES_OK)
+      break;
+    return rel_finish(u, res);
   case ST_COMMIT:
     if (st != PGRES_COMMAND_OK)
       break;
@@ -836,6 +1254,10 @@ static void issue(struct conn *c, struct unit *u, uint64_t now) {
     break;
   case W_INSERT:
     u->serial = d->next_serial++;
+    break;
+  case W_RELATIONS:
+    u->rel_start = (int64_t)(1 + rand_u32(d) % REL_MAX_START);
+    u->rel->decoded = 0;
     break;
   default:
     break;
@@ -947,11 +1369,20 @@ static void read_results(struct conn *c) {
       uint64_t rows = 0;
       e->got_result = 1;
       const char *why = check_result(e, res, &rows);
+      if (why != NULL && d->workload == W_RELATIONS && !d->rel_checked) {
+        /* A wrong first answer: something is broken, not noisy. */
+        fatal(d, "conn %d: %s: the first answer is wrong: %s", c->index,
+              stmt_table[e->stmt].name, why);
+        PQclear(res);
+        return;
+      }
       if (why != NULL)
         bench_run_wrong(&d->run, DRIVER, "conn %d: %s: %s", c->index,
                         stmt_table[e->stmt].name, why);
       else if (e->stmt == ST_INSERT)
         d->inserted++;
+      else if (e->stmt == ST_REL_USAGE)
+        d->rel_checked = 1;
       if (d->run.phase == BENCH_MEASURE)
         d->measured_rows += rows;
       if (--u->pending == 0) {
@@ -1198,6 +1629,11 @@ int main(int argc, char **argv) {
     bench_warn(DRIVER, "out of memory");
     return 1;
   }
+  for (int i = 0; d->workload == W_RELATIONS && i < d->opts.inflight; i++)
+    if ((units[i].rel = calloc(1, sizeof(*units[i].rel))) == NULL) {
+      bench_warn(DRIVER, "out of memory");
+      return 1;
+    }
   struct unit *next_unit = units;
   unsigned per_unit = (unsigned)workload_table[d->workload].max_in_flight;
   for (int i = 0; i < d->nconns; i++) {
@@ -1235,6 +1671,8 @@ int main(int argc, char **argv) {
     free(d->conns[i].updates);
   }
   free(d->conns);
+  for (int i = 0; i < d->opts.inflight; i++)
+    rel_unit_free(units[i].rel);
   free(units);
 
   rc = bench_report(&d->run, &d->opts, DRIVER, d->failed);

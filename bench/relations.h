@@ -34,4 +34,19 @@
 #define REL_COMPLETION_TOKENS(g) (20 + (g) % 300)
 #define REL_COST_MICROS(g) (REL_PROMPT_TOKENS(g) * 3 + REL_COMPLETION_TOKENS(g) * 15)
 
+#include <stdint.h>
+#include <string.h>
+
+/* Whether `s` is the text of message g's cost as numeric(30,12) prints it:
+ * "0.", the six digits of the millionths, then six zeros. */
+static inline int rel_cost_ok(const char *s, int64_t g) {
+  int64_t m = REL_COST_MICROS(g);
+  if (s == NULL || s[0] != '0' || s[1] != '.')
+    return 0;
+  for (int i = 7; i >= 2; i--, m /= 10)
+    if (s[i] != (char)('0' + m % 10))
+      return 0;
+  return m == 0 && strcmp(s + 8, "000000") == 0;
+}
+
 #endif /* UVORM_BENCH_RELATIONS_H */

@@ -25,7 +25,9 @@
 #   -w SECONDS    warm-up of each driver run (pgbench has none)
 #   -r REPS       repetitions (at least 1; 3 or more for useful medians)
 #   --workloads   comma-separated subset of: select find queries fortunes
-#                 update update-tx bulk insert tx (default all, in that order)
+#                 update update-tx bulk insert tx relations relations-1k
+#                 (default all, in that order; relations brings relations-1k,
+#                 its 1+K-round-trip variant, along)
 #   --nopipe      also run uvorm and raw libpq without pipeline mode (--mode
 #                 nopipe: one statement in flight per connection); their rows
 #                 and ratios are printed, the BENCH lines do not change
@@ -41,7 +43,13 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # bulk before insert: insert runs leave `users` with dead tuples (millions in
 # the long profile) that change what a bulk scan costs.
-ALL_WORKLOADS="select find queries fortunes update update-tx bulk insert tx"
+ALL_WORKLOADS="select find queries fortunes update update-tx bulk insert tx relations relations-1k"
+# Workloads only bench_workloads has (no raw libpq or pgbench runs).
+UVORM_ONLY="update-tx relations-1k"
+# A uvorm-only variant and the workload whose other drivers it is compared
+# with: relations-1k loads what relations loads, in 1+K round trips. The
+# variant runs whenever its base does.
+COMPANIONS="relations-1k:relations"
 SWEEP_CS="1 8 64 256"
 SWEEP_WORKLOADS="find queries"
 BULK_C=2                       # one bulk op moves 100 000 rows
@@ -51,7 +59,7 @@ OUT=""
 
 die() { echo "run.sh: $*" >&2; exit 1; }
 note() { echo "run.sh: $*" >&2; }
-usage() { sed -n '3,39s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; exit "${1:-0}"; }
+usage() { sed -n '3,41s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; exit "${1:-0}"; }
 
 while [ $# -gt 0 ]; do
   case $1 in
@@ -94,6 +102,9 @@ else
   sel=""
   for w in $WORKLOADS; do
     [[ " $ALL_WORKLOADS " == *" $w "* ]] || die "unknown workload '$w' (one of: $ALL_WORKLOADS)"
+  done
+  for pair in $COMPANIONS; do
+    [[ " $WORKLOADS " == *" ${pair#*:} "* ]] && WORKLOADS="$WORKLOADS ${pair%%:*}"
   done
   for w in $ALL_WORKLOADS; do
     [[ " $WORKLOADS " == *" $w "* ]] && sel="$sel $w"
@@ -210,6 +221,7 @@ HEADER="driver,mode,conns,inflight,ops,seconds,ops_per_sec,cpu_us_per_op,p50_us,
 RUN_NO=0 RUNS_TOTAL=0
 
 workload_c() { if [ "$1" = bulk ]; then echo "$BULK_C"; else echo "$C"; fi; }
+uvorm_only() { [[ " $UVORM_ONLY " == *" $1 "* ]]; }
 
 # Prints the last line of CSV $1 as one progress line, and stops on failures.
 show_last() { # csv tag log
@@ -294,11 +306,11 @@ run_pgbench() { # rep workload
 # How many runs there will be, for the progress lines.
 for w in $WORKLOADS; do
   per=1
-  [ "$w" = update-tx ] || per=3
+  uvorm_only "$w" || per=3
   has_pgbench "$w" && per=$((per + 1))
   if [ "$NOPIPE" = 1 ]; then
     per=$((per + 1))
-    [ "$w" = update-tx ] || per=$((per + 1))
+    uvorm_only "$w" || per=$((per + 1))
   fi
   RUNS_TOTAL=$((RUNS_TOTAL + per * REPS))
 done
@@ -321,7 +333,7 @@ for w in $WORKLOADS; do
   for rep in $(seq 1 "$REPS"); do
     run_driver "$CSV" "$rep" "$BENCH_UVORM" pipeline "$w" "$c"
     if [ "$NOPIPE" = 1 ]; then run_driver "$CSV" "$rep" "$BENCH_UVORM" nopipe "$w" "$c"; fi
-    [ "$w" = update-tx ] && continue        # uvorm only
+    uvorm_only "$w" && continue             # no raw libpq or pgbench runs
     run_driver "$CSV" "$rep" "$BENCH_RAW" sync "$w" "$c"
     run_driver "$CSV" "$rep" "$BENCH_RAW" batch "$w" "$c"
     if [ "$NOPIPE" = 1 ]; then run_driver "$CSV" "$rep" "$BENCH_RAW" nopipe "$w" "$c"; fi
@@ -386,7 +398,8 @@ echo "uvorm vs raw libpq (sync, batch) vs pgbench: $PROFILE profile, P=$P C=$C (
 echo "transport: $TRANSPORT; server: PostgreSQL ${PG_VERSION:-?}; machine: $(nproc) CPUs${CPU_MODEL:+ ($CPU_MODEL)}," \
   "shared with the server; $(date +%F)"
 echo "uvorm pool counters over all its runs: $POOL"
-awk -F, -v P="$P" -v workloads="$WORKLOADS" -v medcsv="$OUT/medians.csv" "$AWK_MEDIAN"'
+awk -F, -v P="$P" -v workloads="$WORKLOADS" -v companions="$COMPANIONS" \
+  -v medcsv="$OUT/medians.csv" "$AWK_MEDIAN"'
   NR == 1 { next }
   { collect() }
   function ratio(a, b) { return b > 0 ? sprintf("%.2f", a / b) : "NA" }
@@ -394,8 +407,11 @@ awk -F, -v P="$P" -v workloads="$WORKLOADS" -v medcsv="$OUT/medians.csv" "$AWK_M
   END {
     nl = split("uvorm pipeline,raw sync,raw batch,pgbench prepared,uvorm nopipe,raw nopipe", labels, ",")
     nw = split(workloads, wl, " ")
+    # A companion (uvorm only) is compared with the drivers of its base workload.
+    nc = split(companions, cp, " ")
+    for (i = 1; i <= nc; i++) { split(cp[i], pr, ":"); base[pr[1]] = pr[2] }
     print "workload,driver,mode,conns,inflight,runs,ops_per_sec,cpu_us_per_op,p50_us,p90_us,p99_us,p999_us,peak_rss_kb,failures" >medcsv
-    printf "\n%-10s %-8s %-8s %3s %4s %4s %10s %9s %9s %9s %9s %9s %7s %4s\n", "workload", "driver", "mode",
+    printf "\n%-12s %-8s %-8s %3s %4s %4s %10s %9s %9s %9s %9s %9s %7s %4s\n", "workload", "driver", "mode",
       "P", "C", "runs", "ops/s", "CPU us/op", "p50 us", "p90 us", "p99 us", "p99.9 us", "RSS kB", "fail"
     for (i = 1; i <= nw; i++) {
       w = wl[i]
@@ -404,7 +420,7 @@ awk -F, -v P="$P" -v workloads="$WORKLOADS" -v medcsv="$OUT/medians.csv" "$AWK_M
         if (!(k in n)) continue
         medians(k)
         split(labels[l], dm, " ")
-        printf "%-10s %-8s %-8s %3d %4d %4d %10.0f %9.2f %9.1f %9.1f %9.1f %9.1f %7s %4d\n",
+        printf "%-12s %-8s %-8s %3d %4d %4d %10.0f %9.2f %9.1f %9.1f %9.1f %9.1f %7s %4d\n",
           (l == 1 ? w : ""), dm[1], dm[2], conns[k], infl[k], n[k], M_ops[k], M_cpu[k],
           M_p50[k], M_p90[k], M_p99[k], M_p999[k], (M_rss[k] > 0 ? sprintf("%d", M_rss[k]) : "-"), fail[k]
         printf "%s,%s,%s,%d,%d,%d,%.1f,%.3f,%.1f,%.1f,%.1f,%.1f,%d,%d\n", w, dm[1], dm[2], conns[k],
@@ -413,24 +429,33 @@ awk -F, -v P="$P" -v workloads="$WORKLOADS" -v medcsv="$OUT/medians.csv" "$AWK_M
     }
     printf "\nratios of medians, uvorm ops/s over: raw sync, raw batch, pgbench\n"
     for (i = 1; i <= nw; i++) {
-      w = wl[i]; u = w SUBSEP "uvorm pipeline"; r = w SUBSEP "raw sync"
-      b = w SUBSEP "raw batch"; g = w SUBSEP "pgbench prepared"
+      w = wl[i]; u = w SUBSEP "uvorm pipeline"; o = (w in base) ? base[w] : w
+      r = o SUBSEP "raw sync"; b = o SUBSEP "raw batch"; g = o SUBSEP "pgbench prepared"
       if (!(u in n)) continue
       bench[i] = sprintf("BENCH workload=%s P=%d C=%d uvorm_ops=%s raw_ops=%s rawbatch_ops=%s pgbench_ops=%s ratio_raw=%s ratio_rawbatch=%s ratio_pgbench=%s uvorm_cpu_us=%s raw_cpu_us=%s rawbatch_cpu_us=%s p99_us=%s",
         w, P, infl[u], num(u, M_ops, "%.0f"), num(r, M_ops, "%.0f"), num(b, M_ops, "%.0f"), num(g, M_ops, "%.0f"),
         (r in n) ? ratio(M_ops[u], M_ops[r]) : "NA", (b in n) ? ratio(M_ops[u], M_ops[b]) : "NA",
         (g in n) ? ratio(M_ops[u], M_ops[g]) : "NA",
         num(u, M_cpu, "%.2f"), num(r, M_cpu, "%.2f"), num(b, M_cpu, "%.2f"), num(u, M_p99, "%.1f"))
-      printf "  %-10s %6s %6s %6s   (CPU/op vs raw batch %s)\n", w,
+      vs = ""
+      if (w in base) {
+        # and over uvorm running the base workload
+        ub = o SUBSEP "uvorm pipeline"
+        bench[i] = bench[i] sprintf(" base=%s base_uvorm_ops=%s ratio_base=%s", o, num(ub, M_ops, "%.0f"),
+          (ub in n) ? ratio(M_ops[u], M_ops[ub]) : "NA")
+        vs = sprintf("; raw and pgbench: those of %s; over uvorm %s: ops/s %s, CPU/op %s", o, o,
+          (ub in n) ? ratio(M_ops[u], M_ops[ub]) : "NA", (ub in n) ? ratio(M_cpu[u], M_cpu[ub]) "x" : "NA")
+      }
+      printf "  %-12s %6s %6s %6s   (CPU/op vs raw batch %s%s)\n", w,
         (r in n) ? ratio(M_ops[u], M_ops[r]) : "NA", (b in n) ? ratio(M_ops[u], M_ops[b]) : "NA",
-        (g in n) ? ratio(M_ops[u], M_ops[g]) : "NA", (b in n) ? ratio(M_cpu[u], M_cpu[b]) "x" : "NA"
+        (g in n) ? ratio(M_ops[u], M_ops[g]) : "NA", (b in n) ? ratio(M_cpu[u], M_cpu[b]) "x" : "NA", vs
     }
     for (i = 1; i <= nw; i++) {
       w = wl[i]; u = w SUBSEP "uvorm nopipe"; r = w SUBSEP "raw nopipe"
       if (!(u in n) || !(r in n)) continue
       if (!nopipe_title++)
         printf "\nratios of medians without pipeline mode, uvorm nopipe over raw nopipe: ops/s, CPU/op\n"
-      printf "  %-10s %6s %6s\n", w, ratio(M_ops[u], M_ops[r]), ratio(M_cpu[u], M_cpu[r])
+      printf "  %-12s %6s %6s\n", w, ratio(M_ops[u], M_ops[r]), ratio(M_cpu[u], M_cpu[r])
     }
     print ""
     for (i = 1; i <= nw; i++) if (i in bench) print bench[i]

@@ -546,16 +546,15 @@ ORM_EXTERN int orm_query_for_update(orm_query_t *query);
  * shared by two paths once.
  *
  * The query and every relation each cost one statement, but one round trip
- * in all: the relations' statements do not wait for the query's rows. Each
- * selects its rows by the query itself (as a subquery over the same
- * conditions, order, limit and offset: LIMIT 20 gets exactly those 20 rows'
- * children), and on the pool all of them run in one read-only
- * REPEATABLE READ transaction, so they see one snapshot: no child is
- * missing or orphaned whatever writes run meanwhile. In a transaction they
- * run in it, and see its snapshots (one for REPEATABLE READ and
- * SERIALIZABLE; one per statement for READ COMMITTED). A query with a
- * LIMIT or OFFSET is ordered by its primary key after its ORDER BY columns,
- * so that each statement picks the same rows.
+ * in all: a relation's statement does not wait for its parent's rows, but
+ * reads their keys on the server, where the statement before it left them
+ * (in settings local to the transaction, named uvorm.k0, uvorm.k1, ...).
+ * On the pool all of them run in one read-only REPEATABLE READ
+ * transaction, so they see one snapshot: no child is missing or orphaned
+ * whatever writes run meanwhile. In a transaction they run in it, and see
+ * its snapshots (one for REPEATABLE READ and SERIALIZABLE; one per
+ * statement for READ COMMITTED). A query with a LIMIT or OFFSET is ordered
+ * by its primary key after its ORDER BY columns.
  *
  * Errors (sticky, before any SQL is sent): ORM_ENORELATION (a name that is
  * not a relation of its model), ORM_EINVAL (a NULL or malformed path, a
@@ -564,7 +563,8 @@ ORM_EXTERN int orm_query_for_update(orm_query_t *query);
  * descriptor is wrong: a key that is not a field, keys of different types).
  * Including is for ORM_QUERY_SELECT through orm_find_all_async(); COUNT and
  * EXISTS ignore it. On the pool, FOR UPDATE cannot be combined with it
- * (ORM_ENOTSUP from orm_find_all_async): lock in a transaction. */
+ * (ORM_ENOTSUP from orm_find_all_async: the transaction is read-only):
+ * lock in a transaction of your own. */
 ORM_EXTERN int orm_query_include(orm_query_t *query, const char *path);
 
 /* The most relations one query or preload loads. */

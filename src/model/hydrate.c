@@ -445,6 +445,13 @@ int orm__hydrate(orm_rows_t **out, const orm_model_t *model,
 int orm__hydrate_cols(orm_rows_t **out, const orm_model_t *model,
                       const PGresult *res, int first, int ncols,
                       orm_model_error_t *err) {
+  return orm__hydrate_block(out, model, res, 0, res != NULL ? PQntuples(res) : 0,
+                            first, ncols, err);
+}
+
+int orm__hydrate_block(orm_rows_t **out, const orm_model_t *model,
+                       const PGresult *res, int row, int nrows, int first,
+                       int ncols, orm_model_error_t *err) {
   if (out == NULL || model == NULL || res == NULL) {
     orm__model_error_set(err, ORM_EINVAL, -1, -1, "NULL argument");
     return ORM_EINVAL;
@@ -454,7 +461,12 @@ int orm__hydrate_cols(orm_rows_t **out, const orm_model_t *model,
   int rc = plan_from(&plan, model, res, first, ncols, err);
   if (rc != 0)
     return rc;
-  size_t count = (size_t)PQntuples(res);
+  if (row < 0 || nrows < 0 || row > PQntuples(res) - nrows) {
+    orm__model_error_set(err, ORM_EINVAL, -1, -1, "no rows %d..%d", row,
+                         row + nrows);
+    return ORM_EINVAL;
+  }
+  size_t count = (size_t)nrows;
   if (count > (SIZE_MAX - ROWS_HEADER) / model->struct_size) {
     orm__model_error_set(err, ORM_ENOMEM, -1, -1, "out of memory");
     return ORM_ENOMEM;
@@ -472,7 +484,7 @@ int orm__hydrate_cols(orm_rows_t **out, const orm_model_t *model,
   rows->owned = NULL;
   rows->next_owned = NULL;
   orm__arena_init(&rows->arena);
-  rc = fill_rows(model, &plan, res, 0, (int)count, rows->data, &rows->arena,
+  rc = fill_rows(model, &plan, res, row, nrows, rows->data, &rows->arena,
                  err);
   if (rc != 0) {
     orm_rows_free(rows);

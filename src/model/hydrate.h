@@ -83,6 +83,12 @@ int orm__hydrate_into(const orm_model_t *model, const PGresult *res, int row,
                       void *dst, uint64_t fields, orm__arena_t *arena,
                       orm_model_error_t *err);
 
+/* Rows [row, row + nrows) of `res`, columns [col, col + ncols), as a new
+ * orm_rows_t: one segment of a result that carries several models. */
+int orm__hydrate_block(orm_rows_t **out, const orm_model_t *model,
+                       const PGresult *res, int row, int nrows, int col,
+                       int ncols, orm_model_error_t *err);
+
 /* orm__hydrate_into() from columns [first, first + count). */
 int orm__hydrate_into_cols(const orm_model_t *model, const PGresult *res,
                            int row, int first, int count, void *dst,

@@ -1,24 +1,37 @@
 /* SPDX-License-Identifier: MIT */
 /* Loading relations: eager includes on a query, preloads of rows in hand.
  *
- * Every relation of an include tree is one statement, and all of them go
- * out together with the query (or, for a preload, with each other): one
- * round trip. A statement selects its rows by its parent's keys, written
- * as a subquery over the parent's own rows:
+ * The query and every relation of an include tree are one statement each,
+ * and all of them go out together: one round trip. A statement does not
+ * wait for its parent's rows to learn their keys: the parent's statement
+ * leaves them on the server, in a setting local to the transaction, and the
+ * child's statement reads them there:
  *
- *   query     SELECT ... FROM "conversations" WHERE ... LIMIT $2
- *   messages  SELECT ... FROM "messages" WHERE "conversation_id" IN
- *               (SELECT q0."id" FROM (<query>) q0)
- *             ORDER BY "conversation_id", "id"
- *   usage     SELECT ... FROM "usage_records" WHERE "message_id" IN
- *               (SELECT q1."id" FROM (SELECT ... FROM "messages" WHERE
- *                "conversation_id" IN (SELECT q0."id" FROM (<query>) q0)) q1)
+ *   BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY
+ *   query     WITH r AS (SELECT ... FROM "conversations" WHERE ... LIMIT $2),
+ *             k AS (SELECT set_config('uvorm.k0',
+ *                     coalesce(array_agg(r."id")::text, '{}'), true) FROM r)
+ *             SELECT r.* FROM k LEFT JOIN r ON true
+ *   messages  WITH r AS (SELECT ... FROM "messages" WHERE "conversation_id"
+ *               = ANY(current_setting('uvorm.k0')::int8[])
+ *               ORDER BY "conversation_id", "id"), k AS (... 'uvorm.k1' ...)
+ *             SELECT r.* FROM k LEFT JOIN r ON true
+ *   usage     SELECT ... FROM "usage_records" WHERE "message_id"
+ *               = ANY(current_setting('uvorm.k1')::int8[])
  *             ORDER BY "message_id", "id"
+ *   COMMIT
  *
- * A preload puts "= ANY($1)" over the keys of the rows in hand where the
- * query's subquery would be, one set of statements per chunk of keys. On
- * the pool the statements run in one read-only REPEATABLE READ transaction
- * (sent with them: still one round trip), so all see one snapshot.
+ * Each statement runs once, and the children's take no parameters, so the
+ * server plans them once per connection (a generic plan). Repeatable read
+ * gives them one snapshot: no child is missing or orphaned whatever runs
+ * meanwhile. (Two designs were measured and dropped, bench/README.md: the
+ * children as subqueries over the query, which re-ran the query and every
+ * level above in each statement and was planned anew each time, 0.47x
+ * the 1+K throughput; and one statement of CTEs joined by UNION ALL,
+ * which sorted wide rows of NULLs, 0.41x.) In the caller's transaction
+ * the statements run in it, without BEGIN and COMMIT. A preload selects
+ * its top relations by "= ANY($1)" over the keys in hand, one statement
+ * per chunk of keys.
  *
  * Children of a to-many relation come ordered by their parent's key first,
  * so each parent's children are one run of the result: the parent's member
@@ -27,9 +40,11 @@
 #include <stdalign.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "base/alloc.h"
+#include "base/wire.h"
 #include "async/future.h"
 #include "pool/submit.h"
 
@@ -38,6 +53,12 @@
 #include "model/query_int.h"
 #include "model/relation.h"
 #include "model/sql.h"
+
+/* The chunk a preload cuts keys into; another one may be compiled in to
+ * measure (bench/preload_chunk.c). */
+#ifndef ORM__PRELOAD_CHUNK
+#define ORM__PRELOAD_CHUNK ORM_PRELOAD_CHUNK
+#endif
 
 typedef orm__many_slot_t many_slot_t;
 typedef orm__one_slot_t one_slot_t;
@@ -73,16 +94,6 @@ static int top_of(const orm__includes_t *inc, int i) {
 
 /* ---- SQL ------------------------------------------------------------------ */
 
-static void put_alias(orm__sql_text_t *t, const char *prefix, int depth) {
-  char name[16];
-  name[0] = prefix[0];
-  size_t n = 1;
-  if (depth >= 10)
-    name[n++] = (char)('0' + depth / 10);
-  name[n++] = (char)('0' + depth % 10);
-  orm__sql_putn(t, name, n);
-}
-
 static void put_join_table(orm__sql_text_t *t, const orm__rel_t *r) {
   if (r->join_schema != NULL) {
     orm__sql_ident(t, r->join_schema);
@@ -91,120 +102,126 @@ static void put_join_table(orm__sql_text_t *t, const orm__rel_t *r) {
   orm__sql_ident(t, r->join_table);
 }
 
-static int depth_of(const orm__includes_t *inc, int i) {
-  int d = 0;
-  while (i >= 0) {
-    d++;
-    i = inc->nodes[i].parent;
+/* The array type the keys of a `type` key travel as. */
+static const char *key_array_type(orm_type_t type) {
+  switch (type) {
+  case ORM_T_INT2:
+    return "int2[]";
+  case ORM_T_INT4:
+    return "int4[]";
+  case ORM_T_INT8:
+    return "int8[]";
+  case ORM_T_UUID:
+    return "uuid[]";
+  default:
+    return "text[]";
   }
-  return d;
 }
 
-static void put_rows(orm__sql_text_t *t, const orm__includes_t *inc, int i,
-                     const char *root_sql);
-
-/* Selects by the keys of node `parent`'s rows (the query's at -1) in
- * column `col` of the parent's model: IN (subquery), or = ANY($1). */
-static void put_keys(orm__sql_text_t *t, const orm__includes_t *inc,
-                     int parent, const char *col, const char *root_sql) {
-  if (parent < 0 && root_sql == NULL) {
-    orm__sql_put(t, " = ANY($1)");
-    return;
-  }
-  int depth = depth_of(inc, parent);
-  orm__sql_put(t, " IN (SELECT ");
-  put_alias(t, "q", depth);
-  orm__sql_put(t, ".");
-  orm__sql_ident(t, col);
-  orm__sql_put(t, " FROM (");
-  if (parent < 0)
-    orm__sql_put(t, root_sql);
-  else
-    put_rows(t, inc, parent, root_sql);
-  orm__sql_put(t, ") ");
-  put_alias(t, "q", depth);
-  orm__sql_put(t, ")");
+/* The setting that carries node i's keys from its parent's statement. */
+static void put_setting(orm__sql_text_t *t, int i) {
+  char name[32];
+  snprintf(name, sizeof name, "'uvorm.k%d'", i);
+  orm__sql_put(t, name);
 }
 
-/* Node i's rows, unordered: what its own children select by. */
-static void put_rows(orm__sql_text_t *t, const orm__includes_t *inc, int i,
-                     const char *root_sql) {
+/* Node i's rows: selected by the keys its parent's statement left in a
+ * setting, or by $1 at the top of a preload; ordered by the key that hangs
+ * them on their parents, then by the relation's order. */
+static void put_node_select(orm__sql_text_t *t, const orm__includes_t *inc,
+                            int i, bool preload) {
   const orm__include_t *n = &inc->nodes[i];
   const orm__rel_t *r = &n->rel;
-  const char *owner_col = r->owner->fields[r->owner_key].column;
+  bool m2m = r->rel->kind == ORM_MANY_TO_MANY;
+  const char *q = m2m ? "t." : "";
   orm__sql_put(t, "SELECT ");
-  orm__sql_columns(t, r->target, UINT64_MAX);
-  orm__sql_put(t, " FROM ");
-  orm__sql_table(t, r->target);
-  orm__sql_put(t, " WHERE ");
-  orm__sql_ident(t, r->target->fields[r->target_key].column);
-  if (r->rel->kind == ORM_MANY_TO_MANY) {
-    orm__sql_put(t, " IN (SELECT ");
-    orm__sql_ident(t, r->join_to);
+  if (m2m) {
+    orm__sql_put(t, "j.");
+    orm__sql_ident(t, r->join_from);
+    orm__sql_put(t, " AS orm__from");
+    for (size_t f = 0; f < r->target->nfields; f++) {
+      orm__sql_put(t, ", t.");
+      orm__sql_ident(t, r->target->fields[f].column);
+    }
     orm__sql_put(t, " FROM ");
     put_join_table(t, r);
-    orm__sql_put(t, " WHERE ");
+    orm__sql_put(t, " j JOIN ");
+    orm__sql_table(t, r->target);
+    orm__sql_put(t, " t ON t.");
+    orm__sql_ident(t, r->target->fields[r->target_pk].column);
+    orm__sql_put(t, " = j.");
+    orm__sql_ident(t, r->join_to);
+    orm__sql_put(t, " WHERE j.");
     orm__sql_ident(t, r->join_from);
-    put_keys(t, inc, n->parent, owner_col, root_sql);
-    orm__sql_put(t, ")");
   } else {
-    put_keys(t, inc, n->parent, owner_col, root_sql);
+    orm__sql_columns(t, r->target, UINT64_MAX);
+    orm__sql_put(t, " FROM ");
+    orm__sql_table(t, r->target);
+    orm__sql_put(t, " WHERE ");
+    orm__sql_ident(t, r->target->fields[r->target_key].column);
   }
-}
-
-static void put_order(orm__sql_text_t *t, const orm__rel_t *r,
-                      const char *qualifier) {
+  if (preload && n->parent < 0) {
+    orm__sql_put(t, " = ANY($1)");
+  } else {
+    orm__sql_put(t, " = ANY(current_setting(");
+    put_setting(t, i);
+    orm__sql_put(t, ")::");
+    orm__sql_put(t, key_array_type(r->key_type));
+    orm__sql_put(t, ")");
+  }
+  if (r->rel->kind == ORM_BELONGS_TO)
+    return; /* found by key: no order needed */
+  orm__sql_put(t, " ORDER BY ");
+  if (m2m) {
+    orm__sql_put(t, "j.");
+    orm__sql_ident(t, r->join_from);
+  } else {
+    orm__sql_ident(t, r->target->fields[r->target_key].column);
+  }
   for (size_t k = 0; k < r->norder; k++) {
     orm__sql_put(t, ", ");
-    orm__sql_put(t, qualifier);
+    orm__sql_put(t, q);
     orm__sql_ident(t, r->target->fields[r->order[k]].column);
     if (r->desc[k])
       orm__sql_put(t, " DESC");
   }
 }
 
-char *orm__include_sql(const orm__includes_t *inc, int i, const char *root_sql,
-                       int *rc) {
-  const orm__include_t *n = &inc->nodes[i];
-  const orm__rel_t *r = &n->rel;
+char *orm__include_sql(const orm__includes_t *inc, int node,
+                       const char *root_sql, int *rc) {
+  orm__sql_text_t body = {0};
+  if (node < 0)
+    orm__sql_put(&body, root_sql);
+  else
+    put_node_select(&body, inc, node, root_sql == NULL);
+  bool parent = false;
+  for (size_t i = 0; i < inc->n; i++)
+    parent |= inc->nodes[i].parent == node;
+  if (!parent)
+    return orm__sql_take(&body, rc);
+  /* The rows, and their children's keys left in settings local to the
+   * transaction. k has one row whatever r has, so the settings are always
+   * made; r's rows follow it in r's order (one row of NULLs when there are
+   * none). */
   orm__sql_text_t t = {0};
-  switch (r->rel->kind) {
-  case ORM_BELONGS_TO:
-    put_rows(&t, inc, i, root_sql);
-    break;
-  case ORM_HAS_ONE:
-  case ORM_HAS_MANY:
-    put_rows(&t, inc, i, root_sql);
-    orm__sql_put(&t, " ORDER BY ");
-    orm__sql_ident(&t, r->target->fields[r->target_key].column);
-    put_order(&t, r, "");
-    break;
-  case ORM_MANY_TO_MANY: {
-    /* The join's "from" comes first: the parent each row belongs to. */
-    orm__sql_put(&t, "SELECT j.");
-    orm__sql_ident(&t, r->join_from);
-    for (size_t f = 0; f < r->target->nfields; f++) {
-      orm__sql_put(&t, ", t.");
-      orm__sql_ident(&t, r->target->fields[f].column);
-    }
-    orm__sql_put(&t, " FROM ");
-    put_join_table(&t, r);
-    orm__sql_put(&t, " j JOIN ");
-    orm__sql_table(&t, r->target);
-    orm__sql_put(&t, " t ON t.");
-    orm__sql_ident(&t, r->target->fields[r->target_pk].column);
-    orm__sql_put(&t, " = j.");
-    orm__sql_ident(&t, r->join_to);
-    orm__sql_put(&t, " WHERE j.");
-    orm__sql_ident(&t, r->join_from);
-    put_keys(&t, inc, n->parent, r->owner->fields[r->owner_key].column,
-             root_sql);
-    orm__sql_put(&t, " ORDER BY j.");
-    orm__sql_ident(&t, r->join_from);
-    put_order(&t, r, "t.");
-    break;
+  orm__sql_put(&t, "WITH r AS (");
+  orm__sql_putn(&t, body.buf.data, body.buf.len);
+  orm__sql_discard(&body);
+  orm__sql_put(&t, "), k AS (SELECT ");
+  const char *sep = "";
+  for (size_t i = 0; i < inc->n; i++) {
+    const orm__rel_t *r = &inc->nodes[i].rel;
+    if (inc->nodes[i].parent != node)
+      continue;
+    orm__sql_put(&t, sep);
+    sep = ", ";
+    orm__sql_put(&t, "set_config(");
+    put_setting(&t, (int)i);
+    orm__sql_put(&t, ", coalesce(array_agg(r.");
+    orm__sql_ident(&t, r->owner->fields[r->owner_key].column);
+    orm__sql_put(&t, ")::text, '{}'), true)");
   }
-  }
+  orm__sql_put(&t, " FROM r) SELECT r.* FROM k LEFT JOIN r ON true");
   return orm__sql_take(&t, rc);
 }
 
@@ -432,50 +449,59 @@ static void on_statement(orm_future_t *f, void *data) {
     finish(l, ORM__NOW);
 }
 
-/* ctx: the load, and the rows slot (SIZE_MAX: the query's rows). */
+/* ctx: the load, the node (SIZE_MAX: the query's rows), the chunk. */
 static int hydrate_node(PGresult *res, void *const *ctx, orm_future_t *f) {
   load_t *l = ctx[0];
-  size_t slot = (size_t)(uintptr_t)ctx[1];
-  size_t node = (size_t)(uintptr_t)ctx[2];
+  size_t node = (size_t)(uintptr_t)ctx[1];
+  size_t chunk = (size_t)(uintptr_t)ctx[2];
+  const orm__includes_t *inc = &l->inc;
+  const orm__rel_t *r = node == SIZE_MAX ? NULL : &inc->nodes[node].rel;
+  const orm_model_t *model = r != NULL ? r->target : inc->root;
+  int skip = r != NULL && r->rel->kind == ORM_MANY_TO_MANY ? 1 : 0;
+  /* A statement that also leaves keys for its children answers one row of
+   * NULLs when it has no rows. */
+  int nrows = PQntuples(res);
+  int pk = orm_model_pk(model);
+  if (nrows == 1 && PQnfields(res) > skip + pk &&
+      PQgetisnull(res, 0, skip + pk))
+    nrows = 0;
   orm_model_error_t err = {0};
   orm_rows_t *rows = NULL;
-  int rc;
-  if (slot == SIZE_MAX) {
-    rc = orm__hydrate(&rows, l->inc.root, res, &err);
-    if (rc == 0)
-      l->root = rows;
-  } else {
-    const orm__rel_t *r = &l->inc.nodes[node].rel;
-    bool m2m = r->rel->kind == ORM_MANY_TO_MANY;
-    rc = orm__hydrate_cols(&rows, r->target, res, m2m ? 1 : 0, -1, &err);
-    if (rc == 0 && m2m && rows->count > 0) {
-      orm__key_t *keys = orm__arena_alloc_array(&rows->arena, rows->count,
-                                                sizeof *keys,
-                                                alignof(orm__key_t));
-      rc = keys == NULL ? ORM_ENOMEM : 0;
-      for (size_t i = 0; rc == 0 && i < rows->count; i++) {
-        if (PQgetisnull(res, (int)i, 0))
-          rc = ORM_ETYPE;
-        else
-          rc = orm__key_of_wire(r->key_type, PQgetvalue(res, (int)i, 0),
-                                PQgetlength(res, (int)i, 0), &rows->arena,
-                                &keys[i]);
-      }
-      if (rc == 0)
-        l->from[slot] = keys;
+  int rc = orm__hydrate_block(&rows, model, res, 0, nrows, skip, -1, &err);
+  orm__key_t *keys = NULL;
+  if (rc == 0 && skip > 0 && nrows > 0) {
+    keys = orm__arena_alloc_array(&rows->arena, (size_t)nrows, sizeof *keys,
+                                  alignof(orm__key_t));
+    rc = keys == NULL ? ORM_ENOMEM : 0;
+    for (int i = 0; rc == 0 && i < nrows; i++) {
+      if (PQgetisnull(res, i, 0))
+        rc = ORM_ETYPE;
       else
-        orm__model_error_set(&err, rc, -1, 0, "the join key of \"%s\": %s",
-                             r->rel->name, orm_strerror(rc));
+        rc = orm__key_of_wire(r->key_type, PQgetvalue(res, i, 0),
+                              PQgetlength(res, i, 0), &rows->arena, &keys[i]);
     }
-    if (rc == 0)
-      l->rows[slot] = rows;
-    else
-      orm_rows_free(rows);
+    if (rc != 0)
+      orm__model_error_set(&err, rc, -1, 0, "the join key of \"%s\": %s",
+                           r->rel->name, orm_strerror(rc));
   }
   PQclear(res);
-  if (rc != 0 && err.message[0] != '\0')
-    orm__future_set_message(f, "%s", err.message);
-  return rc;
+  if (rc != 0) {
+    orm_rows_free(rows);
+    if (err.message[0] != '\0')
+      orm__future_set_message(f, "%s", err.message);
+    return rc;
+  }
+  /* An answer given twice (a re-sent statement) replaces the first. */
+  if (r == NULL) {
+    orm_rows_free(l->root);
+    l->root = rows;
+  } else {
+    size_t slot = l->first[node] + chunk;
+    orm_rows_free(l->rows[slot]);
+    l->rows[slot] = rows;
+    l->from[slot] = keys;
+  }
+  return 0;
 }
 
 /* ---- sending ---------------------------------------------------------------- */
@@ -513,9 +539,9 @@ static int load_new(load_t **out, orm_pool_t *pool, const orm__includes_t *inc,
 }
 
 static int send_stmt(load_t *l, orm_exec_t *exec, const char *sql,
-                const orm__params_in_t *in, size_t slot, size_t node) {
-  void *ctx[ORM__SUBMIT_CTX] = {l, (void *)(uintptr_t)slot,
-                               (void *)(uintptr_t)node};
+                     const orm__params_in_t *in, size_t node, size_t chunk) {
+  void *ctx[ORM__SUBMIT_CTX] = {l, (void *)(uintptr_t)node,
+                               (void *)(uintptr_t)chunk};
   orm_future_t *f;
   int rc = orm__exec_submit(exec, sql, NULL, in, hydrate_node, ctx,
                             on_statement, l, &f);
@@ -578,12 +604,15 @@ static void free_sql(char **sql, size_t n) {
     orm__free(sql[i]);
 }
 
-/* Every node's statement; `root_sql` NULL for "= ANY($1)". */
+/* Every node's statement, and the query's when `root_sql` is set (an
+ * include) at sql[inc->n]; a preload's top relations select by $1. */
 static int build_sql(const orm__includes_t *inc, const char *root_sql,
                      char **sql) {
-  for (size_t i = 0; i < inc->n; i++) {
+  size_t n = inc->n + (root_sql != NULL);
+  for (size_t i = 0; i < n; i++) {
     int rc = 0;
-    sql[i] = orm__include_sql(inc, (int)i, root_sql, &rc);
+    int node = i < inc->n ? (int)i : -1;
+    sql[i] = orm__include_sql(inc, node, root_sql, &rc);
     if (sql[i] == NULL) {
       free_sql(sql, i);
       return rc != 0 ? rc : ORM_ENOMEM;
@@ -596,7 +625,7 @@ int orm__load_include(orm_exec_t *exec, orm_query_t *query, orm_future_cb cb,
                       void *data, orm_future_t **out) {
   const orm__includes_t *inc = orm__query_includes(query);
   if (exec->tx == NULL && orm__query_for_update(query))
-    return ORM_ENOTSUP;
+    return ORM_ENOTSUP; /* the transaction of our own is read-only */
   orm_pool_t *pool = orm__exec_pool(exec);
   if (pool == NULL)
     return ORM_ECLOSED;
@@ -606,7 +635,7 @@ int orm__load_include(orm_exec_t *exec, orm_query_t *query, orm_future_cb cb,
   int rc = orm_query_sql(query, ORM_QUERY_SELECT, &root_sql, &params, &nparams);
   if (rc != 0)
     return rc;
-  char *sql[ORM_QUERY_MAX_INCLUDES];
+  char *sql[ORM_QUERY_MAX_INCLUDES + 1];
   if ((rc = build_sql(inc, root_sql, sql)) != 0)
     return rc;
   size_t nchunks[ORM_QUERY_MAX_INCLUDES];
@@ -619,14 +648,17 @@ int orm__load_include(orm_exec_t *exec, orm_query_t *query, orm_future_cb cb,
   if (rc == 0 && (rc = open_exec(exec, inc->n + 1, &tx, &run)) != 0)
     orm__future_unref(&l->future);
   if (rc != 0) {
-    free_sql(sql, inc->n);
+    free_sql(sql, inc->n + 1);
     return rc;
   }
+  /* The query's parameters go with its statement; the others read the
+   * keys the statement before them left. */
   orm__params_in_t in = {.values = params, .n = nparams};
-  rc = send_stmt(l, run, root_sql, &in, SIZE_MAX, 0);
+  orm__params_in_t none = {0};
+  rc = send_stmt(l, run, sql[inc->n], &in, SIZE_MAX, 0);
   for (size_t i = 0; rc == 0 && i < inc->n; i++)
-    rc = send_stmt(l, run, sql[i], &in, l->first[i], i);
-  free_sql(sql, inc->n);
+    rc = send_stmt(l, run, sql[i], &none, i, 0);
+  free_sql(sql, inc->n + 1);
   return close_exec(l, tx, rc, out);
 }
 
@@ -670,7 +702,6 @@ int(orm_preload_async)(orm_exec_t *exec, orm_rows_t *rows, const char *path,
   orm__key_t *keys[ORM_QUERY_MAX_INCLUDES] = {0};
   size_t nkeys[ORM_QUERY_MAX_INCLUDES] = {0};
   size_t nchunks[ORM_QUERY_MAX_INCLUDES] = {0};
-  size_t nstatements = 0;
   for (size_t i = 0; rc == 0 && i < inc.n; i++) {
     if (inc.nodes[i].parent < 0) {
       keys[i] = orm__reallocarray(NULL, rows->count > 0 ? rows->count : 1,
@@ -678,15 +709,18 @@ int(orm_preload_async)(orm_exec_t *exec, orm_rows_t *rows, const char *path,
       rc = keys[i] == NULL ? ORM_ENOMEM
                            : distinct_keys(rows, (size_t)inc.nodes[i].rel.owner_key,
                                            keys[i], &nkeys[i]);
-      nchunks[i] = (nkeys[i] + ORM_PRELOAD_CHUNK - 1) / ORM_PRELOAD_CHUNK;
+      nchunks[i] = (nkeys[i] + ORM__PRELOAD_CHUNK - 1) / ORM__PRELOAD_CHUNK;
     }
-    nstatements += nchunks[top_of(&inc, (int)i)];
   }
   char *sql[ORM_QUERY_MAX_INCLUDES];
+  bool have_sql = rc == 0 && (rc = build_sql(&inc, NULL, sql)) == 0;
   load_t *l = NULL;
   orm_tx_t *tx = NULL;
   orm_exec_t *run = NULL;
-  if (rc == 0 && (rc = build_sql(&inc, NULL, sql)) == 0) {
+  size_t nstatements = 0;
+  for (size_t i = 0; i < inc.n; i++)
+    nstatements += nchunks[top_of(&inc, (int)i)];
+  if (rc == 0) {
     rc = load_new(&l, pool, &inc, nchunks, true, cb, data);
     if (rc == 0) {
       l->root = rows;
@@ -695,22 +729,21 @@ int(orm_preload_async)(orm_exec_t *exec, orm_rows_t *rows, const char *path,
         l = NULL;
       }
     }
-    if (rc != 0)
-      free_sql(sql, inc.n);
   }
   if (rc != 0) {
+    if (have_sql)
+      free_sql(sql, inc.n);
     for (size_t i = 0; i < inc.n; i++)
       orm__free(keys[i]);
     return rc;
   }
-  /* Chunk by chunk, each top relation with the relations under it. */
   orm__buf_t buf;
   orm__buf_init(&buf);
   for (size_t top = 0; rc == 0 && top < inc.n; top++) {
     for (size_t c = 0; rc == 0 && c < nchunks[top]; c++) {
-      size_t from = c * ORM_PRELOAD_CHUNK;
-      size_t n = nkeys[top] - from < ORM_PRELOAD_CHUNK ? nkeys[top] - from
-                                                      : ORM_PRELOAD_CHUNK;
+      size_t from = c * ORM__PRELOAD_CHUNK;
+      size_t n = nkeys[top] - from < ORM__PRELOAD_CHUNK ? nkeys[top] - from
+                                                       : ORM__PRELOAD_CHUNK;
       uint32_t oid;
       orm__buf_reset(&buf);
       rc = orm__keys_encode(inc.nodes[top].rel.key_type, keys[top] + from, n,
@@ -719,9 +752,12 @@ int(orm_preload_async)(orm_exec_t *exec, orm_rows_t *rows, const char *path,
                            .oid = oid,
                            .v.s = {buf.data, buf.len}};
       orm__params_in_t in = {.values = &param, .n = 1};
+      orm__params_in_t none = {0};
+      /* The chunk's top statement, then those under it, which read the
+       * keys it leaves. */
       for (size_t i = top; rc == 0 && i < inc.n; i++)
         if (top_of(&inc, (int)i) == (int)top)
-          rc = send_stmt(l, run, sql[i], &in, l->first[i] + c, i);
+          rc = send_stmt(l, run, sql[i], i == top ? &in : &none, i, c);
     }
   }
   orm__buf_free(&buf);

@@ -375,6 +375,12 @@ const orm__includes_t *orm__query_includes(const orm_query_t *q) {
 
 bool orm__query_for_update(const orm_query_t *q) { return q->for_update; }
 
+static size_t sort_key(const orm_query_t *q, uint8_t *fields, bool *desc);
+
+size_t orm__query_sort_key(const orm_query_t *q, uint8_t *fields, bool *desc) {
+  return sort_key(q, fields, desc);
+}
+
 /* ---- rendering ---------------------------------------------------------- */
 
 /* The sort columns: ORDER BY's, then the primary key when paging by key. */

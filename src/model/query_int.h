@@ -12,6 +12,10 @@
 /* The query's include tree, or NULL when it includes nothing. */
 const orm__includes_t *orm__query_includes(const orm_query_t *query);
 bool orm__query_for_update(const orm_query_t *query);
+/* The query's sort key as rendered in its ORDER BY: field indexes and
+ * directions (room for ORM_MODEL_MAX_FIELDS + 1); returns their number. */
+size_t orm__query_sort_key(const orm_query_t *query, uint8_t *fields,
+                           bool *desc);
 
 /* orm_find_all_async() of a query that includes relations (load.c). */
 int orm__load_include(orm_exec_t *exec, orm_query_t *query, orm_future_cb cb,

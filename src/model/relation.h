@@ -75,12 +75,15 @@ typedef struct {
  * with `inc` unchanged. */
 int orm__includes_add(orm__includes_t *inc, const char *paths);
 
-/* Node i's statement (load.c): its rows, ordered by the key that hangs
- * them on their parents, selected by a subquery over `root_sql` (the
- * query's SQL), or by "= ANY($1)" when `root_sql` is NULL (a preload).
- * From orm__malloc(); NULL with *rc set on failure. */
-char *orm__include_sql(const orm__includes_t *inc, int i, const char *root_sql,
-                       int *rc);
+/* The statement of node `node` of an include tree (load.c), or of the
+ * query itself for node -1 (`root_sql`). Node i's statement selects its rows
+ * by "key = ANY(keys)": the keys its parent's statement left in the setting
+ * uvorm.k<i> (local to the transaction), or $1 for a top relation of a
+ * preload (`root_sql` NULL). A statement whose rows have children of their
+ * own also leaves their keys, and answers one row of NULLs when it has no
+ * rows. From orm__malloc(); NULL with *rc set on failure. */
+char *orm__include_sql(const orm__includes_t *inc, int node,
+                       const char *root_sql, int *rc);
 
 /* ---- keys ---------------------------------------------------------------- */
 

@@ -250,13 +250,13 @@ static void test_include_bound(void **state) {
 
 /* ---- SQL ------------------------------------------------------------------ */
 
-static void expect_sql(const orm__includes_t *inc, int i, const char *root,
+static void expect_sql(const orm__includes_t *inc, int node, const char *root,
                        const char *want) {
   int rc = 0;
-  char *sql = orm__include_sql(inc, i, root, &rc);
+  char *sql = orm__include_sql(inc, node, root, &rc);
   assert_non_null(sql);
   if (strcmp(sql, want) != 0)
-    fail_msg("node %d:\n got: %s\nwant: %s", i, sql, want);
+    fail_msg("node %d:\n got: %s\nwant: %s", node, sql, want);
   orm__free(sql);
 }
 
@@ -275,24 +275,31 @@ static void test_include_sql(void **state) {
       include(conversation_model(), "messages.usage, messages.author", &inc),
       0);
   const char *root = "SELECT c FROM \"conversations\" LIMIT $1";
+  /* The query leaves its rows' keys for the messages. */
+  expect_sql(&inc, -1, root,
+             "WITH r AS (SELECT c FROM \"conversations\" LIMIT $1), k AS "
+             "(SELECT set_config('uvorm.k0', coalesce(array_agg(r.\"id\")::"
+             "text, '{}'), true) FROM r) SELECT r.* FROM k LEFT JOIN r ON "
+             "true");
+  /* The messages read them, and leave theirs for usage and author. */
   expect_sql(&inc, 0, root,
-             "SELECT " MSG_COLS " FROM \"messages\" WHERE "
-             "\"conversation_id\" IN (SELECT q0.\"id\" FROM (SELECT c FROM "
-             "\"conversations\" LIMIT $1) q0) ORDER BY \"conversation_id\", "
-             "\"created_at\", \"id\"");
+             "WITH r AS (SELECT " MSG_COLS " FROM \"messages\" WHERE "
+             "\"conversation_id\" = ANY(current_setting('uvorm.k0')::int8[]) "
+             "ORDER BY \"conversation_id\", \"created_at\", \"id\"), k AS "
+             "(SELECT set_config('uvorm.k1', coalesce(array_agg(r.\"id\")::"
+             "text, '{}'), true), set_config('uvorm.k2', coalesce(array_agg("
+             "r.\"author_id\")::text, '{}'), true) FROM r) SELECT r.* FROM k "
+             "LEFT JOIN r ON true");
   expect_sql(&inc, 1, root,
              "SELECT " USAGE_COLS " FROM \"usage_records\" WHERE "
-             "\"message_id\" IN (SELECT q1.\"id\" FROM (SELECT " MSG_COLS
-             " FROM \"messages\" WHERE \"conversation_id\" IN (SELECT "
-             "q0.\"id\" FROM (SELECT c FROM \"conversations\" LIMIT $1) q0)) "
-             "q1) ORDER BY \"message_id\", \"id\"");
+             "\"message_id\" = ANY(current_setting('uvorm.k1')::int8[]) "
+             "ORDER BY \"message_id\", \"id\"");
   expect_sql(&inc, 2, root,
              "SELECT \"id\", \"email\", \"name\", \"created_at\" FROM "
-             "\"users\" WHERE \"id\" IN (SELECT q1.\"author_id\" FROM (SELECT "
-             MSG_COLS " FROM \"messages\" WHERE \"conversation_id\" IN "
-             "(SELECT q0.\"id\" FROM (SELECT c FROM \"conversations\" LIMIT "
-             "$1) q0)) q1)");
-  /* A preload: the top relation by = ANY($1). */
+             "\"users\" WHERE \"id\" = ANY(current_setting('uvorm.k2')::"
+             "int8[])");
+  /* A preload: the top relation by $1. */
+  assert_int_equal(include(conversation_model(), "messages", &inc), 0);
   expect_sql(&inc, 0, NULL,
              "SELECT " MSG_COLS " FROM \"messages\" WHERE "
              "\"conversation_id\" = ANY($1) ORDER BY \"conversation_id\", "
@@ -300,9 +307,9 @@ static void test_include_sql(void **state) {
   /* Many-to-many: the join's key first, ordered by it then by name. */
   assert_int_equal(include(agent_model(), "knowledge_bases", &inc), 0);
   expect_sql(&inc, 0, NULL,
-             "SELECT j.\"agent_id\", t.\"id\", t.\"agent_id\", t.\"name\", "
-             "t.\"description\", t.\"embedding_dim\", t.\"document_ids\", "
-             "t.\"is_public\", t.\"refreshed_at\" FROM "
+             "SELECT j.\"agent_id\" AS orm__from, t.\"id\", t.\"agent_id\", "
+             "t.\"name\", t.\"description\", t.\"embedding_dim\", "
+             "t.\"document_ids\", t.\"is_public\", t.\"refreshed_at\" FROM "
              "\"agent_knowledge_bases\" j JOIN \"knowledge_bases\" t ON "
              "t.\"id\" = j.\"knowledge_base_id\" WHERE j.\"agent_id\" = "
              "ANY($1) ORDER BY j.\"agent_id\", t.\"name\", t.\"id\"");
