@@ -203,6 +203,11 @@ char *orm__include_sql(const orm__includes_t *inc, int node,
    * transaction. k has one row whatever r has, so the settings are always
    * made; r's rows follow it in r's order (one row of NULLs when there are
    * none). */
+  if (body.error != 0) { /* the copy below would send a truncated body */
+    *rc = body.error;
+    orm__sql_discard(&body);
+    return NULL;
+  }
   orm__sql_text_t t = {0};
   orm__sql_put(&t, "WITH r AS (");
   orm__sql_putn(&t, body.buf.data, body.buf.len);
