@@ -603,6 +603,12 @@ static void test_domain(void **state) {
   };
   ORM_SET_NULL(&msgs[1], message, tokens);
   ORM_SET_NULL(&msgs[1], message, metadata);
+  for (int i = 0; i < 4; i++) { /* a human wrote the user's message */
+    msgs[i].author_id = owner.id;
+    if (i != 1)
+      ORM_SET_NULL(&msgs[i], message, author_id);
+    ORM_SET_NULL(&msgs[i], message, editor_id);
+  }
   orm_rows_t *mrows = insert_rows(ms, msgs, 4);
   const message_t *m2 = orm_rows_at(mrows, 2);
   assert_int_equal(strlen(m2->content), big_len);
@@ -659,6 +665,8 @@ static void test_domain(void **state) {
   ORM_SET_NULL(&recs[2], usage_record, request_digest);
   ORM_SET_NULL(&recs[3], usage_record, latency_ms);
   ORM_SET_NULL(&recs[3], usage_record, request_digest);
+  for (int i = 0; i < 4; i++)
+    ORM_SET_NULL(&recs[i], usage_record, message_id);
   orm_rows_t *rrows = insert_rows(rs, recs, 4);
   const usage_record_t *r0 = orm_rows_array(rrows);
   assert_string_equal(r0->cost, "123456789012345678.123456789012");
