@@ -144,17 +144,27 @@ static void test_terminate_backend(void **state) {
   orm_fx_run_ms(&fx, 200);
   int ok_before = l.ok;
   /* Killed while it runs a statement, so that requests are in flight on
-   * it (between two batches it may have none: a slow client, valgrind). */
+   * it (between two batches it may have none: a slow client, valgrind).
+   * Seen active, it may still have answered its last request before the
+   * kill lands: then the next backend is killed, until one loses some. */
   char sql[192];
-  snprintf(sql, sizeof sql,
-           "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-           "WHERE pid = %lld AND state = 'active'",
-           (long long)l.pids[0]);
-  for (int tries = 0; orm_fx_int(&fx, sql) != 1; tries++) {
-    assert_true(tries < 1000);
-    orm_fx_run_ms(&fx, 2);
+  int killed = 0;
+  for (int k = 0; l.lost == 0 && k < l.npids && k < 8; k++) {
+    snprintf(sql, sizeof sql,
+             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+             "WHERE pid = %lld AND state = 'active'",
+             (long long)l.pids[k]);
+    for (int tries = 0; tries < 1000; tries++) {
+      if (orm_fx_int(&fx, sql) == 1) {
+        killed++;
+        break;
+      }
+      orm_fx_run_ms(&fx, 2);
+    }
+    orm_fx_run_ms(&fx, 300);
   }
-  orm_fx_run_ms(&fx, 1500);
+  assert_true(killed > 0);
+  orm_fx_run_ms(&fx, 1200);
   load_stop(&l);
   print_message("terminate: ok %d lost %d other %d\n", l.ok, l.lost, l.other);
   assert_int_equal(l.wrong, 0);
