@@ -375,7 +375,17 @@ static void test_cancel_right_away(void **state) {
     assert_non_null(f);
     if (round == 1)
       uv_run(&fx.loop, UV_RUN_NOWAIT); /* one turn: the statements go out */
-    assert_int_equal(orm_future_cancel(f), 0);
+    int rc = orm_future_cancel(f);
+    if (round == 1 && rc == ORM_ESTATE) {
+      /* a quick server answered within that turn: the load stands */
+      orm_fx_wait(&fx, &s, 1);
+      assert_int_equal(s.status, 0);
+      orm_rows_free(s.taken);
+      orm_future_release(f);
+      wait_idle();
+      continue;
+    }
+    assert_int_equal(rc, 0);
     assert_int_equal(orm_future_cancel(f), ORM_ESTATE);
     orm_fx_wait(&fx, &s, 1);
     assert_int_equal(s.status, ORM_ECANCELED);
@@ -426,12 +436,19 @@ static void test_cancel_preload(void **state) {
                      0);
     if (round == 1)
       uv_run(&fx.loop, UV_RUN_NOWAIT);
-    assert_int_equal(orm_future_cancel(f), 0);
+    /* Once sent, the answer may already be in (a quick server): then the
+     * cancel is refused and the preload stands. */
+    int rc = orm_future_cancel(f);
     orm_future_release(f);
     orm_fx_wait(&fx, &s, 1);
-    assert_int_equal(s.status, ORM_ECANCELED);
     wait_idle();
     assert_int_equal(s.done, 1);
+    if (round == 1 && rc == ORM_ESTATE) {
+      assert_int_equal(s.status, 0);
+      break;
+    }
+    assert_int_equal(rc, 0);
+    assert_int_equal(s.status, ORM_ECANCELED);
     expect_none_loaded(users);
   }
   orm_rows_free(users);
