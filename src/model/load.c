@@ -102,22 +102,6 @@ static void put_join_table(orm__sql_text_t *t, const orm__rel_t *r) {
   orm__sql_ident(t, r->join_table);
 }
 
-/* The array type the keys of a `type` key travel as. */
-static const char *key_array_type(orm_type_t type) {
-  switch (type) {
-  case ORM_T_INT2:
-    return "int2[]";
-  case ORM_T_INT4:
-    return "int4[]";
-  case ORM_T_INT8:
-    return "int8[]";
-  case ORM_T_UUID:
-    return "uuid[]";
-  default:
-    return "text[]";
-  }
-}
-
 /* The setting that carries node i's keys from its parent's statement. */
 static void put_setting(orm__sql_text_t *t, int i) {
   char name[32];
@@ -166,7 +150,7 @@ static void put_node_select(orm__sql_text_t *t, const orm__includes_t *inc,
     orm__sql_put(t, " = ANY(current_setting(");
     put_setting(t, i);
     orm__sql_put(t, ")::");
-    orm__sql_put(t, key_array_type(r->key_type));
+    orm__sql_put(t, orm__sql_array_type(r->key_type));
     orm__sql_put(t, ")");
   }
   if (r->rel->kind == ORM_BELONGS_TO)

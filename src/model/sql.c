@@ -177,9 +177,7 @@ static void put_literal(orm__sql_text_t *t, const char *s) {
   orm__sql_put(t, "'");
 }
 
-/* The SQL array type of the parameter that carries column `f` in
- * insert_many. */
-static const char *many_array_type(orm_type_t type) {
+const char *orm__sql_array_type(orm_type_t type) {
   switch (type) {
   case ORM_T_INT2:
     return "int2[]";
@@ -271,7 +269,7 @@ static void put_insert_many(orm__sql_text_t *t, const orm_model_t *model,
       orm__sql_put(t, ", ");
     orm__sql_param(t, n++);
     orm__sql_put(t, "::");
-    orm__sql_put(t, many_array_type(model->fields[i].type));
+    orm__sql_put(t, orm__sql_array_type(model->fields[i].type));
   }
   orm__sql_put(t, ") AS u(");
   orm__sql_columns(t, model, fields);

@@ -71,6 +71,9 @@ void orm__sql_ident(orm__sql_text_t *t, const char *name);
 void orm__sql_table(orm__sql_text_t *t, const orm_model_t *model);
 /* $n */
 void orm__sql_param(orm__sql_text_t *t, size_t n);
+/* The SQL array type that carries values of `type` as one parameter
+ * ("int8[]", "uuid[]"; "text[]" for text, enums and array literals). */
+const char *orm__sql_array_type(orm_type_t type);
 /* The model's columns in field order: "id", "email", ... */
 void orm__sql_columns(orm__sql_text_t *t, const orm_model_t *model,
                       uint64_t fields);
