@@ -8,5 +8,6 @@
 #include "uvorm/async.h"
 #include "uvorm/pool.h"
 #include "uvorm/model.h"
+#include "uvorm/migrate.h"
 
 #endif /* UVORM_H */

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* The sample domain's model descriptors (see domain.h and schema.sql). */
+/* The sample domain's model descriptors (see domain.h and migrations/). */
 #include "domain.h"
 
 ORM_MODEL_DEFINE_REL(user, "users", USER_FIELDS, USER_RELATIONS);

@@ -1,15 +1,22 @@
 /* SPDX-License-Identifier: MIT */
-/* The sample domain's models: one struct and descriptor per table of
- * schema.sql, with their relations (the join table agent_knowledge_bases
- * has no model: the many-to-many relations name it). Include this header
- * anywhere; compile domain.c once. */
+/* The sample domain's models: one struct and descriptor per table that
+ * its migrations (migrations/, embedded as domain_migrations) create, with
+ * their relations (the join table agent_knowledge_bases has no model: the
+ * many-to-many relations name it). Include this header anywhere; compile
+ * domain.c once. */
 #ifndef UVORM_EXAMPLE_DOMAIN_H
 #define UVORM_EXAMPLE_DOMAIN_H
 
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <uvorm/migrate.h>
 #include <uvorm/model.h>
+
+/* The schema: the files of migrations/, compiled in by uvorm_embed_migrations()
+ * (load with orm_migrations_load_embedded(domain_migrations,
+ * domain_migrations_count, ...)). */
+ORM_MIGRATIONS_DECLARE(domain_migrations);
 
 #define USER_FIELDS(X)                                                         \
   X(id, ORM_T_INT8, int64_t, ORM_F_PK | ORM_F_GENERATED)                       \

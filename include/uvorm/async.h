@@ -56,6 +56,9 @@ typedef struct orm_error_s {
    * ran in a transaction) although its answer could not be read into the
    * caller's values (ORM_ETYPE, ORM_ENOMEM): do not simply run it again. */
   int applied;
+  /* Where in the statement the server places the error: a 1-based
+   * character (not byte) index, as PostgreSQL's error position; 0 if none. */
+  int position;
 } orm_error_t;
 
 ORM_EXTERN orm_future_state_t orm_future_state(const orm_future_t *future);

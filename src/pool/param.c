@@ -174,9 +174,15 @@ static orm__stmt_t *hinted(const orm__stmt_hint_t *hint, const Oid *types,
              : NULL;
 }
 
+orm__stmt_hint_t orm__hint_once;
+
 int orm__pool_prepare_request(orm__request_t *req, const char *sql,
                               const orm__params_in_t *in, int named,
                               orm__stmt_hint_t *hint) {
+  if (hint == &orm__hint_once) {
+    named = 0;
+    hint = NULL;
+  }
   int rc = in == NULL            ? encode_params(req, NULL, 0)
            : in->values != NULL || in->n == 0
                ? encode_params(req, in->values, in->n)

@@ -663,6 +663,10 @@ orm__pool_cache_t *orm__pool_cache(orm_pool_t *pool) { return &pool->cache; }
 
 struct orm__sched_s *orm__pool_sched(orm_pool_t *pool) { return &pool->sched; }
 
+unsigned orm__pool_max_conns(const orm_pool_t *pool) {
+  return pool->cfg.max_conns;
+}
+
 orm_exec_t *orm_pool_exec(orm_pool_t *pool) {
   return pool != NULL ? &pool->exec : NULL;
 }

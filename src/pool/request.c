@@ -3,6 +3,7 @@
  * statement; made, recycled through a free list, and completed here from
  * the server's answer or a client-side status. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "base/alloc.h"
@@ -120,6 +121,8 @@ static void take_server_error(orm__request_t *req, PGresult *res) {
   e->column = PQresultErrorField(res, PG_DIAG_COLUMN_NAME);
   e->table = PQresultErrorField(res, PG_DIAG_TABLE_NAME);
   e->schema = PQresultErrorField(res, PG_DIAG_SCHEMA_NAME);
+  const char *pos = PQresultErrorField(res, PG_DIAG_STATEMENT_POSITION);
+  e->position = pos != NULL ? atoi(pos) : 0;
   req->future.error_owner = res;
   req->future.error_owner_free = (void (*)(void *))PQclear;
 }

@@ -29,6 +29,11 @@ typedef struct {
   void *stmt;
 } orm__stmt_hint_t;
 
+/* Given as the hint, runs the statement unnamed and never interns it: for
+ * SQL sent once (a migration's statements), which must not fill the
+ * statement table and every connection's prepared statements. */
+extern orm__stmt_hint_t orm__hint_once;
+
 /* A statement's `n` parameters, in one of two forms:
  * - `values`: a caller's orm_param_t array, which the pool encodes into the
  *   request (the caller's buffers may go once the call returns);
@@ -61,6 +66,9 @@ int orm__exec_submit(orm_exec_t *exec, const char *sql, orm__stmt_hint_t *hint,
                      void *const *ctx, orm_future_cb cb, void *data,
                      orm_future_t **out);
 
+
+/* The most connections the pool opens. */
+unsigned orm__pool_max_conns(const orm_pool_t *pool);
 
 /* The scheduler that delivers the pool's futures, for a future of the
  * layer above. */

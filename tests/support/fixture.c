@@ -17,19 +17,54 @@ static void quiet(void *arg, const char *message) {
   (void)message;
 }
 
-static char *read_file(const char *path) {
-  FILE *f = fopen(path, "r");
-  if (f == NULL)
-    fail_msg("cannot open %s", path);
-  fseek(f, 0, SEEK_END);
-  long n = ftell(f);
-  fseek(f, 0, SEEK_SET);
-  char *text = malloc((size_t)n + 1);
-  assert_non_null(text);
-  assert_int_equal(fread(text, 1, (size_t)n, f), (size_t)n);
-  text[n] = '\0';
-  fclose(f);
-  return text;
+typedef struct {
+  int done;
+  int code;
+  char message[1024];
+} migrated_t;
+
+static void on_migrated(const orm_migrate_report_t *r, void *data) {
+  migrated_t *m = data;
+  m->done = 1;
+  m->code = r->code;
+  if (r->code != 0)
+    snprintf(m->message, sizeof m->message, "%s:%u: %s (SQLSTATE %s)",
+             r->file != NULL ? r->file : "-", r->line, r->message, r->sqlstate);
+}
+
+/* The sample domain's tables, in `schema`, the way a service creates them:
+ * its embedded migrations, applied through the API on a loop of its own. */
+static void apply_domain(const char *schema) {
+  orm_migrations_t *set = NULL;
+  char err[512];
+  if (orm_migrations_load_embedded(domain_migrations, domain_migrations_count,
+                                   &set, err, sizeof err) != 0)
+    fail_msg("the domain's migrations: %s", err);
+  char opt[160];
+  snprintf(opt, sizeof opt, "-c search_path=%s -c client_min_messages=warning",
+           schema);
+  char *dsn = orm_test_dsn_with("options", opt, NULL);
+  uv_loop_t loop;
+  assert_int_equal(uv_loop_init(&loop), 0);
+  orm_pool_t *pool = NULL;
+  assert_int_equal(
+      orm_pool_open(&pool, &loop,
+                    &(orm_pool_config_t){.conninfo = dsn, .max_conns = 2}),
+      0);
+  free(dsn);
+  migrated_t m = {0};
+  assert_int_equal(orm_migrate_async(pool, set,
+                                     &(orm_migrate_options_t){.action = ORM_MIGRATE_UP},
+                                     on_migrated, &m),
+                   0);
+  while (!m.done)
+    uv_run(&loop, UV_RUN_ONCE);
+  if (m.code != 0)
+    fail_msg("the domain's migrations failed: %s", m.message);
+  orm_pool_close(pool, NULL);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  assert_int_equal(uv_loop_close(&loop), 0);
+  orm_migrations_free(set);
 }
 
 void orm_fx_open(orm_fx_t *fx, const char *schema, int domain,
@@ -130,14 +165,8 @@ void orm_fx_open_admin(orm_fx_t *fx, const char *schema, int domain) {
            "SET search_path = %s",
            schema, schema, schema);
   orm_fx_sql(fx, sql);
-  if (domain) {
-    char path[4096];
-    snprintf(path, sizeof path, "%s/examples/domain/schema.sql",
-             UVORM_TEST_SOURCE_DIR);
-    char *ddl = read_file(path);
-    orm_fx_sql(fx, ddl);
-    free(ddl);
-  }
+  if (domain)
+    apply_domain(schema);
 }
 
 void orm_fx_open_pool(orm_fx_t *fx, const orm_pool_config_t *cfg) {

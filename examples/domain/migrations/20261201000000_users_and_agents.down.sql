@@ -1,0 +1,4 @@
+-- SPDX-License-Identifier: MIT
+DROP TABLE agents;
+DROP TABLE users;
+DROP TYPE agent_status;
