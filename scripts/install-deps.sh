@@ -18,6 +18,8 @@ packages=(
   # the throwaway server: initdb, pg_ctl, psql, pgbench; runuser (util-linux)
   # starts it as the postgres user when we are root; locales for initdb
   postgresql postgresql-client locales util-linux
+  # the migration tests run behind a real PgBouncer in transaction mode
+  pgbouncer
   # scripts: ps/kill (procps), awk, the bench's peak-memory figures (time),
   # TLS roots for servers reached over the network
   procps mawk time ca-certificates

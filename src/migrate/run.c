@@ -15,8 +15,11 @@
  *                      autocommitted on another connection
  *   COMMIT
  *
- * and repeats until nothing is left. A second instance waits on the lock,
- * then reads a history that already has the migration, and moves on. */
+ * and repeats until nothing is left. "lock" is pg_try_advisory_xact_lock:
+ * when another instance holds it, the transaction ends and a new one tries
+ * again a little later (see submit_locked() for why it never waits in a
+ * statement); then it reads a history that already has the migration, and
+ * moves on. */
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -63,6 +66,8 @@ struct run_s {
   bool table_ready; /* created (if it was not) by this run */
 
   orm_tx_t *tx; /* the step's transaction: holds the lock */
+  uv_timer_t *timer;     /* the next try at a busy lock; closed, then freed */
+  uint64_t lock_wait_ms; /* the latest wait for it */
   next_fn next; /* what the answer being waited for goes to */
   const orm__migration_t *cur;
   bool cur_down;
@@ -108,7 +113,11 @@ static void rows_free(run_t *run) {
   run->nrows = 0;
 }
 
+static void on_timer_closed(uv_handle_t *handle);
+
 static void run_free(run_t *run) {
+  if (run->timer != NULL)
+    uv_close((uv_handle_t *)run->timer, on_timer_closed);
   rows_free(run);
   orm__free(run->schema);
   orm__free(run->table);
@@ -325,13 +334,17 @@ static void tx_end(run_t *run, bool commit, next_fn then) {
   }
 }
 
-static void ended_then_finish(run_t *run, orm_result_t *res) {
+static void read_plain(run_t *run);
+
+/* The run failed (its error is set): the report still gives the status
+ * after it, read afresh (if that fails too, the first error stands). */
+static void status_then_finish(run_t *run, orm_result_t *res) {
   (void)res;
-  finish(run);
+  read_plain(run);
 }
 
 /* The run failed (its error is set): roll the step back and report. */
-static void abort_run(run_t *run) { tx_end(run, false, ended_then_finish); }
+static void abort_run(run_t *run) { tx_end(run, false, status_then_finish); }
 
 /* ---- reading the history -------------------------------------------------- */
 
@@ -436,6 +449,7 @@ static int submit_plain(run_t *run) {
 }
 
 static void read_plain(run_t *run) {
+  run->table_exists = false;
   int rc = submit_plain(run);
   if (rc != 0) {
     set_error(run, rc, "%s", orm_strerror(rc));
@@ -446,25 +460,28 @@ static void read_plain(run_t *run) {
 static void plan_dry(run_t *run);
 
 static void read_done(run_t *run, orm_result_t *res) {
-  if (run->code != 0) {
+  if (res == NULL && run->table_exists) { /* the read failed */
     finish(run);
     return;
   }
-  int rc = res != NULL ? take_rows(run, res) : 0;
+  int rc = 0;
+  if (res != NULL)
+    rc = take_rows(run, res);
+  else
+    rows_free(run);
   if (rc != 0) {
     set_error(run, rc, "reading %s: %s", run->qualified, orm_strerror(rc));
     finish(run);
     return;
   }
-  if (run->opt.flags & ORM_MIGRATE_DRY_RUN) {
+  if (run->code == 0 && (run->opt.flags & ORM_MIGRATE_DRY_RUN)) {
     plan_dry(run);
     return;
   }
-  if (build_status(run) != 0) {
+  if (build_status(run) != 0)
     set_error(run, ORM_ENOMEM, "out of memory");
-  } else if (run->opt.action == ORM_MIGRATE_VERIFY) {
+  else if (run->code == 0 && run->opt.action == ORM_MIGRATE_VERIFY)
     report_verify(run);
-  }
   finish(run);
 }
 
@@ -586,9 +603,8 @@ static void locked_history(run_t *run, orm_result_t *res);
  * migration's rows are written from another connection, which must see
  * it. */
 static void created_committed(run_t *run, orm_result_t *res) {
-  (void)res;
   if (run->code != 0) {
-    finish(run);
+    status_then_finish(run, res);
     return;
   }
   run->table_ready = true;
@@ -602,11 +618,44 @@ static void locked_created(run_t *run, orm_result_t *res) {
     tx_end(run, true, created_committed);
 }
 
+static void on_retry_timer(uv_timer_t *timer) {
+  step_begin(timer->data);
+}
+
+static void on_timer_closed(uv_handle_t *handle) { orm__free(handle); }
+
+/* The lock was taken: try again in a new transaction, after a while (5 ms
+ * doubling to 250 ms, with jitter). */
+static void lock_busy(run_t *run, orm_result_t *res) {
+  (void)res;
+  if (run->timer == NULL) {
+    run->timer = orm__malloc(sizeof *run->timer);
+    if (run->timer == NULL) {
+      set_error(run, ORM_ENOMEM, "out of memory");
+      finish(run);
+      return;
+    }
+    uv_timer_init(orm__pool_loop(run->pool), run->timer);
+    run->timer->data = run;
+  }
+  uint64_t ms = run->lock_wait_ms == 0 ? 5 : run->lock_wait_ms * 2;
+  run->lock_wait_ms = ms > 250 ? 250 : ms;
+  uint64_t delay = run->lock_wait_ms / 2 + uv_hrtime() % (run->lock_wait_ms / 2 + 1);
+  uv_timer_start(run->timer, on_retry_timer, delay, 0);
+}
+
 static void locked(run_t *run, orm_result_t *res) {
-  if (res == NULL) {
+  bool got = false;
+  if (res == NULL || orm_result_bool(res, 0, 0, &got) != 0) {
+    set_error(run, ORM_EPROTO, "pg_try_advisory_xact_lock: no answer");
     abort_run(run);
     return;
   }
+  if (!got) {
+    tx_end(run, false, lock_busy);
+    return;
+  }
+  run->lock_wait_ms = 0;
   if (run->table_ready) {
     read_history(run, false, locked_history);
     return;
@@ -634,11 +683,16 @@ static int submit_locked(run_t *run) {
     return rc;
   }
   /* The key: the table's identity, resolved on the server when the schema
-   * is the search_path's. */
+   * is the search_path's. Tried, not waited for: a statement waiting on
+   * the lock would hold a snapshot, and a CREATE INDEX CONCURRENTLY of
+   * the instance holding it waits for every transaction with an older
+   * snapshot to end, which this one would not do before the lock is
+   * free: a deadlock the server cannot see. A busy lock ends this
+   * transaction, and the next try is a new one. */
   orm_param_t p[2] = {run->schema != NULL ? ORM_TEXT(run->schema) : ORM_NULL,
                       ORM_TEXT(run->table)};
   rc = submit(run, false,
-              "SELECT pg_advisory_xact_lock(hashtextextended('uvorm.migrate:' "
+              "SELECT pg_try_advisory_xact_lock(hashtextextended('uvorm.migrate:' "
               "|| coalesce($1::text, current_schema()) || '.' || $2::text, 0))",
               p, 2, locked);
   if (rc != 0) {
@@ -659,16 +713,12 @@ static void step_begin(run_t *run) {
 /* The status after a run that changed something. */
 static void committed_then_status(run_t *run, orm_result_t *res) {
   (void)res;
-  if (run->code != 0)
-    finish(run);
-  else
-    read_plain(run);
+  read_plain(run); /* after a failed COMMIT too */
 }
 
 static void step_committed(run_t *run, orm_result_t *res) {
-  (void)res;
   if (run->code != 0) {
-    finish(run);
+    committed_then_status(run, res);
     return;
   }
   uint64_t us = (uv_hrtime() - run->started) / 1000;
@@ -764,6 +814,8 @@ static void then_statements(run_t *run, orm_result_t *res) {
     run_statement(run);
 }
 
+static void no_tx_guarded(run_t *run, orm_result_t *res);
+
 static void start_migration(run_t *run, const orm__migration_t *m, bool down) {
   run->cur = m;
   run->cur_down = down;
@@ -793,7 +845,24 @@ static void start_migration(run_t *run, const orm__migration_t *m, bool down) {
     abort_run(run);
     return;
   }
-  char version[24];
+  /* The history read left its portal open, holding a snapshot until the
+   * next statement of this transaction: a CREATE INDEX CONCURRENTLY would
+   * wait for it. A statement that needs none replaces it (and names the
+   * migration the lock guards, for whoever looks at pg_settings). */
+  snprintf(sql, sizeof sql, "SET LOCAL uvorm.migration = '%" PRIu64 "%s'",
+           m->version, down ? " down" : "");
+  run_send(run, false, sql, NULL, 0, no_tx_guarded);
+}
+
+/* No snapshot held: the dirty row, autocommitted, then the statements. */
+static void no_tx_guarded(run_t *run, orm_result_t *res) {
+  if (res == NULL) {
+    abort_run(run);
+    return;
+  }
+  const orm__migration_t *m = run->cur;
+  bool down = run->cur_down;
+  char version[24], sql[512];
   snprintf(version, sizeof version, "%" PRIu64, m->version);
   if (down) {
     snprintf(sql, sizeof sql,

@@ -177,9 +177,11 @@ int orm__sql_split(const char *text, size_t len, orm__sql_stmt_t **out,
     unsigned line = 0;
     lead_t lead = {.n = 0};
     int depth = 0; /* BEGIN ATOMIC nesting, with CASE ... END inside it */
+    int parens = 0; /* as psql: no statement ends inside parentheses (a
+                       rule's DO ALSO (...; ...)) */
     while (s.p < s.end) {
       char c = *s.p;
-      if (c == ';' && depth == 0) {
+      if (c == ';' && depth == 0 && parens <= 0) {
         advance(&s, 1);
         break;
       }
@@ -218,6 +220,7 @@ int orm__sql_split(const char *text, size_t len, orm__sql_stmt_t **out,
             depth--;
         }
       } else if (q == 0) {
+        parens += c == '(' ? 1 : c == ')' ? -1 : 0;
         advance(&s, 1);
       }
       if (!comment)

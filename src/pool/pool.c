@@ -667,6 +667,8 @@ unsigned orm__pool_max_conns(const orm_pool_t *pool) {
   return pool->cfg.max_conns;
 }
 
+uv_loop_t *orm__pool_loop(orm_pool_t *pool) { return pool->loop; }
+
 orm_exec_t *orm_pool_exec(orm_pool_t *pool) {
   return pool != NULL ? &pool->exec : NULL;
 }

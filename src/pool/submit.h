@@ -70,6 +70,9 @@ int orm__exec_submit(orm_exec_t *exec, const char *sql, orm__stmt_hint_t *hint,
 /* The most connections the pool opens. */
 unsigned orm__pool_max_conns(const orm_pool_t *pool);
 
+/* The loop the pool runs on. */
+uv_loop_t *orm__pool_loop(orm_pool_t *pool);
+
 /* The scheduler that delivers the pool's futures, for a future of the
  * layer above. */
 struct orm__sched_s *orm__pool_sched(orm_pool_t *pool);

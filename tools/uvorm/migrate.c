@@ -323,6 +323,10 @@ static int run_action(args_t *a, orm_migrate_action_t action, unsigned steps) {
   orm_pool_config_t cfg = {.conninfo = db != NULL ? db : "",
                            .min_conns = 1,
                            .max_conns = 2,
+                           /* Each statement runs once: nothing to gain
+                            * from preparing, and unnamed statements work
+                            * behind PgBouncer in transaction mode. */
+                           .no_prepare = true,
                            .on_notice = on_notice,
                            .data = &run};
   rc = orm_pool_open(&run.pool, &loop, &cfg);
