@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* bench_hydrate: what hydration costs per row.
  *
- * Loads N users (examples/domain/schema.sql's users table, in a schema of
+ * Loads N users (examples/domain/migrations/'s users table, in a schema of
  * its own, 10% NULL names) with one server-side INSERT ... SELECT, fetches
  * them once in binary, checks that both decoders below agree on every value,
  * then alternates R rounds of
@@ -261,7 +261,7 @@ static void exec_ok(PGconn *conn, const char *sql) {
   PQclear(res);
 }
 
-/* The users table of examples/domain/schema.sql, in a schema of our own. */
+/* The users table of examples/domain/migrations/, in a schema of our own. */
 static void load(PGconn *conn, size_t n) {
   exec_ok(conn, "SET client_min_messages = 'warning'");
   exec_ok(conn, "DROP SCHEMA IF EXISTS " SCHEMA " CASCADE");

@@ -10,7 +10,7 @@
  *   world    TechEmpower's: WORLD_ROWS rows (id, randomnumber), the random
  *            numbers in 1..WORLD_ROWS;
  *   fortune  TechEmpower's: the TFB_FORTUNES standard fortunes;
- *   users    the sample domain's table (examples/domain/schema.sql), with
+ *   users    the sample domain's table (examples/domain/migrations/), with
  *            BENCH_USERS rows from one INSERT ... SELECT generate_series
  *            (every tenth name NULL);
  *   conversations, messages, usage_records
@@ -102,7 +102,7 @@ static const char *const create_sql[] = {
     "  id      integer PRIMARY KEY,\n"
     "  message text NOT NULL\n"
     ")",
-    /* examples/domain/schema.sql's users. */
+    /* examples/domain/migrations/'s users. */
     "CREATE TABLE " BENCH_SCHEMA ".users (\n"
     "  id         bigserial PRIMARY KEY,\n"
     "  email      text NOT NULL UNIQUE,\n"

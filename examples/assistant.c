@@ -10,7 +10,7 @@
  *
  *   assistant [CONNINFO]   (default: $DATABASE_URL, else libpq's defaults)
  *
- * The tables of examples/domain/schema.sql must exist on the search_path
+ * The tables that examples/domain/migrations/ create must exist on the search_path
  * (scripts/demo.sh creates them in a schema of their own). */
 #include <inttypes.h>
 #include <stdio.h>

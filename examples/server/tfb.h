@@ -3,7 +3,7 @@
  * queries, as uvorm models, and the data they are loaded with.
  *
  * bench_load creates them in the schema BENCH_SCHEMA, next to a copy of the
- * sample domain's `users` table (examples/domain/schema.sql). The models
+ * sample domain's `users` table (examples/domain/migrations/). The models
  * name no schema: a driver reaches the tables through its connections'
  * search_path (see bench/README.md).
  */

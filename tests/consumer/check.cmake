@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: MIT
 # Run by ctest: install the build into a scratch prefix, then build and run
-# tests/consumer with find_package(uvorm) and with pkg-config.
+# tests/consumer with find_package(uvorm) (uvorm_embed_migrations() and the
+# installed uvorm program too) and with pkg-config.
 set(prefix ${UVORM_WORK_DIR}/prefix)
 file(REMOVE_RECURSE ${UVORM_WORK_DIR})
 file(MAKE_DIRECTORY ${UVORM_WORK_DIR})
@@ -27,6 +28,8 @@ run(${CMAKE_COMMAND} -S ${UVORM_CONSUMER_SRC} -B ${UVORM_WORK_DIR}/cmake
 run(${CMAKE_COMMAND} --build ${UVORM_WORK_DIR}/cmake)
 run(${UVORM_WORK_DIR}/cmake/consumer)
 run(${UVORM_WORK_DIR}/cmake/consumer_static)
+run(${UVORM_WORK_DIR}/cmake/consumer_migrations)
+run(${prefix}/bin/uvorm --version)
 
 # pkg-config --cflags --libs uvorm
 file(GLOB pcdirs ${prefix}/lib*/pkgconfig ${prefix}/lib/*/pkgconfig)

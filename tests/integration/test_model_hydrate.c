@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* Models against a real server, with plain blocking libpq: the sample
- * domain's tables (examples/domain/schema.sql) in a schema of this test's
+ * domain's tables (examples/domain/migrations/) in a schema of this test's
  * own; rows written with the generated INSERT SQL and encoded parameters,
  * read back with the generated SELECT SQL and hydrated, then compared field
  * by field with what a plain text-format query sees. Hostile strings,

@@ -1,0 +1,3 @@
+-- two tables
+CREATE TABLE a (id int);
+CREATE TABLE b (id int);

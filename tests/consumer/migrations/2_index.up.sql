@@ -1,0 +1,2 @@
+-- uvorm:no-transaction
+CREATE INDEX CONCURRENTLY a_id ON a (id);
