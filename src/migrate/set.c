@@ -128,7 +128,8 @@ static int check_text(const char *file, const char *text, size_t len,
 static int finish(orm_migrations_t *set, orm_migrations_t **out, char *err,
                   size_t errlen) {
   int rc = 0;
-  qsort(set->items, set->n, sizeof *set->items, by_version);
+  if (set->n > 1)
+    qsort(set->items, set->n, sizeof *set->items, by_version);
   for (size_t i = 0; i < set->n && rc == 0; i++) {
     orm__migration_t *m = &set->items[i];
     orm_migration_t *p = &m->pub;
@@ -381,7 +382,8 @@ int orm_migrations_load_dir(const char *dir, orm_migrations_t **out, char *err,
       rc = ORM_ENOMEM;
   }
   if (rc == 0) {
-    qsort(e, ne, sizeof *e, by_version_kind);
+    if (ne > 1)
+      qsort(e, ne, sizeof *e, by_version_kind);
     rc = load_entries(dir, e, ne, set, err, errlen);
   }
   if (rc == ORM_ENOMEM)
