@@ -3,6 +3,7 @@
  * the command line, on a loop and a pool of two connections (one holds
  * the lock while the other runs a no-transaction migration). */
 #include <errno.h>
+#include <dirent.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdarg.h>
@@ -118,6 +119,27 @@ static int write_new(const char *path, const char *text) {
   return 0;
 }
 
+/* The largest version among DIR's <digits>_*.sql files; 0 if none. */
+static unsigned long long newest_version(const char *dir) {
+  unsigned long long newest = 0;
+  DIR *d = opendir(dir);
+  if (d == NULL)
+    return 0;
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL) {
+    const char *n = e->d_name;
+    size_t digits = strspn(n, "0123456789"), len = strlen(n);
+    if (digits == 0 || digits > 18 || n[digits] != '_' || len < 4 ||
+        strcmp(n + len - 4, ".sql") != 0)
+      continue;
+    unsigned long long v = strtoull(n, NULL, 10);
+    if (v > newest)
+      newest = v;
+  }
+  closedir(d);
+  return newest;
+}
+
 static int cmd_new(args_t *a, const char *name) {
   if (!name_ok(name))
     return usage_error("migration name '%s' must be letters, digits, '_' or "
@@ -133,20 +155,11 @@ static int cmd_new(args_t *a, const char *name) {
   char version[32];
   strftime(version, sizeof version, "%Y%m%d%H%M%S", &tm);
   /* Versions must increase: two `new` in one second, or a clock behind the
-   * newest file, take the next number. */
-  orm_migrations_t *set = NULL;
-  char err[1024];
-  if (orm_migrations_load_dir(a->dir, &set, err, sizeof err) == 0) {
-    size_t n = orm_migrations_count(set);
-    unsigned long long v = strtoull(version, NULL, 10);
-    if (n > 0) {
-      unsigned long long last =
-          strtoull(orm_migrations_at(set, n - 1)->version, NULL, 10);
-      if (last >= v)
-        snprintf(version, sizeof version, "%llu", last + 1);
-    }
-    orm_migrations_free(set);
-  }
+   * newest file, take the next number. From the names alone: the newest
+   * file may still be the unwritten one `new` made a moment ago. */
+  unsigned long long v = strtoull(version, NULL, 10), last = newest_version(a->dir);
+  if (last >= v)
+    snprintf(version, sizeof version, "%llu", last + 1);
   size_t len = strlen(a->dir) + strlen(version) + strlen(name) + 16;
   char *up = malloc(len), *down = malloc(len);
   int status = CLI_FAILED;
