@@ -115,7 +115,9 @@ typedef enum {
                          row goes and UP runs it again */
 } orm_migrate_action_t;
 
-#define ORM_MIGRATE_DRY_RUN 0x1u            /* decide, report, change nothing */
+#define ORM_MIGRATE_DRY_RUN 0x1u            /* UP, DOWN: decide, report, change
+                                               nothing (STATUS, VERIFY change
+                                               nothing anyway) */
 #define ORM_MIGRATE_ALLOW_OUT_OF_ORDER 0x2u /* UP applies a pending version
                                                older than the newest applied */
 #define ORM_MIGRATE_RETRY 0x4u              /* RESOLVE: run it again */
@@ -154,9 +156,11 @@ typedef struct {
   /* 0, or: ORM_ESERVER (a statement failed: sqlstate, message, file, line),
    * ORM_EMIGRATION (refused: the history does not match the files, a row
    * is dirty, a version is out of order, no down file; `message` says which
-   * file), ORM_EINVAL (ORM_MIGRATE_RESOLVE of a version not dirty, a `to`
-   * that names no migration), ORM_ECONNECT, ORM_ECONNLOST, ORM_ETIMEDOUT,
-   * ORM_ECLOSED (the pool closed), ORM_ENOMEM. */
+   * file), ORM_EINVAL (ORM_MIGRATE_RESOLVE of a version not dirty; a
+   * no-transaction migration on a pool of one connection; a search_path
+   * naming no schema that exists), ORM_ECONNECT, ORM_ECONNLOST,
+   * ORM_ETIMEDOUT (the pool's statement timeout), ORM_ECANCELED (the pool
+   * was closed meanwhile), ORM_EQUEUEFULL, ORM_ENOMEM. */
   int code;
   const char *message;  /* never NULL when code != 0 */
   const char *sqlstate; /* "" unless the server reported the error */
@@ -191,12 +195,21 @@ typedef struct {
 } orm_migrate_options_t;
 
 /* Runs `options->action` on `pool`, then calls `cb` once with the report
- * (never from inside this call). `set` must stay alive until then. A
- * no-transaction migration needs a pool of at least 2 connections (one
- * holds the lock while another runs the statements).
+ * (never from inside this call). `set` must stay alive until then.
+ *
+ * A run that changes something waits, without limit, while another
+ * instance migrates the same history table (retrying a lock, see
+ * docs/migrations.md). A no-transaction migration needs a pool of at least
+ * 2 connections (one holds the lock while another runs the statements);
+ * its statements may each run on a different connection. Migrations run
+ * on the pool's connections: a session-level SET in one (not SET LOCAL)
+ * stays on its connection, so a service may prefer a pool of its own for
+ * migrating, closed afterwards (the uvorm program does so).
+ *
  * Returns 0, or without calling `cb`: ORM_EINVAL (NULL argument, bad
- * action or flags, a `schema` or `table` not a plain identifier, RESOLVE
- * without `to`), ORM_ECLOSED, ORM_ENOMEM. */
+ * action or flags, DRY_RUN with RESOLVE, a `schema` or `table` not a plain
+ * identifier, RESOLVE without `to`, UP to a version the set does not
+ * have), ORM_ECLOSED, ORM_EQUEUEFULL, ORM_ENOMEM. */
 ORM_EXTERN int orm_migrate_async(orm_pool_t *pool, const orm_migrations_t *set,
                                  const orm_migrate_options_t *options,
                                  orm_migrate_cb cb, void *data);

@@ -262,14 +262,15 @@ ORM_EXTERN int orm_result_bytes(const orm_result_t *result, int row, int col,
  * rolls back, and reports it: ORM_ESERVER, SQLSTATE 25P02. */
 ORM_EXTERN int orm_tx_begin(orm_pool_t *pool, orm_tx_t **out);
 /* orm_tx_begin() with the transaction's characteristics: at most one of
- * ORM_TX_REPEATABLE_READ and ORM_TX_SERIALIZABLE (otherwise the server's
- * default_transaction_isolation, normally READ COMMITTED), ORM_TX_READ_ONLY,
- * and ORM_TX_DEFERRABLE (only with SERIALIZABLE and READ_ONLY). ORM_EINVAL
- * for another combination. */
+ * ORM_TX_READ_COMMITTED, ORM_TX_REPEATABLE_READ and ORM_TX_SERIALIZABLE
+ * (none: the server's default_transaction_isolation, normally READ
+ * COMMITTED), ORM_TX_READ_ONLY, and ORM_TX_DEFERRABLE (only with
+ * SERIALIZABLE and READ_ONLY). ORM_EINVAL for another combination. */
 #define ORM_TX_REPEATABLE_READ 0x1u
 #define ORM_TX_SERIALIZABLE 0x2u
 #define ORM_TX_READ_ONLY 0x4u
 #define ORM_TX_DEFERRABLE 0x8u
+#define ORM_TX_READ_COMMITTED 0x10u
 ORM_EXTERN int orm_tx_begin_with(orm_pool_t *pool, unsigned options,
                                  orm_tx_t **out);
 ORM_EXTERN int orm_tx_begin_async(orm_pool_t *pool, orm_future_cb cb,

@@ -66,8 +66,7 @@ struct run_s {
   bool table_ready; /* created (if it was not) by this run */
 
   orm_tx_t *tx; /* the step's transaction: holds the lock */
-  uv_timer_t *timer;     /* the next try at a busy lock; closed, then freed */
-  uint64_t lock_wait_ms; /* the latest wait for it */
+  uint64_t lock_wait_ms; /* the latest wait for a busy lock */
   next_fn next; /* what the answer being waited for goes to */
   const orm__migration_t *cur;
   bool cur_down;
@@ -113,11 +112,7 @@ static void rows_free(run_t *run) {
   run->nrows = 0;
 }
 
-static void on_timer_closed(uv_handle_t *handle);
-
 static void run_free(run_t *run) {
-  if (run->timer != NULL)
-    uv_close((uv_handle_t *)run->timer, on_timer_closed);
   rows_free(run);
   orm__free(run->schema);
   orm__free(run->table);
@@ -427,12 +422,57 @@ static void report_verify(run_t *run) {
 
 static void read_done(run_t *run, orm_result_t *res);
 
+/* From now on the history table is named with the schema the server
+ * resolved (current_schema() when none was given), so that a migration
+ * changing the search_path cannot send its history row elsewhere. 0 or
+ * ORM_ENOMEM. */
+static int adopt_schema(run_t *run, const char *schema) {
+  if (run->schema == NULL) {
+    run->schema = orm__strdup(schema);
+    if (run->schema == NULL)
+      return ORM_ENOMEM;
+  }
+  /* Quoted: a name from the server may hold any character. */
+  size_t n = 2 * (strlen(run->schema) + strlen(run->table)) + 6;
+  char *q = orm__malloc(n), *w = q;
+  if (q == NULL)
+    return ORM_ENOMEM;
+  for (int part = 0; part < 2; part++) {
+    *w++ = '"';
+    for (const char *c = part == 0 ? run->schema : run->table; *c; c++) {
+      if (*c == '"')
+        *w++ = '"';
+      *w++ = *c;
+    }
+    *w++ = '"';
+    if (part == 0)
+      *w++ = '.';
+  }
+  *w = '\0';
+  orm__free(run->qualified);
+  run->qualified = q;
+  return 0;
+}
+
+/* The schema to use (column 0: NULL when the search_path names no schema
+ * that exists) and whether the table exists (column 1); see submit_plain. */
 static void plain_exists(run_t *run, orm_result_t *res) {
   if (res == NULL) {
     finish(run);
     return;
   }
-  run->table_exists = !orm_result_is_null(res, 0, 0);
+  if (orm_result_is_null(res, 0, 0)) {
+    read_done(run, NULL); /* no schema, no history: all pending */
+    return;
+  }
+  const char *schema = NULL;
+  if (orm_result_text(res, 0, 0, &schema, NULL) != 0 ||
+      adopt_schema(run, schema) != 0) {
+    set_error(run, ORM_ENOMEM, "out of memory");
+    finish(run);
+    return;
+  }
+  run->table_exists = !orm_result_is_null(res, 0, 1);
   if (!run->table_exists) {
     read_done(run, NULL);
     return;
@@ -443,9 +483,13 @@ static void plain_exists(run_t *run, orm_result_t *res) {
 /* Status, verify and dry runs read without the lock (as does the status
  * after a run). */
 static int submit_plain(run_t *run) {
-  orm_param_t p = ORM_TEXT(run->qualified);
-  return submit(run, true, "SELECT to_regclass($1)::text", &p, 1,
-                plain_exists);
+  orm_param_t p[2] = {run->schema != NULL ? ORM_TEXT(run->schema) : ORM_NULL,
+                      ORM_TEXT(run->table)};
+  return submit(run, true,
+                "SELECT s, to_regclass(quote_ident(s) || '.' || "
+                "quote_ident($2::text))::text "
+                "FROM (SELECT coalesce($1::text, current_schema()) AS s) x",
+                p, 2, plain_exists);
 }
 
 static void read_plain(run_t *run) {
@@ -474,7 +518,8 @@ static void read_done(run_t *run, orm_result_t *res) {
     finish(run);
     return;
   }
-  if (run->code == 0 && (run->opt.flags & ORM_MIGRATE_DRY_RUN)) {
+  if (run->code == 0 && (run->opt.flags & ORM_MIGRATE_DRY_RUN) &&
+      (run->opt.action == ORM_MIGRATE_UP || run->opt.action == ORM_MIGRATE_DOWN)) {
     plan_dry(run);
     return;
   }
@@ -618,36 +663,55 @@ static void locked_created(run_t *run, orm_result_t *res) {
     tx_end(run, true, created_committed);
 }
 
-static void on_retry_timer(uv_timer_t *timer) {
-  step_begin(timer->data);
+static void slept(run_t *run, orm_result_t *res) {
+  if (res == NULL)
+    finish(run); /* the pool closed, the server went away, ... */
+  else
+    step_begin(run);
 }
 
-static void on_timer_closed(uv_handle_t *handle) { orm__free(handle); }
-
 /* The lock was taken: try again in a new transaction, after a while (5 ms
- * doubling to 250 ms, with jitter). */
+ * doubling to 250 ms, with jitter). The wait is a pg_sleep on the pool,
+ * not a timer of ours: the pool fails it if it closes meanwhile, and the
+ * run ends with it. (Its implicit transaction ends with it too, so a
+ * CREATE INDEX CONCURRENTLY of the holder waits for it 250 ms at most.) */
 static void lock_busy(run_t *run, orm_result_t *res) {
   (void)res;
-  if (run->timer == NULL) {
-    run->timer = orm__malloc(sizeof *run->timer);
-    if (run->timer == NULL) {
-      set_error(run, ORM_ENOMEM, "out of memory");
-      finish(run);
-      return;
-    }
-    uv_timer_init(orm__pool_loop(run->pool), run->timer);
-    run->timer->data = run;
+  if (run->code != 0) {
+    finish(run);
+    return;
   }
   uint64_t ms = run->lock_wait_ms == 0 ? 5 : run->lock_wait_ms * 2;
   run->lock_wait_ms = ms > 250 ? 250 : ms;
   uint64_t delay = run->lock_wait_ms / 2 + uv_hrtime() % (run->lock_wait_ms / 2 + 1);
-  uv_timer_start(run->timer, on_retry_timer, delay, 0);
+  char secs[32];
+  snprintf(secs, sizeof secs, "%.3f", (double)delay / 1000.0);
+  orm_param_t p = ORM_TEXT(secs);
+  run_send(run, true, "SELECT pg_sleep($1::float8)", &p, 1, slept);
 }
 
 static void locked(run_t *run, orm_result_t *res) {
   bool got = false;
-  if (res == NULL || orm_result_bool(res, 0, 0, &got) != 0) {
+  if (res == NULL) {
+    abort_run(run);
+    return;
+  }
+  if (orm_result_is_null(res, 0, 1)) {
+    set_error(run, ORM_EINVAL,
+              "the search_path names no schema that exists: create one, or "
+              "name the history table's schema");
+    abort_run(run);
+    return;
+  }
+  const char *schema = NULL;
+  if (orm_result_bool(res, 0, 0, &got) != 0 ||
+      orm_result_text(res, 0, 1, &schema, NULL) != 0) {
     set_error(run, ORM_EPROTO, "pg_try_advisory_xact_lock: no answer");
+    abort_run(run);
+    return;
+  }
+  if (adopt_schema(run, schema) != 0) {
+    set_error(run, ORM_ENOMEM, "out of memory");
     abort_run(run);
     return;
   }
@@ -677,7 +741,10 @@ static void locked(run_t *run, orm_result_t *res) {
 /* BEGIN and the lock. 0 or the code of a failed submission (then nothing
  * is left behind). */
 static int submit_locked(run_t *run) {
-  int rc = orm_tx_begin(run->pool, &run->tx);
+  /* READ COMMITTED whatever the server's default: each statement sees
+   * what committed before it (the history read after the lock is taken),
+   * and no snapshot outlives its statement. */
+  int rc = orm_tx_begin_with(run->pool, ORM_TX_READ_COMMITTED, &run->tx);
   if (rc != 0) {
     run->tx = NULL;
     return rc;
@@ -692,8 +759,9 @@ static int submit_locked(run_t *run) {
   orm_param_t p[2] = {run->schema != NULL ? ORM_TEXT(run->schema) : ORM_NULL,
                       ORM_TEXT(run->table)};
   rc = submit(run, false,
-              "SELECT pg_try_advisory_xact_lock(hashtextextended('uvorm.migrate:' "
-              "|| coalesce($1::text, current_schema()) || '.' || $2::text, 0))",
+              "SELECT pg_try_advisory_xact_lock(hashtextextended("
+              "'uvorm.migrate:' || s || '.' || $2::text, 0)), s "
+              "FROM (SELECT coalesce($1::text, current_schema()) AS s) x",
               p, 2, locked);
   if (rc != 0) {
     orm_tx_rollback_async(run->tx, NULL, NULL, NULL);
@@ -815,6 +883,7 @@ static void then_statements(run_t *run, orm_result_t *res) {
 }
 
 static void no_tx_guarded(run_t *run, orm_result_t *res);
+static void no_tx_guard_kept(run_t *run, orm_result_t *res);
 
 static void start_migration(run_t *run, const orm__migration_t *m, bool down) {
   run->cur = m;
@@ -849,8 +918,20 @@ static void start_migration(run_t *run, const orm__migration_t *m, bool down) {
    * next statement of this transaction: a CREATE INDEX CONCURRENTLY would
    * wait for it. A statement that needs none replaces it (and names the
    * migration the lock guards, for whoever looks at pg_settings). */
+  run_send(run, false, "SET LOCAL idle_in_transaction_session_timeout = 0",
+           NULL, 0, no_tx_guard_kept);
+}
+
+/* The guard idles while the statements run elsewhere: a server's
+ * idle_in_transaction_session_timeout must not end it (and the lock). */
+static void no_tx_guard_kept(run_t *run, orm_result_t *res) {
+  if (res == NULL) {
+    abort_run(run);
+    return;
+  }
+  char sql[128];
   snprintf(sql, sizeof sql, "SET LOCAL uvorm.migration = '%" PRIu64 "%s'",
-           m->version, down ? " down" : "");
+           run->cur->version, run->cur_down ? " down" : "");
   run_send(run, false, sql, NULL, 0, no_tx_guarded);
 }
 
@@ -1002,6 +1083,7 @@ static int check_options(const orm_migrations_t *set,
       (o->flags & ~(ORM_MIGRATE_DRY_RUN | ORM_MIGRATE_ALLOW_OUT_OF_ORDER |
                     ORM_MIGRATE_RETRY)) != 0 ||
       ((o->flags & ORM_MIGRATE_RETRY) && o->action != ORM_MIGRATE_RESOLVE) ||
+      ((o->flags & ORM_MIGRATE_DRY_RUN) && o->action == ORM_MIGRATE_RESOLVE) ||
       (o->schema != NULL && !identifier_ok(o->schema)) ||
       (o->table != NULL && !identifier_ok(o->table)) ||
       o->lock_timeout_ms > INT32_MAX)

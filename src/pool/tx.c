@@ -277,7 +277,7 @@ static int tx_open(orm_pool_t *pool, const char *begin_sql, orm__tx_mode_t mode,
 
 /* The BEGIN statement for `options`, or NULL for a bad combination. */
 static const char *begin_sql(unsigned options) {
-  static const char *const sql[3][3] = {
+  static const char *const sql[4][3] = {
       /* read write, READ ONLY, READ ONLY DEFERRABLE */
       {"BEGIN", "BEGIN READ ONLY", NULL},
       {"BEGIN ISOLATION LEVEL REPEATABLE READ",
@@ -285,15 +285,20 @@ static const char *begin_sql(unsigned options) {
       {"BEGIN ISOLATION LEVEL SERIALIZABLE",
        "BEGIN ISOLATION LEVEL SERIALIZABLE, READ ONLY",
        "BEGIN ISOLATION LEVEL SERIALIZABLE, READ ONLY, DEFERRABLE"},
+      {"BEGIN ISOLATION LEVEL READ COMMITTED",
+       "BEGIN ISOLATION LEVEL READ COMMITTED, READ ONLY", NULL},
   };
-  if ((options & ~(unsigned)(ORM_TX_REPEATABLE_READ | ORM_TX_SERIALIZABLE |
-                             ORM_TX_READ_ONLY | ORM_TX_DEFERRABLE)) != 0)
+  const unsigned levels =
+      ORM_TX_READ_COMMITTED | ORM_TX_REPEATABLE_READ | ORM_TX_SERIALIZABLE;
+  if ((options & ~(unsigned)(levels | ORM_TX_READ_ONLY | ORM_TX_DEFERRABLE)) != 0)
     return NULL;
-  unsigned level = (options & ORM_TX_SERIALIZABLE)       ? 2
-                   : (options & ORM_TX_REPEATABLE_READ) ? 1
-                                                         : 0;
-  if (level == 2 && (options & ORM_TX_REPEATABLE_READ))
-    return NULL;
+  unsigned l = options & levels;
+  if ((l & (l - 1)) != 0)
+    return NULL; /* two levels */
+  unsigned level = l == ORM_TX_SERIALIZABLE      ? 2
+                   : l == ORM_TX_REPEATABLE_READ ? 1
+                   : l == ORM_TX_READ_COMMITTED  ? 3
+                                                 : 0;
   unsigned access = (options & ORM_TX_DEFERRABLE) ? 2
                     : (options & ORM_TX_READ_ONLY) ? 1
                                                    : 0;

@@ -186,6 +186,10 @@ static void test_changed_file(void **state) {
   assert_int_equal(r.code, ORM_EMIGRATION);
   assert_non_null(strstr(r.message, "1_create_a.up.sql"));
   assert_int_equal(mfx_state(&r, "1"), ORM_MIGRATION_CHANGED);
+  /* A dry VERIFY is a VERIFY (it changes nothing anyway). */
+  r = mfx_run(&fx, edited, (orm_migrate_options_t){.action = ORM_MIGRATE_VERIFY,
+                                                   .flags = ORM_MIGRATE_DRY_RUN});
+  assert_int_equal(r.code, ORM_EMIGRATION);
   r = mfx_run(&fx, edited, (orm_migrate_options_t){.action = ORM_MIGRATE_STATUS});
   mfx_expect_ok(&r); /* status reports, it does not judge */
   assert_int_equal(mfx_state(&r, "1"), ORM_MIGRATION_CHANGED);
@@ -356,6 +360,7 @@ static void test_arguments(void **state) {
        .table = "a_name_that_is_longer_than_sixty_three_bytes_which_postgres_cuts"},
       {.action = ORM_MIGRATE_UP, .lock_timeout_ms = UINT64_MAX},
       {.action = ORM_MIGRATE_RESOLVE}, /* which version? */
+      {.action = ORM_MIGRATE_RESOLVE, .to = "1", .flags = ORM_MIGRATE_DRY_RUN},
   };
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
     if (orm_migrate_async(fx.pool, set, &bad[i], never, NULL) != ORM_EINVAL)

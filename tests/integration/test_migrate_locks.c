@@ -198,28 +198,34 @@ static void test_lock_timeout(void **state) {
   orm_fx_close(&fx);
 }
 
-/* Two instances (two pools: two services starting together) run UP at
- * once on a database never migrated: each migration is applied exactly
- * once, the second waits on the lock, then finds nothing to do. */
-static void test_racing_instances(void **state) {
-  (void)state;
+static char *dsn_for(const char *extra) {
+  char opt[256];
+  snprintf(opt, sizeof opt, "-c search_path=%s%s", SCHEMA, extra);
+  return orm_test_dsn_with("options", opt, NULL);
+}
+
+/* Four instances (four pools: services starting together) run UP at once
+ * on a database never migrated: each migration is applied exactly once;
+ * the others retry the lock, then find nothing to do. The CREATE INDEX
+ * CONCURRENTLY of whoever holds the lock is not held up by them. With
+ * `extra` server settings on every connection. */
+static void race(const char *extra) {
   orm_fx_t fx;
-  orm_fx_open(&fx, SCHEMA, 0, &two);
+  orm_fx_open_admin(&fx, SCHEMA, 0);
+  assert_int_equal(uv_loop_init(&fx.loop), 0);
   const char *const m[][4] = {
       {"1", "log", "CREATE TABLE log (v int);\nINSERT INTO log VALUES (1);", NULL},
       {"2", "slow", "SELECT pg_sleep(0.3);\nINSERT INTO log VALUES (2);", NULL},
       {"3", "idx", "-- uvorm:no-transaction\nINSERT INTO log VALUES (3);\n"
+                   "SELECT pg_sleep(0.3);\n"
                    "CREATE INDEX CONCURRENTLY log_v ON log (v);", NULL},
       {"4", "last", "INSERT INTO log VALUES (4);", NULL},
   };
   orm_migrations_t *set = mfx_set(4, m);
   enum { N = 4 };
   orm_pool_t *pools[N];
-  pools[0] = fx.pool;
-  char opt[128];
-  snprintf(opt, sizeof opt, "-c search_path=%s", SCHEMA);
-  char *dsn = orm_test_dsn_with("options", opt, NULL);
-  for (int i = 1; i < N; i++)
+  char *dsn = dsn_for(extra);
+  for (int i = 0; i < N; i++)
     assert_int_equal(orm_pool_open(&pools[i], &fx.loop,
                                    &(orm_pool_config_t){.conninfo = dsn, .max_conns = 2}),
                      0);
@@ -239,8 +245,100 @@ static void test_racing_instances(void **state) {
   assert_int_equal(orm_fx_int(&fx, "SELECT count(*) FROM log"), 4);
   assert_int_equal(orm_fx_int(&fx, "SELECT count(DISTINCT v) FROM log"), 4);
   assert_int_equal(orm_fx_int(&fx, "SELECT count(*) FROM uvorm_migrations WHERE NOT dirty"), 4);
-  for (int i = 1; i < N; i++)
+  assert_int_equal(valid_index(&fx, "log_v"), 1);
+  for (int i = 0; i < N; i++)
     assert_int_equal(orm_pool_close(pools[i], NULL), 0);
+  orm_test_run(&fx.loop, 5000);
+  orm_test_loop_close(&fx.loop);
+  orm_migrations_free(set);
+  orm_fx_close_admin(&fx);
+}
+
+static void test_racing_instances(void **state) {
+  (void)state;
+  race("");
+  /* The server's defaults do not matter: the lock's transactions are READ
+   * COMMITTED whatever default_transaction_isolation says (else the
+   * history read would see a snapshot older than the lock, and the index
+   * build would wait for the holder's own snapshot), and the holder of a
+   * no-transaction migration idles longer than this timeout allows. */
+  race(" -c default_transaction_isolation=serializable"
+       " -c idle_in_transaction_session_timeout=100");
+}
+
+/* Another session holds the lock: the run waits (retrying), goes on once
+ * it is free; and if its pool closes meanwhile, it reports once and leaves
+ * nothing behind. */
+static void test_lock_held(void **state) {
+  (void)state;
+  orm_fx_t fx;
+  orm_fx_open(&fx, SCHEMA, 0, &two);
+  const char *const m[][4] = {{"1", "a", "CREATE TABLE a (id int);", NULL}};
+  orm_migrations_t *set = mfx_set(1, m);
+  const char *hold = "BEGIN; SELECT pg_advisory_xact_lock(hashtextextended("
+                     "'uvorm.migrate:" SCHEMA ".uvorm_migrations', 0))";
+  orm_fx_sql(&fx, hold);
+  mfx_report_t r;
+  mfx_start(fx.pool, set, (orm_migrate_options_t){.action = ORM_MIGRATE_UP}, &r);
+  orm_fx_run_ms(&fx, 400);
+  assert_false(r.done);
+  orm_fx_sql(&fx, "COMMIT");
+  mfx_wait(&fx, &r);
+  mfx_expect_ok(&r);
+  assert_int_equal(r.nsteps, 1);
+
+  const char *const m2[][4] = {{"1", "a", "CREATE TABLE a (id int);", NULL},
+                               {"2", "b", "CREATE TABLE b (id int);", NULL}};
+  orm_migrations_t *set2 = mfx_set(2, m2);
+  orm_fx_sql(&fx, hold);
+  mfx_start(fx.pool, set2, (orm_migrate_options_t){.action = ORM_MIGRATE_UP}, &r);
+  orm_fx_run_ms(&fx, 300);
+  assert_false(r.done);
+  assert_int_equal(orm_pool_close(fx.pool, NULL), 0);
+  fx.pool = NULL;
+  orm_test_run(&fx.loop, 5000);
+  orm_test_loop_close(&fx.loop);
+  assert_true(r.done);
+  assert_int_equal(r.code, ORM_ECANCELED);
+  orm_fx_sql(&fx, "COMMIT");
+  assert_int_equal(orm_fx_int(&fx, "SELECT count(*) FROM uvorm_migrations"), 1);
+  orm_fx_close_admin(&fx);
+  orm_migrations_free(set);
+  orm_migrations_free(set2);
+}
+
+/* A migration that changes the search_path (as pg_dump output does) does
+ * not send its history row elsewhere: the table is named with the schema
+ * resolved when the run began. A search_path naming no schema: UP says
+ * so, STATUS shows all pending. */
+static void test_search_path(void **state) {
+  (void)state;
+  orm_fx_t fx;
+  orm_fx_open(&fx, SCHEMA, 0, &two);
+  const char *const m[][4] = {
+      {"1", "dump", "SELECT pg_catalog.set_config('search_path', '', false);\n"
+                    "CREATE TABLE " SCHEMA ".dumped (id int);", NULL},
+      {"2", "after", "CREATE TABLE " SCHEMA ".after_dump (id int);", NULL},
+  };
+  orm_migrations_t *set = mfx_set(2, m);
+  mfx_report_t r = mfx_run(&fx, set, (orm_migrate_options_t){.action = ORM_MIGRATE_UP});
+  mfx_expect_ok(&r);
+  assert_int_equal(r.nsteps, 2);
+  assert_int_equal(orm_fx_int(&fx, "SELECT count(*) FROM " SCHEMA ".uvorm_migrations"), 2);
+  orm_migrations_free(set);
+  orm_fx_close(&fx);
+
+  orm_fx_open_admin(&fx, SCHEMA, 0);
+  char *dsn = orm_test_dsn_with("options", "-c search_path=no_such_schema_here", NULL);
+  orm_fx_open_pool(&fx, &(orm_pool_config_t){.conninfo = dsn, .max_conns = 2});
+  free(dsn);
+  set = mfx_set(2, m);
+  r = mfx_run(&fx, set, (orm_migrate_options_t){.action = ORM_MIGRATE_STATUS});
+  mfx_expect_ok(&r);
+  assert_int_equal(mfx_state(&r, "1"), ORM_MIGRATION_PENDING);
+  r = mfx_run(&fx, set, (orm_migrate_options_t){.action = ORM_MIGRATE_UP});
+  assert_int_equal(r.code, ORM_EINVAL);
+  assert_non_null(strstr(r.message, "no schema"));
   orm_migrations_free(set);
   orm_fx_close(&fx);
 }
@@ -301,6 +399,8 @@ int main(void) {
       cmocka_unit_test(test_dirty_then_resolve),
       cmocka_unit_test(test_lock_timeout),
       cmocka_unit_test(test_racing_instances),
+      cmocka_unit_test(test_lock_held),
+      cmocka_unit_test(test_search_path),
       cmocka_unit_test(test_unreachable),
       cmocka_unit_test(test_pool_closed_midway),
   };

@@ -5,6 +5,7 @@
 #include "fixture.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define SCHEMA "tx_test"
@@ -124,11 +125,70 @@ static void test_pool_closes_under_open_transactions(void **state) {
   orm_fx_close(&fx);
 }
 
+/* orm_tx_begin_with(): each combination runs with the characteristics it
+ * names, whatever the server's defaults (here SERIALIZABLE); a bad one is
+ * refused before anything is sent. */
+static void test_begin_with(void **state) {
+  (void)state;
+  orm_fx_t fx;
+  memset(&fx, 0, sizeof fx);
+  char *dsn = orm_test_dsn_with("options", "-c default_transaction_isolation=serializable",
+                                NULL);
+  orm_fx_open_pool(&fx, &(orm_pool_config_t){.conninfo = dsn});
+  free(dsn);
+  static const struct {
+    unsigned options;
+    int64_t seen; /* isolation 1 RC, 2 RR, 3 SER; +10 read only; +100 deferrable */
+  } ok[] = {
+      {0, 3},
+      {ORM_TX_READ_COMMITTED, 1},
+      {ORM_TX_READ_COMMITTED | ORM_TX_READ_ONLY, 11},
+      {ORM_TX_REPEATABLE_READ, 2},
+      {ORM_TX_REPEATABLE_READ | ORM_TX_READ_ONLY, 12},
+      {ORM_TX_SERIALIZABLE, 3},
+      {ORM_TX_SERIALIZABLE | ORM_TX_READ_ONLY | ORM_TX_DEFERRABLE, 113},
+      {ORM_TX_READ_ONLY, 13},
+  };
+  const char *sql =
+      "SELECT CASE current_setting('transaction_isolation') WHEN 'read committed' "
+      "THEN 1 WHEN 'repeatable read' THEN 2 ELSE 3 END + CASE "
+      "current_setting('transaction_read_only') WHEN 'on' THEN 10 ELSE 0 END + "
+      "CASE current_setting('transaction_deferrable') WHEN 'on' THEN 100 ELSE 0 "
+      "END";
+  for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+    orm_tx_t *tx;
+    assert_int_equal(orm_tx_begin_with(fx.pool, ok[i].options, &tx), 0);
+    orm_step_t s[2] = {{.result = 1}, {0}};
+    issue(tx, sql, &s[0]);
+    assert_int_equal(orm_tx_commit_async(tx, orm_fx_on_step, &s[1], NULL), 0);
+    orm_fx_wait(&fx, s, 2);
+    expect_ok(&s[0], (int)i);
+    if (s[0].value != ok[i].seen)
+      fail_msg("options 0x%x: %lld, not %lld", ok[i].options, (long long)s[0].value,
+               (long long)ok[i].seen);
+  }
+  static const unsigned bad[] = {
+      ORM_TX_READ_COMMITTED | ORM_TX_SERIALIZABLE,
+      ORM_TX_READ_COMMITTED | ORM_TX_REPEATABLE_READ,
+      ORM_TX_REPEATABLE_READ | ORM_TX_SERIALIZABLE,
+      ORM_TX_READ_COMMITTED | ORM_TX_READ_ONLY | ORM_TX_DEFERRABLE,
+      ORM_TX_SERIALIZABLE | ORM_TX_DEFERRABLE,
+      0x100,
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    orm_tx_t *tx = (orm_tx_t *)&fx;
+    assert_int_equal(orm_tx_begin_with(fx.pool, bad[i], &tx), ORM_EINVAL);
+    assert_null(tx);
+  }
+  orm_fx_close(&fx);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_rollback_to_behind_failure),
       cmocka_unit_test(test_skipped_reports),
       cmocka_unit_test(test_pool_closes_under_open_transactions),
+      cmocka_unit_test(test_begin_with),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

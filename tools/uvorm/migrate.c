@@ -422,6 +422,15 @@ static int parse_uint(const char *s, uint64_t max, uint64_t *out) {
   return 0;
 }
 
+/* What the library takes as a history table or schema name. */
+static int identifier_ok(const char *s) {
+  size_t n = strlen(s);
+  if (n == 0 || n > 63 || (s[0] >= '0' && s[0] <= '9'))
+    return 0;
+  return strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                   "0123456789_") == n;
+}
+
 static int digits_ok(const char *s) {
   size_t n = strlen(s);
   if (n == 0 || n > 18)
@@ -460,6 +469,8 @@ int cli_migrate(int argc, char **argv) {
     case ':':
       return usage_error("option '%s' needs a value", argv[optind - 1]);
     default:
+      if (optopt != 0 && optopt < 256)
+        return usage_error("unknown option '-%c'", optopt);
       return usage_error("unknown option '%s'", argv[optind - 1]);
     }
   }
@@ -481,6 +492,12 @@ int cli_migrate(int argc, char **argv) {
     return usage_error("--out and --symbol are for `embed` (%s)", cmd);
   if (a.to != NULL && !digits_ok(a.to))
     return usage_error("--to %s: a version (digits) expected", a.to);
+  if (a.table != NULL && !identifier_ok(a.table))
+    return usage_error("--table %s: letters, digits and '_', at most 63", a.table);
+  if (a.schema != NULL && !identifier_ok(a.schema))
+    return usage_error("--schema %s: letters, digits and '_', at most 63", a.schema);
+  if (a.dry_run && (resolve || embed || strcmp(cmd, "new") == 0))
+    return usage_error("--dry-run is for up and down (%s)", cmd);
 
   if (strcmp(cmd, "new") == 0) {
     if (npos != 1)
