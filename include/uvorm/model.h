@@ -176,7 +176,13 @@ typedef struct orm_model_s {
  * FIELDS is a macro taking one argument X and expanding to one
  * X(name, type, ctype, flags) per column, in column order: `name` is both
  * the C member and the column, `type` an ORM_T_* constant, `ctype` the
- * member's C type (see the table above), `flags` ORM_F_* or 0. */
+ * member's C type (see the table above), `flags` ORM_F_* or 0. A column
+ * whose name is no C identifier (a keyword, a space, a capital that must
+ * stay) takes ORM_COLUMN(member, "column") as its name:
+ *   X(ORM_COLUMN(default_, "default"), ORM_T_TEXT, const char *, 0)
+ * (ORM_FIELD and ORM_IS_NULL take the member; queries take the column; a
+ * relation's key must be a plain name). */
+#define ORM_COLUMN(member, column) (member, column)
 
 /* In a header: the struct `prefix_t`, compile-time checks of every field's
  * C type, and the declaration of `prefix_model()`. Follow it with `;`. */
@@ -824,15 +830,31 @@ ORM_EXTERN void orm_schema_report_free(orm_schema_report_t *report);
   _Static_assert(sizeof(((struct join_##_s *)0)->from_) +                      \
                          sizeof(((struct join_##_s *)0)->to_) > 0,             \
                  "uvorm: join key");
+/* A field's name is an identifier, the member and the column alike, or
+ * ORM_COLUMN(member, "column"), which expands to a parenthesized pair:
+ * ORM__IS_PAREN tells the two apart (a probe that counts arguments). */
+#define ORM__CAT(a_, b_) ORM__CAT_(a_, b_)
+#define ORM__CAT_(a_, b_) a_##b_
+#define ORM__PROBE_N(x_, n_, ...) n_
+#define ORM__PROBE(...) ORM__PROBE_N(__VA_ARGS__, 0, ~)
+#define ORM__IS_PAREN_(...) ~, 1,
+#define ORM__IS_PAREN(x_) ORM__PROBE(ORM__IS_PAREN_ x_)
+#define ORM__IF_0(t_, f_) f_
+#define ORM__IF_1(t_, f_) t_
+#define ORM__IF_PAREN(x_, t_, f_) ORM__CAT(ORM__IF_, ORM__IS_PAREN(x_))(t_, f_)
+#define ORM__PAIR_FIRST(a_, b_) a_
+#define ORM__PAIR_SECOND(a_, b_) b_
+#define ORM__N_MEMBER(n_) ORM__IF_PAREN(n_, ORM__PAIR_FIRST n_, n_)
+#define ORM__N_COLUMN(n_) ORM__IF_PAREN(n_, ORM__PAIR_SECOND n_, #n_)
 /* (Parameters are named n_, t_, c_, f_ so that they never replace the
  * designators .type and .flags.) */
-#define ORM__MEMBER(n_, t_, c_, f_) c_ n_;
-#define ORM__INDEX_MEMBER(n_, t_, c_, f_) char n_;
+#define ORM__MEMBER(n_, t_, c_, f_) c_ ORM__N_MEMBER(n_);
+#define ORM__INDEX_MEMBER(n_, t_, c_, f_) char ORM__N_MEMBER(n_);
 #define ORM__COUNT_ONE(n_, t_, c_, f_) 1 +
 #define ORM__FIELD_DESC(n_, t_, c_, f_)                                        \
-  {.column = #n_,                                                              \
+  {.column = ORM__N_COLUMN(n_),                                                \
    .type = (t_),                                                               \
-   .offset = offsetof(orm__self_t, n_),                                        \
+   .offset = offsetof(orm__self_t, ORM__N_MEMBER(n_)),                         \
    .size = sizeof(c_),                                                         \
    .flags = (f_)},
 #define ORM__FIELD_CHECK(n_, t_, c_, f_)                                       \
