@@ -15,6 +15,9 @@ enum {
 /* `uvorm migrate ...`: argv[0] is "migrate". */
 int cli_migrate(int argc, char **argv);
 
+/* `uvorm gen ...`: argv[0] is "gen". */
+int cli_gen(int argc, char **argv);
+
 /* Writes `dir`'s migrations as a C source defining `symbol` (an
  * orm_migration_source_t array) and `symbol`_count, to `out`. Returns a
  * CLI_* code; errors are printed. */

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* `uvorm`: the project's command-line program. One subcommand so far,
- * `migrate`; each lives in a file of its own. */
+/* `uvorm`: the project's command-line program. Subcommands `migrate` and
+ * `gen`, each in files of its own. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -23,6 +23,7 @@ static const char usage[] =
     "\n"
     "commands:\n"
     "  migrate     versioned schema migrations (uvorm migrate --help)\n"
+    "  gen         models generated from a live schema (uvorm gen --help)\n"
     "\n"
     "options:\n"
     "  -h, --help     this text\n"
@@ -49,6 +50,8 @@ int main(int argc, char **argv) {
   }
   if (strcmp(cmd, "migrate") == 0)
     return cli_migrate(argc - 1, argv + 1);
+  if (strcmp(cmd, "gen") == 0)
+    return cli_gen(argc - 1, argv + 1);
   cli_error("unknown command '%s' (try uvorm --help)", cmd);
   return CLI_USAGE;
 }
