@@ -170,6 +170,10 @@ typedef struct orm_model_s {
   /* Its relations (see "relations" below); NULL and 0 for none. */
   const struct orm_relation_s *relations;
   size_t nrelations; /* 0 .. ORM_MODEL_MAX_RELATIONS */
+  /* A view (ORM_MODEL_DEFINE_VIEW): reads only; its primary key is
+   * optional. Writes answer ORM_ENOTSUP, and so do the calls by key
+   * (orm_find_async, ...) when it has none. */
+  bool read_only;
 } orm_model_t;
 
 /* ---- declaring a model with an X-macro ---------------------------------
@@ -209,6 +213,28 @@ typedef struct orm_model_s {
         .nfields = sizeof fields / sizeof fields[0],                           \
         .struct_size = sizeof(prefix##_t),                                     \
         .nulls_offset = offsetof(prefix##_t, orm_nulls)};                      \
+    return &model;                                                             \
+  }                                                                            \
+  _Static_assert(1, "")
+
+/* A read-only model, for a view or materialized view: like
+ * ORM_MODEL_DEFINE_IN, with `read_only` set. ORM_F_PK is optional (a view
+ * has no constraint; flag a column that is unique if there is one); rows
+ * come in no particular order unless the query orders them. */
+#define ORM_MODEL_DEFINE_VIEW(prefix, view, FIELDS)                            \
+  ORM_MODEL_DEFINE_VIEW_IN(prefix, NULL, view, FIELDS)
+#define ORM_MODEL_DEFINE_VIEW_IN(prefix, schema_name, view_name, FIELDS)       \
+  const orm_model_t *prefix##_model(void) {                                    \
+    typedef prefix##_t orm__self_t;                                            \
+    static const orm_field_t fields[] = {FIELDS(ORM__FIELD_DESC)};             \
+    static const orm_model_t model = {                                         \
+        .schema = (schema_name),                                               \
+        .table = (view_name),                                                  \
+        .fields = fields,                                                      \
+        .nfields = sizeof fields / sizeof fields[0],                           \
+        .struct_size = sizeof(prefix##_t),                                     \
+        .nulls_offset = offsetof(prefix##_t, orm_nulls),                       \
+        .read_only = true};                                                    \
     return &model;                                                             \
   }                                                                            \
   _Static_assert(1, "")
@@ -408,8 +434,8 @@ typedef struct orm_model_error_s {
  * ORM_MODEL_MAX_NAME; no fields or more than ORM_MODEL_MAX_FIELDS; an
  * invalid type; a size that does not match the type; a field outside the
  * struct, misaligned for its type, or overlapping another field or the null
- * bitmap; a duplicate column; unknown flags; no primary key, more than one,
- * or a nullable one. Never crashes on a garbage-filled descriptor whose
+ * bitmap; a duplicate column; unknown flags; no primary key (except on a
+ * read-only model), more than one, or a nullable one. Never crashes on a garbage-filled descriptor whose
  * pointers are valid or NULL. orm_model_check_detail() also fills `err`
  * (which may be NULL) with the first defect found. */
 ORM_EXTERN int orm_model_check(const orm_model_t *model);

@@ -249,6 +249,17 @@ typedef struct {
 } call_t;
 
 static int call_begin(call_t *c, orm_exec_t *exec, const orm_model_t *model,
+                      orm_future_t **out);
+
+/* call_begin() for a call that writes: a read-only model (a view) takes
+ * none. */
+static int write_begin(call_t *c, orm_exec_t *exec, const orm_model_t *model,
+                       orm_future_t **out) {
+  int rc = call_begin(c, exec, model, out);
+  return rc == 0 && model->read_only ? ORM_ENOTSUP : rc;
+}
+
+static int call_begin(call_t *c, orm_exec_t *exec, const orm_model_t *model,
                       orm_future_t **out) {
   if (out != NULL)
     *out = NULL;
@@ -286,6 +297,8 @@ int (orm_find_async)(orm_exec_t *exec, const orm_model_t *model, orm_param_t key
                      orm_future_cb cb, void *data, orm_future_t **out) {
   call_t c;
   int rc = call_begin(&c, exec, model, out);
+  if (rc == 0 && c.sql->pk < 0)
+    rc = ORM_ENOTSUP; /* a view without a key */
   if (rc == 0)
     rc = orm__params_add_value(c.params, model, (size_t)c.sql->pk, &key);
   void *ctx[ORM__SUBMIT_CTX] = {(void *)(uintptr_t)model};
@@ -348,7 +361,7 @@ static int select_query(orm_exec_t *exec, const orm_model_t *model,
 static int insert(orm_exec_t *exec, const orm_model_t *model, void *rows,
                   size_t n, orm_future_cb cb, void *data, orm_future_t **out) {
   call_t c;
-  int rc = call_begin(&c, exec, model, out);
+  int rc = write_begin(&c, exec, model, out);
   if (rc != 0)
     return rc;
   if (rows == NULL || n == 0)
@@ -395,7 +408,7 @@ int (orm_insert_with_async)(orm_exec_t *exec, const orm_model_t *model,
                             void *row, const char *relation, orm_future_cb cb,
                             void *data, orm_future_t **out) {
   call_t c;
-  int rc = call_begin(&c, exec, model, out);
+  int rc = write_begin(&c, exec, model, out);
   if (rc != 0)
     return rc;
   if (row == NULL || relation == NULL)
@@ -442,7 +455,7 @@ int (orm_update_async)(orm_exec_t *exec, const orm_model_t *model,
                        const void *row, uint64_t fields, orm_future_cb cb,
                        void *data, orm_future_t **out) {
   call_t c;
-  int rc = call_begin(&c, exec, model, out);
+  int rc = write_begin(&c, exec, model, out);
   if (rc != 0)
     return rc;
   if (row == NULL)
@@ -466,7 +479,9 @@ int (orm_delete_async)(orm_exec_t *exec, const orm_model_t *model,
                        orm_param_t key, orm_future_cb cb, void *data,
                        orm_future_t **out) {
   call_t c;
-  int rc = call_begin(&c, exec, model, out);
+  int rc = write_begin(&c, exec, model, out);
+  if (rc == 0 && c.sql->pk < 0)
+    rc = ORM_ENOTSUP;
   if (rc == 0)
     rc = orm__params_add_value(c.params, model, (size_t)c.sql->pk, &key);
   return rc != 0 ? rc
@@ -477,7 +492,7 @@ int (orm_upsert_async)(orm_exec_t *exec, const orm_model_t *model, void *row,
                        const char *conflict, orm_future_cb cb, void *data,
                        orm_future_t **out) {
   call_t c;
-  int rc = call_begin(&c, exec, model, out);
+  int rc = write_begin(&c, exec, model, out);
   if (rc != 0)
     return rc;
   if (row == NULL)

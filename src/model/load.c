@@ -451,7 +451,7 @@ static int hydrate_node(PGresult *res, void *const *ctx, orm_future_t *f) {
    * NULLs when it has no rows. */
   int nrows = PQntuples(res);
   int pk = orm_model_pk(model);
-  if (nrows == 1 && PQnfields(res) > skip + pk &&
+  if (pk >= 0 && nrows == 1 && PQnfields(res) > skip + pk &&
       PQgetisnull(res, 0, skip + pk))
     nrows = 0;
   orm_model_error_t err = {0};

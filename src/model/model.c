@@ -141,7 +141,7 @@ int orm__model_check_fields(const orm_model_t *model, orm_model_error_t *err) {
                g->column, f->column);
     }
   }
-  if (pk < 0)
+  if (pk < 0 && !model->read_only)
     DEFECT(-1, "table \"%s\": no field is flagged ORM_F_PK", model->table);
   return 0;
 }

@@ -335,7 +335,9 @@ int orm_query_after(orm_query_t *q, const orm_param_t *key, size_t n) {
     return rc;
   if (q->has_after)
     return fail(q, ORM_ESTATE);
-  size_t nkey = q->norder + (pk_ordered(q) ? 0 : 1);
+  if (q->pk < 0 && q->norder == 0)
+    return fail(q, ORM_ENOTSUP); /* a view without a key: order it */
+  size_t nkey = q->norder + (pk_ordered(q) || q->pk < 0 ? 0 : 1);
   if (key == NULL || n != nkey)
     return fail(q, ORM_EINVAL);
   for (size_t i = 1; i < q->norder; i++)
@@ -392,7 +394,7 @@ static size_t sort_key(const orm_query_t *q, uint8_t *fields, bool *desc) {
    * primary key makes the order total. */
   bool paged_includes = orm__query_includes(q) != NULL &&
                         (q->has_limit || q->has_offset);
-  if ((q->has_after || paged_includes) && !pk_ordered(q)) {
+  if ((q->has_after || paged_includes) && !pk_ordered(q) && q->pk >= 0) {
     fields[n] = (uint8_t)q->pk;
     desc[n] = n > 0 && q->order_desc[0];
     n++;

@@ -121,6 +121,10 @@ int orm__rel_resolve(orm__rel_t *r, const orm_model_t *owner, size_t index,
   r->target = target;
   int owner_pk = orm_model_pk(owner);
   r->target_pk = orm_model_pk(target);
+  if (owner_pk < 0 || r->target_pk < 0)
+    DEFECT("relation \"%s\": table \"%s\" has no primary key (a view "
+           "without one has no relations)",
+           rel->name, owner_pk < 0 ? owner->table : target->table);
   const char *key_model = NULL;
   switch (rel->kind) {
   case ORM_BELONGS_TO:

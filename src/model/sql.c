@@ -317,7 +317,8 @@ static int build_update(const orm__model_sql_t *s, uint64_t fields,
 static int build_all(orm__model_sql_t *s) {
   const orm_model_t *model = s->model;
   uint64_t all = orm__model_all_fields(model);
-  uint64_t pk_bit = UINT64_C(1) << s->pk;
+  bool keyed = s->pk >= 0, writable = !model->read_only;
+  uint64_t pk_bit = keyed ? UINT64_C(1) << s->pk : 0;
   uint64_t insertable = all & ~s->generated;
   orm__sql_text_t t = {0};
   int rc = 0;
@@ -327,14 +328,20 @@ static int build_all(orm__model_sql_t *s) {
   if (s->columns == NULL)
     return rc;
 
-  put_select(&t, s);
-  put_where_key(&t, model, s->pk, 1);
-  if ((rc = finish(&t, &s->find, 0, s->pk)) != 0)
-    return rc;
+  /* A statement left NULL is one the model cannot run (a view: no
+   * writes; without a key: no find or delete by key): ORM_ENOTSUP. */
+  if (keyed) {
+    put_select(&t, s);
+    put_where_key(&t, model, s->pk, 1);
+    if ((rc = finish(&t, &s->find, 0, s->pk)) != 0)
+      return rc;
+  }
 
   put_select(&t, s);
-  orm__sql_put(&t, " ORDER BY ");
-  orm__sql_ident(&t, model->fields[s->pk].column);
+  if (keyed) {
+    orm__sql_put(&t, " ORDER BY ");
+    orm__sql_ident(&t, model->fields[s->pk].column);
+  }
   if ((rc = finish(&t, &s->find_all, 0, -1)) != 0)
     return rc;
 
@@ -343,19 +350,23 @@ static int build_all(orm__model_sql_t *s) {
   if ((rc = finish(&t, &s->count, 0, -1)) != 0)
     return rc;
 
-  orm__sql_put(&t, "SELECT EXISTS (SELECT 1 FROM ");
-  orm__sql_table(&t, model);
-  put_where_key(&t, model, s->pk, 1);
-  orm__sql_put(&t, ")");
-  if ((rc = finish(&t, &s->exists, 0, s->pk)) != 0)
-    return rc;
+  if (keyed) {
+    orm__sql_put(&t, "SELECT EXISTS (SELECT 1 FROM ");
+    orm__sql_table(&t, model);
+    put_where_key(&t, model, s->pk, 1);
+    orm__sql_put(&t, ")");
+    if ((rc = finish(&t, &s->exists, 0, s->pk)) != 0)
+      return rc;
+  }
 
-  put_insert_values(&t, model, insertable);
-  put_returning(&t, s);
-  if ((rc = finish(&t, &s->insert, insertable, -1)) != 0)
-    return rc;
+  if (writable) {
+    put_insert_values(&t, model, insertable);
+    put_returning(&t, s);
+    if ((rc = finish(&t, &s->insert, insertable, -1)) != 0)
+      return rc;
+  }
 
-  if (insertable != 0) {
+  if (writable && insertable != 0) {
     put_insert_many(&t, model, insertable, 1, -1, NULL);
     put_returning(&t, s);
     if ((rc = finish(&t, &s->insert_many, insertable, -1)) != 0)
@@ -363,14 +374,17 @@ static int build_all(orm__model_sql_t *s) {
   }
 
   uint64_t updatable = insertable & ~pk_bit;
-  if (updatable != 0 && (rc = build_update(s, updatable, &s->update)) != 0)
+  if (writable && keyed && updatable != 0 &&
+      (rc = build_update(s, updatable, &s->update)) != 0)
     return rc;
 
-  orm__sql_put(&t, "DELETE FROM ");
-  orm__sql_table(&t, model);
-  put_where_key(&t, model, s->pk, 1);
-  if ((rc = finish(&t, &s->remove, 0, s->pk)) != 0)
-    return rc;
+  if (writable && keyed) {
+    orm__sql_put(&t, "DELETE FROM ");
+    orm__sql_table(&t, model);
+    put_where_key(&t, model, s->pk, 1);
+    if ((rc = finish(&t, &s->remove, 0, s->pk)) != 0)
+      return rc;
+  }
 
   for (size_t i = 0; i < model->nfields; i++) {
     /* json has no equality operator. */
@@ -380,7 +394,7 @@ static int build_all(orm__model_sql_t *s) {
       if ((rc = finish(&t, &s->find_by[i], 0, (int)i)) != 0)
         return rc;
     }
-    if ((int)i != s->pk && !(model->fields[i].flags & ORM_F_UNIQUE))
+    if (!writable || ((int)i != s->pk && !(model->fields[i].flags & ORM_F_UNIQUE)))
       continue;
     uint64_t fields = insertable | (UINT64_C(1) << i);
     put_upsert(&t, s, fields, (int)i);

@@ -87,7 +87,10 @@ static void emit_enum(FILE *h, const gen_enum_t *e) {
 static void emit_model(FILE *h, const gen_schema_t *s, const gen_table_t *t) {
   char up[300], line[1200], flags[128];
   gen_upper(t->prefix, up, sizeof up);
-  fprintf(h, "/* %s.%s */\n", t->schema, t->name);
+  fprintf(h, "/* %s.%s%s */\n", t->schema, t->name,
+          t->kind == 'v'   ? ": a view, read-only"
+          : t->kind == 'm' ? ": a materialized view, read-only"
+                           : "");
   for (size_t c = 0; c < t->ncols; c++)
     if (t->cols[c].skip)
       fprintf(h, "/* (column %s, %s: no model type; left out) */\n",
@@ -204,6 +207,8 @@ int gen_emit(const gen_schema_t *s, const gen_options_t *opt,
     gen_upper(t->prefix, up, sizeof up);
     if (t->nrels > 0)
       fprintf(c, "ORM_MODEL_DEFINE_REL_IN(%s, ", t->prefix);
+    else if (t->kind == 'v' || t->kind == 'm')
+      fprintf(c, "ORM_MODEL_DEFINE_VIEW_IN(%s, ", t->prefix);
     else
       fprintf(c, "ORM_MODEL_DEFINE_IN(%s, ", t->prefix);
     if (opt->qualify)

@@ -68,9 +68,9 @@ static int resolve_tables(gen_schema_t *s, const gen_options_t *opt) {
       fkcols += is_fk_column(s, (int)i, (int)c);
     t->join = t->kind != 'v' && t->kind != 'm' && t->ncols == 2 && fkcols == 2 &&
               t->npk != 1;
-    if (t->kind == 'v' || t->kind == 'm')
-      t->why = dupf("a %s: read-only models are not supported yet",
-                    t->kind == 'v' ? "view" : "materialized view");
+    bool view = t->kind == 'v' || t->kind == 'm'; /* a read-only model */
+    if (view)
+      t->pk = -1;
     else if (t->join)
       t->why = dupf("a join table: a many-to-many relation of the tables it links");
     else if (t->npk == 0)
