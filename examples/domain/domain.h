@@ -107,7 +107,7 @@ ORM_MODEL_DECLARE_REL(knowledge_base, KNOWLEDGE_BASE_FIELDS,
   X(latency_ms, ORM_T_FLOAT4, float, ORM_F_NULLABLE)                           \
   X(request_digest, ORM_T_BYTEA, orm_bytes_t, ORM_F_NULLABLE)                  \
   X(recorded_at, ORM_T_TIMESTAMPTZ, int64_t, ORM_F_GENERATED)                 \
-  X(message_id, ORM_T_INT8, int64_t, ORM_F_NULLABLE)
+  X(message_id, ORM_T_INT8, int64_t, ORM_F_NULLABLE | ORM_F_UNIQUE)
 #define USAGE_RECORD_RELATIONS(R)                                              \
   R(user, ORM_BELONGS_TO, user, user_id, NULL)                                 \
   R(message, ORM_BELONGS_TO, message, message_id, NULL)

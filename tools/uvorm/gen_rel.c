@@ -278,12 +278,16 @@ static int resolve_relations(gen_schema_t *s) {
       const gen_table_t *target = &s->tables[other->target];
       const char *to_col = jt->cols[other->column].name;
       gen_rel_name(to_col, rn, sizeof rn);
-      char *joined = dupf("%s_%s", jt->name, rn), *alt = ident("", joined);
+      /* Taken (a has-many to the same table, say): the join table's
+       * name; to itself: the join table and the key, both ways apart. */
+      char *joined = dupf("%s_%s", jt->name, rn);
+      char *alt = mine->target == other->target ? ident("", joined)
+                                                : ident("", jt->name);
       free(joined);
       gen_rel_t rel = {.kind = GEN_MANY_TO_MANY, .target = other->target,
                        .through = jt->name, .from = jt->cols[mine->column].name,
                        .to = to_col};
-      if (mine->target == other->target) { /* to itself: by the key */
+      if (mine->target == other->target) {
         rel.name = alt;
         alt = dupf("%s_ref", rel.name);
       } else {
