@@ -419,6 +419,8 @@ int (orm_insert_with_async)(orm_exec_t *exec, const orm_model_t *model,
   if (rel->kind != ORM_HAS_MANY && rel->kind != ORM_HAS_ONE)
     return ORM_ENOTSUP;
   const orm_model_t *child = rel->target();
+  if (child->read_only)
+    return ORM_ENOTSUP; /* children in a view */
   orm__model_sql_t *cs;
   model_cache_t *cache;
   if ((rc = model_sql(orm__exec_pool(exec), child, &cs, &cache)) != 0)

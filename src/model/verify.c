@@ -10,12 +10,18 @@
 #include "model/codec.h"
 #include "model/sql.h"
 
-/* Every column of the table, with its type and whether that is an enum. */
+/* Every column of the table, with its type (a domain's base type, through
+ * domains over domains: what results carry) and whether that is an enum. */
 static const char verify_sql[] =
-    "SELECT a.attname::text, a.atttypid::int8, (t.typtype = 'e'), "
+    "SELECT a.attname::text, t.oid::int8, (t.typtype = 'e'), "
     "format_type(a.atttypid, a.atttypmod) "
     "FROM pg_catalog.pg_attribute a "
-    "JOIN pg_catalog.pg_type t ON t.oid = a.atttypid "
+    "CROSS JOIN LATERAL ("
+    "WITH RECURSIVE d(oid, lvl) AS (SELECT a.atttypid, 0 UNION ALL "
+    "SELECT b.typbasetype, d.lvl + 1 FROM d "
+    "JOIN pg_catalog.pg_type b ON b.oid = d.oid WHERE b.typtype = 'd') "
+    "SELECT oid FROM d ORDER BY lvl DESC LIMIT 1) base "
+    "JOIN pg_catalog.pg_type t ON t.oid = base.oid "
     "WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 "
     "AND NOT a.attisdropped";
 

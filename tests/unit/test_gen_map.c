@@ -35,12 +35,31 @@ static void test_c_ident(void **state) {
   expect_ident("2fa", "c_2fa", 1);
   expect_ident("", "c_", 1);
   expect_ident("caf\xc3\xa9", "caf__", 1); /* UTF-8 bytes: one '_' each */
+  expect_ident("X", "X_", 1); /* the parameter of FIELDS(X) */
+  expect_ident("R", "R_", 1); /* and of RELATIONS(R) */
+  expect_ident("errno", "errno_", 1);
+  expect_ident("stdout", "stdout_", 1);
   char tiny[4];
   assert_int_equal(gen_c_ident("longer", tiny, sizeof tiny), -1);
   assert_true(gen_is_c_keyword("while"));
   assert_true(gen_is_c_keyword("_Static_assert"));
   assert_false(gen_is_c_keyword("order"));
   assert_false(gen_is_c_keyword("While"));
+}
+
+static void test_reserved_types(void **state) {
+  (void)state;
+  /* NAME_t would redefine a type the headers have. */
+  assert_true(gen_reserved_type("size"));
+  assert_true(gen_reserved_type("time"));
+  assert_true(gen_reserved_type("mode"));
+  assert_true(gen_reserved_type("int64"));
+  assert_true(gen_reserved_type("orm_model"));
+  assert_true(gen_reserved_type("uv_loop"));
+  assert_true(gen_reserved_type("pthread_mutex"));
+  assert_false(gen_reserved_type("user"));
+  assert_false(gen_reserved_type("sizes"));
+  assert_false(gen_reserved_type("app_size"));
 }
 
 static void expect_singular(const char *in, const char *out) {
@@ -145,6 +164,7 @@ static void test_types(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_c_ident),
+      cmocka_unit_test(test_reserved_types),
       cmocka_unit_test(test_singular),
       cmocka_unit_test(test_upper_and_rel_names),
       cmocka_unit_test(test_types),

@@ -172,15 +172,39 @@ static void show_diff(const char *path, const char *text, size_t len) {
   remove(tmp);
 }
 
+/* " OPT VALUE" as a shell word, onto the regenerate command. */
 static void add_arg(char *buf, size_t n, const char *opt, const char *value) {
   size_t used = strlen(buf);
-  if (value == NULL)
+  if (value == NULL) {
     snprintf(buf + used, n - used, " %s", opt);
-  else if (value[strspn(value, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOP"
-                               "QRSTUVWXYZ0123456789_-./")] == '\0')
+    return;
+  }
+  if (value[strspn(value, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOP"
+                          "QRSTUVWXYZ0123456789_-./")] == '\0') {
     snprintf(buf + used, n - used, " %s %s", opt, value);
-  else
-    snprintf(buf + used, n - used, " %s '%s'", opt, value);
+    return;
+  }
+  snprintf(buf + used, n - used, " %s '", opt);
+  for (const char *c = value; *c; c++) {
+    used = strlen(buf);
+    snprintf(buf + used, n - used, *c == '\'' ? "'\\''" : "%c", *c);
+  }
+  used = strlen(buf);
+  snprintf(buf + used, n - used, "'");
+}
+
+static int by_text(const void *a, const void *b) {
+  return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* The list's items in sorted order (the files must not depend on the
+ * order options came in). */
+static void add_sorted(char *buf, size_t n, const char *opt, const list_t *l) {
+  const char *sorted[MAX_LIST];
+  memcpy(sorted, l->items, l->n * sizeof *sorted);
+  qsort(sorted, l->n, sizeof *sorted, by_text);
+  for (size_t i = 0; i < l->n; i++)
+    add_arg(buf, n, opt, sorted[i]);
 }
 
 int cli_gen(int argc, char **argv) {
@@ -220,8 +244,11 @@ int cli_gen(int argc, char **argv) {
     return bad_usage("--out DIR is required", NULL);
   if (!word_ok(name, false, "-."))
     return bad_usage("--name: letters, digits, '_', '-' and '.'", name);
-  if (!word_ok(prefix, true, ""))
-    return bad_usage("--prefix: letters, digits and '_'", prefix);
+  if (!word_ok(prefix, true, "") || strlen(prefix) > 32 ||
+      (prefix[0] >= '0' && prefix[0] <= '9'))
+    return bad_usage("--prefix: letters, digits and '_', not a digit first, "
+                     "at most 32",
+                     prefix);
 
   const char *db = database != NULL ? database : getenv("DATABASE_URL");
   char *perr = NULL;
@@ -240,7 +267,14 @@ int cli_gen(int argc, char **argv) {
     PQfinish(pg);
     return CLI_FAILED;
   }
+  /* Names as UTF-8 whatever the environment says (PGCLIENTENCODING):
+   * the same schema, the same bytes. */
   PQclear(PQexec(pg, "SET client_min_messages = warning"));
+  if (PQsetClientEncoding(pg, "UTF8") != 0) {
+    gen_warn("cannot read the catalog as UTF-8");
+    PQfinish(pg);
+    return CLI_FAILED;
+  }
 
   gen_options_t opt = {.schemas = schemas.items, .nschemas = schemas.n,
                        .tables = tables.items, .ntables = tables.n,
@@ -256,14 +290,13 @@ int cli_gen(int argc, char **argv) {
   if (rc != 0 || gen_resolve(&s, &opt) != 0)
     goto out;
 
+  /* How to regenerate, in the files: the options that shape them (not the
+   * database, not the directory as typed: ./db and db are one). */
   char regen[8192] = "uvorm gen";
-  for (size_t i = 0; i < schemas.n; i++)
-    add_arg(regen, sizeof regen, "--schema", schemas.items[i]);
-  for (size_t i = 0; i < tables.n; i++)
-    add_arg(regen, sizeof regen, "--table", tables.items[i]);
-  for (size_t i = 0; i < excludes.n; i++)
-    add_arg(regen, sizeof regen, "--exclude", excludes.items[i]);
-  add_arg(regen, sizeof regen, "--out", out);
+  add_sorted(regen, sizeof regen, "--schema", &schemas);
+  add_sorted(regen, sizeof regen, "--table", &tables);
+  add_sorted(regen, sizeof regen, "--exclude", &excludes);
+  snprintf(regen + strlen(regen), sizeof regen - strlen(regen), " --out <dir>");
   if (strcmp(name, "models") != 0)
     add_arg(regen, sizeof regen, "--name", name);
   if (*prefix != '\0')
@@ -317,6 +350,12 @@ int cli_gen(int argc, char **argv) {
     gen_warn("%s: %s", out, strerror(errno));
     goto out;
   }
+  struct stat st;
+  if ((stat(hpath, &st) == 0 && !S_ISREG(st.st_mode)) ||
+      (stat(cpath, &st) == 0 && !S_ISREG(st.st_mode))) {
+    gen_warn("%s or %s is there and is not a file", hpath, cpath);
+    goto out;
+  }
   /* Both written beside, then both renamed: never one new and one old,
    * never a half-written file. */
   if (write_tmp(hpath, htext, hlen) != 0)
@@ -327,8 +366,25 @@ int cli_gen(int argc, char **argv) {
     remove(tmp);
     goto out;
   }
-  if (rename_tmp(hpath) != 0 || rename_tmp(cpath) != 0)
+  /* The old header, to put back if the source cannot follow it. */
+  size_t old_len = 0;
+  char *old_h = slurp(hpath, &old_len);
+  if (rename_tmp(hpath) != 0) {
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.tmp", cpath);
+    remove(tmp);
+    free(old_h);
     goto out;
+  }
+  if (rename_tmp(cpath) != 0) {
+    if (old_h == NULL)
+      remove(hpath);
+    else if (write_tmp(hpath, old_h, old_len) == 0)
+      rename_tmp(hpath);
+    free(old_h);
+    goto out;
+  }
+  free(old_h);
   if (!quiet)
     printf("wrote %s and %s: %zu models, %zu enums\n", hpath, cpath, models,
            s.nenums);

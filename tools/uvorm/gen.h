@@ -18,8 +18,14 @@
  * 0 if not, -1 if it does not fit. */
 int gen_c_ident(const char *name, char *out, size_t n);
 
-/* Whether `s` is a C11 keyword (or a macro of <stdbool.h>). */
+/* Whether `s` is a C11 keyword, a macro the generated code sees (bool,
+ * errno, stdout, ...), or a parameter of its X-macro lists (X, R). */
 bool gen_is_c_keyword(const char *s);
+
+/* Whether NAME_t is a type the headers already define (size_t, time_t,
+ * int64_t, orm_model_t, uv_loop_t, ...): such a model or enum gets a '_'
+ * after its name. */
+bool gen_reserved_type(const char *name);
 
 /* English singular of a table name, for model names: users -> user,
  * categories -> category, addresses -> address, boxes -> box, statuses ->

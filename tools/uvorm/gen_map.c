@@ -20,9 +20,14 @@ bool gen_is_c_keyword(const char *s) {
       "unsigned",  "void",     "volatile", "while",         "_Alignas",
       "_Alignof",  "_Atomic",  "_Bool",    "_Complex",      "_Generic",
       "_Imaginary", "_Noreturn", "_Static_assert", "_Thread_local",
-      /* macros of the standard headers the generated code includes */
+      /* macros of the standard headers the generated code includes (and
+       * <uv.h> through <uvorm/model.h>), and of GNU dialects */
       "bool",      "true",     "false",    "NULL",          "offsetof",
-      "alignas",   "alignof",  "noreturn", "static_assert",
+      "alignas",   "alignof",  "noreturn", "static_assert", "errno",
+      "stdin",     "stdout",   "stderr",   "EOF",           "assert",
+      "linux",     "unix",
+      /* the parameters of the X-macro lists: FIELDS(X), RELATIONS(R) */
+      "X",         "R",
   };
   for (size_t i = 0; i < sizeof words / sizeof words[0]; i++)
     if (strcmp(s, words[i]) == 0)
@@ -169,4 +174,25 @@ const char *gen_type_name(int type) {
       [ORM_T_INT_ARRAY] = "ORM_T_INT_ARRAY", [ORM_T_TEXT_ARRAY] = "ORM_T_TEXT_ARRAY",
   };
   return type > 0 && type < ORM_T_COUNT_ ? names[type] : "?";
+}
+
+bool gen_reserved_type(const char *name) {
+  static const char *const taken[] = {
+      "size",    "ssize",    "time",    "mode",     "off",      "pid",
+      "uid",     "gid",      "clock",   "clockid",  "dev",      "ino",
+      "nlink",   "blksize",  "blkcnt",  "key",      "id",       "timer",
+      "suseconds", "useconds", "socklen", "sa_family", "wchar", "wint",
+      "ptrdiff", "max_align", "intptr", "uintptr",  "intmax",   "uintmax",
+      "int8",    "int16",    "int32",   "int64",    "uint8",    "uint16",
+      "uint32",  "uint64",   "fpos",    "sig_atomic", "div",    "ldiv",
+      "lldiv",   "mbstate",  "locale",  "fenv",     "fexcept",  "float",
+      "double",  "char16",   "char32",  "errno",    "rsize",    "regoff",
+  };
+  for (size_t i = 0; i < sizeof taken / sizeof taken[0]; i++)
+    if (strcmp(name, taken[i]) == 0)
+      return true;
+  /* The typedefs of the headers the generated code includes. */
+  return strncmp(name, "orm_", 4) == 0 || strncmp(name, "uv_", 3) == 0 ||
+         strncmp(name, "pthread_", 8) == 0 || strncmp(name, "int_", 4) == 0 ||
+         strncmp(name, "uint_", 5) == 0;
 }

@@ -114,6 +114,7 @@ int gen_read(void *conn, const gen_options_t *opt, gen_schema_t *s) {
   memset(s, 0, sizeof *s);
   int status = -1;
   char *schemas = NULL, *oids = NULL;
+  char names[1024] = ""; /* the schemas, for messages */
   int **attnums = NULL;
   PGresult *r = NULL;
 
@@ -130,6 +131,7 @@ int gen_read(void *conn, const gen_options_t *opt, gen_schema_t *s) {
     }
     const char *one = PQgetvalue(r, 0, 0);
     schemas = array_literal(&one, 1);
+    snprintf(names, sizeof names, "%s", one);
     PQclear(r);
   }
   const char *p1[1] = {schemas};
@@ -144,7 +146,8 @@ int gen_read(void *conn, const gen_options_t *opt, gen_schema_t *s) {
     goto out;
   int nrows = PQntuples(r);
   s->tables = grow(NULL, (size_t)nrows, sizeof *s->tables);
-  bool *matched = calloc(opt->ntables + 1, sizeof *matched);
+  bool *matched = grow(NULL, opt->ntables + 1, sizeof *matched);
+  memset(matched, 0, (opt->ntables + 1) * sizeof *matched);
   for (int i = 0; i < nrows; i++) {
     const char *schema = PQgetvalue(r, i, 1), *name = PQgetvalue(r, i, 2);
     if (opt->ntables > 0) {
@@ -178,7 +181,10 @@ int gen_read(void *conn, const gen_options_t *opt, gen_schema_t *s) {
   PQclear(r);
   r = NULL;
   if (s->ntables == 0) {
-    gen_warn("no table or view in schema %s%s", schemas,
+    for (size_t i = 0; i < opt->nschemas; i++)
+      snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s",
+               i > 0 ? ", " : "", opt->schemas[i]);
+    gen_warn("no table or view in schema %s%s", names,
              opt->nexcludes > 0 ? " (after --exclude)" : "");
     goto out;
   }
@@ -352,6 +358,7 @@ int gen_read(void *conn, const gen_options_t *opt, gen_schema_t *s) {
   r = query(pg,
             "SELECT indrelid, indkey::text FROM pg_index "
             "WHERE indrelid = ANY ($1::oid[]) AND indisunique AND indnkeyatts = 1 "
+            "AND indisvalid AND indimmediate "
             "AND indpred IS NULL AND indexprs IS NULL ORDER BY indrelid",
             1, p2);
   if (r == NULL)

@@ -11,7 +11,22 @@
 
 #include "gen.h"
 
+static bool quiet;
+
 void gen_warn(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  fputs("uvorm gen: ", stderr);
+  vfprintf(stderr, fmt, ap);
+  fputc('\n', stderr);
+  va_end(ap);
+}
+
+/* A warning (something left out): not with --quiet. */
+static void note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void note(const char *fmt, ...) {
+  if (quiet)
+    return;
   va_list ap;
   va_start(ap, fmt);
   fputs("uvorm gen: ", stderr);
@@ -44,6 +59,23 @@ static char *ident(const char *prefix, const char *name) {
   return dupf("%s%s", prefix, buf);
 }
 
+/* A model's or enum's C name: NAME_t must be a type of its own. */
+static char *type_ident(const char *prefix, const char *name) {
+  char *id = ident(prefix, name);
+  if (!gen_reserved_type(id))
+    return id;
+  char *more = dupf("%s_", id);
+  free(id);
+  return more;
+}
+
+static bool same_upper(const char *a, const char *b) {
+  char x[300], y[300];
+  gen_upper(a, x, sizeof x);
+  gen_upper(b, y, sizeof y);
+  return strcmp(x, y) == 0;
+}
+
 static bool is_fk_column(const gen_schema_t *s, int table, int column) {
   for (size_t f = 0; f < s->nfks; f++)
     if (s->fks[f].table == table && s->fks[f].column == column)
@@ -53,9 +85,12 @@ static bool is_fk_column(const gen_schema_t *s, int table, int column) {
 
 static int by_table_column(const void *a, const void *b) {
   const gen_fk_t *x = a, *y = b;
-  if (x->table != y->table)
-    return x->table < y->table ? -1 : 1;
-  return x->column < y->column ? -1 : x->column > y->column;
+  int kx[4] = {x->table, x->column, x->target, x->target_column};
+  int ky[4] = {y->table, y->column, y->target, y->target_column};
+  for (int i = 0; i < 4; i++)
+    if (kx[i] != ky[i])
+      return kx[i] < ky[i] ? -1 : 1;
+  return 0;
 }
 
 /* Which tables are models, their fields. -1 on a --strict failure or a
@@ -89,8 +124,8 @@ static int resolve_tables(gen_schema_t *s, const gen_options_t *opt) {
                    t->name, col->name, col->pg_type);
           return -1;
         }
-        gen_warn("%s.%s.%s: type %s has no model type: column skipped", t->schema,
-                 t->name, col->name, col->pg_type);
+        note("%s.%s.%s: type %s has no model type: column skipped", t->schema,
+             t->name, col->name, col->pg_type);
         continue;
       }
       kept++;
@@ -112,6 +147,8 @@ static int resolve_tables(gen_schema_t *s, const gen_options_t *opt) {
     }
     if (t->why == NULL && kept > ORM_MODEL_MAX_FIELDS)
       t->why = dupf("%zu columns, more than a model's %d", kept, ORM_MODEL_MAX_FIELDS);
+    if (t->why == NULL && kept == 0)
+      t->why = dupf("no column has a model type");
     if (t->why != NULL) {
       t->skip = true;
       if (!t->join && opt->strict) {
@@ -119,12 +156,12 @@ static int resolve_tables(gen_schema_t *s, const gen_options_t *opt) {
         return -1;
       }
       if (!t->join)
-        gen_warn("%s.%s: skipped: %s", t->schema, t->name, t->why);
+        note("%s.%s: skipped: %s", t->schema, t->name, t->why);
       continue;
     }
     char sing[256];
     gen_singular(t->name, sing, sizeof sing);
-    t->prefix = ident(opt->prefix, sing);
+    t->prefix = type_ident(opt->prefix, sing);
   }
   return 0;
 }
@@ -132,13 +169,13 @@ static int resolve_tables(gen_schema_t *s, const gen_options_t *opt) {
 /* Model and enum C names must not collide. */
 static int check_names(gen_schema_t *s, const gen_options_t *opt) {
   for (size_t e = 0; e < s->nenums; e++)
-    s->enums[e].cname = ident(opt->prefix, s->enums[e].name);
+    s->enums[e].cname = type_ident(opt->prefix, s->enums[e].name);
   for (size_t i = 0; i < s->ntables; i++) {
     const gen_table_t *t = &s->tables[i];
     if (t->skip)
       continue;
     for (size_t j = 0; j < i; j++)
-      if (!s->tables[j].skip && strcmp(s->tables[j].prefix, t->prefix) == 0) {
+      if (!s->tables[j].skip && same_upper(s->tables[j].prefix, t->prefix)) {
         gen_warn("%s.%s and %s.%s both become model %s: exclude one, or give "
                  "them names apart",
                  s->tables[j].schema, s->tables[j].name, t->schema, t->name,
@@ -146,7 +183,7 @@ static int check_names(gen_schema_t *s, const gen_options_t *opt) {
         return -1;
       }
     for (size_t e = 0; e < s->nenums; e++)
-      if (strcmp(s->enums[e].cname, t->prefix) == 0) {
+      if (same_upper(s->enums[e].cname, t->prefix)) {
         gen_warn("enum %s.%s and table %s.%s both become %s_t", s->enums[e].schema,
                  s->enums[e].name, t->schema, t->name, t->prefix);
         return -1;
@@ -154,7 +191,7 @@ static int check_names(gen_schema_t *s, const gen_options_t *opt) {
   }
   for (size_t e = 0; e < s->nenums; e++)
     for (size_t f = 0; f < e; f++)
-      if (strcmp(s->enums[e].cname, s->enums[f].cname) == 0) {
+      if (same_upper(s->enums[e].cname, s->enums[f].cname)) {
         gen_warn("enums %s.%s and %s.%s both become %s_t", s->enums[f].schema,
                  s->enums[f].name, s->enums[e].schema, s->enums[e].name,
                  s->enums[e].cname);
@@ -174,7 +211,7 @@ static bool name_taken(const gen_table_t *t, const char *name) {
 }
 
 static int add_rel(gen_table_t *t, gen_rel_t rel, char *alt) {
-  if (name_taken(t, rel.name)) {
+  if (name_taken(t, rel.name) || strlen(rel.name) > ORM_MODEL_MAX_NAME) {
     free(rel.name);
     rel.name = alt;
     alt = NULL;
@@ -186,9 +223,15 @@ static int add_rel(gen_table_t *t, gen_rel_t rel, char *alt) {
     }
   }
   free(alt);
-  if (t->nrels == 32) {
-    gen_warn("%s.%s: more than 32 relations: %s left out", t->schema, t->name,
-             rel.name);
+  if (strlen(rel.name) > ORM_MODEL_MAX_NAME) {
+    note("%s.%s: relation %s: a name longer than %d bytes: left out", t->schema,
+         t->name, rel.name, ORM_MODEL_MAX_NAME);
+    free(rel.name);
+    return 0;
+  }
+  if (t->nrels == ORM_MODEL_MAX_RELATIONS) {
+    note("%s.%s: more than %d relations: %s left out", t->schema, t->name,
+         ORM_MODEL_MAX_RELATIONS, rel.name);
     free(rel.name);
     return 0;
   }
@@ -210,6 +253,9 @@ static bool usable(const gen_schema_t *s, const gen_fk_t *fk, bool join) {
       fk->target_column != to->pk)
     return false;
   const gen_column_t *c = &from->cols[fk->column];
+  /* The model layer compares keys of one type only. */
+  if (c->type != to->cols[to->pk].type)
+    return false;
   return join || (!c->skip && strcmp(c->member, c->name) == 0);
 }
 
@@ -301,6 +347,7 @@ static int resolve_relations(gen_schema_t *s) {
 }
 
 int gen_resolve(gen_schema_t *s, const gen_options_t *opt) {
+  quiet = opt->quiet;
   if (resolve_tables(s, opt) != 0 || check_names(s, opt) != 0)
     return -1;
   size_t models = 0;
