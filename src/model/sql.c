@@ -350,14 +350,12 @@ static int build_all(orm__model_sql_t *s) {
   if ((rc = finish(&t, &s->count, 0, -1)) != 0)
     return rc;
 
-  if (keyed) {
-    orm__sql_put(&t, "SELECT EXISTS (SELECT 1 FROM ");
-    orm__sql_table(&t, model);
-    put_where_key(&t, model, s->pk, 1);
-    orm__sql_put(&t, ")");
-    if ((rc = finish(&t, &s->exists, 0, s->pk)) != 0)
-      return rc;
-  }
+  /* orm_exists_async without a query: whether there is any row. */
+  orm__sql_put(&t, "SELECT EXISTS (SELECT 1 FROM ");
+  orm__sql_table(&t, model);
+  orm__sql_put(&t, ")");
+  if ((rc = finish(&t, &s->exists, 0, -1)) != 0)
+    return rc;
 
   if (writable) {
     put_insert_values(&t, model, insertable);

@@ -64,6 +64,15 @@ static void test_views(void **state) {
   assert_int_equal(orm_model_verify_async(fx.pool, mtotal_model(), take, &s[3], NULL), 0);
   orm_query_free(q);
   orm_fx_wait(&fx, s, 4);
+  /* Whether there is a row, without a query: on the view and the table
+   * (this once sent the by-key statement without its key). */
+  orm_step_t e[2] = {{0}};
+  assert_int_equal(orm_exists_async(fx.pool, total_model(), NULL, orm_fx_on_step, &e[0], NULL), 0);
+  assert_int_equal(orm_exists_async(fx.pool, mtotal_model(), NULL, orm_fx_on_step, &e[1], NULL), 0);
+  orm_fx_wait(&fx, e, 2);
+  for (int i = 0; i < 2; i++)
+    if (e[i].status != 0)
+      fail_msg("exists %d: %s %s", i, orm_err_name(e[i].status), e[i].message);
   for (int i = 0; i < 4; i++)
     if (s[i].status != 0)
       fail_msg("read %d: %s %s", i, orm_err_name(s[i].status), s[i].message);

@@ -206,10 +206,9 @@ static void test_crud_sql_users(void **state) {
                       "SELECT " USER_COLS " FROM \"users\" ORDER BY \"id\"");
   assert_int_equal(s->find_all.key, -1);
   assert_string_equal(s->count.sql, "SELECT count(*) FROM \"users\"");
-  assert_string_equal(
-      s->exists.sql,
-      "SELECT EXISTS (SELECT 1 FROM \"users\" WHERE \"id\" = $1)");
-  assert_int_equal(s->exists.key, 0);
+  assert_string_equal(s->exists.sql,
+                      "SELECT EXISTS (SELECT 1 FROM \"users\")");
+  assert_int_equal(s->exists.key, -1);
   assert_string_equal(s->insert.sql,
                       "INSERT INTO \"users\" (\"email\", \"name\") VALUES "
                       "($1, $2) RETURNING " USER_COLS);
