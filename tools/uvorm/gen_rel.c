@@ -260,7 +260,8 @@ static bool usable(const gen_schema_t *s, const gen_fk_t *fk, bool join) {
 }
 
 static int resolve_relations(gen_schema_t *s) {
-  qsort(s->fks, s->nfks, sizeof *s->fks, by_table_column);
+  if (s->nfks > 1)
+    qsort(s->fks, s->nfks, sizeof *s->fks, by_table_column);
   char rn[256], base[256];
   /* Belongs-to, in column order; then their reverse. */
   for (size_t f = 0; f < s->nfks; f++) {
