@@ -48,6 +48,53 @@ typedef struct {
 typedef void (*orm_notice_cb)(orm_pool_t *pool, const orm_notice_t *notice,
                               void *data);
 
+/* One statement's outcome, for tracing, metrics and logs: the pool's
+ * on_query hook gets one per statement it completes (a model call's, raw
+ * SQL, BEGIN and COMMIT of a transaction), success or failure. The names in
+ * brackets are OpenTelemetry's database semantic conventions, so that a
+ * tracer is a few lines away (docs/observability.md). Strings are valid
+ * during the call only. */
+typedef struct {
+  const char *system;         /* [db.system.name] "postgresql" */
+  const char *query_text;     /* [db.query.text] the statement, its values
+                                 as $1, $2, ...: never the values */
+  const char *operation;      /* [db.operation.name] a model call's ("find",
+                                 "insert", "query", "include", ...), else the
+                                 statement's first keyword ("SELECT") */
+  const char *collection;     /* [db.collection.name] the model's table, or
+                                 NULL */
+  const char *namespace_name; /* [db.namespace] the database, or NULL */
+  const char *status_code;    /* [db.response.status_code] the SQLSTATE of a
+                                 failure the server reported, else NULL */
+  int status;                 /* 0 or the ORM_E* code the caller got */
+  int64_t rows;               /* [db.response.returned_rows] rows returned,
+                                 or affected by a write; -1 if unknown */
+  const char *server_address; /* [server.address] host (or socket directory)
+                                 of the connection, or NULL */
+  int server_port;            /* [server.port], 0 if unknown */
+  int backend_pid;            /* the connection's server process; 0 if the
+                                 statement was never sent */
+  uint64_t queued_ns;         /* from the call until last sent */
+  uint64_t server_ns;         /* from last sent until answered (the wire and
+                                 the server); 0 if never answered */
+  uint64_t total_ns;          /* from the call until completed */
+  unsigned replays;           /* times sent again: after a neighbour's
+                                 failure in its pipeline segment, a stale
+                                 prepared statement, a deadlock of uvorm's
+                                 grouping */
+  const orm_tx_t *tx;         /* its transaction (compare only: it may be
+                                 ended), or NULL */
+  bool slow;                  /* total_ns reached the pool's slow_query_ms */
+  const char *params;         /* with query_params: the values, each cut at
+                                 32 bytes, all at 256; else NULL */
+} orm_query_event_t;
+
+/* Called on the loop as each statement completes, before its callback
+ * (possibly from inside a uvorm call that completes statements, such as
+ * orm_pool_close): an observer, it must not call into the pool. */
+typedef void (*orm_query_cb)(orm_pool_t *pool, const orm_query_event_t *event,
+                             void *data);
+
 /* Pool settings. A zeroed field takes the default shown. */
 typedef struct {
   const char *conninfo;          /* URL or key=value, as libpq takes it; required */
@@ -70,6 +117,12 @@ typedef struct {
                                     then they are dropped (a library never
                                     writes to the service's stderr) */
   void *data;                    /* the pool's user data */
+  orm_query_cb on_query;         /* every statement's outcome, with `data`:
+                                    none (and then nothing is measured) */
+  uint64_t slow_query_ms;        /* events this slow or slower are flagged
+                                    slow: none */
+  bool query_params;             /* events carry the parameter values (cut
+                                    short); off: they may be secrets */
 } orm_pool_config_t;
 
 /* Opens a pool and starts connecting min_conns connections; it returns at

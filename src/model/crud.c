@@ -279,13 +279,16 @@ static int call_begin(call_t *c, orm_exec_t *exec, const orm_model_t *model,
   return 0;
 }
 
-static int call_run(call_t *c, orm__sql_stmt_t *stmt, orm__transform_fn fn,
+static int call_run(call_t *c, const char *op, orm__sql_stmt_t *stmt,
+                    orm__transform_fn fn,
                     void *const *ctx, orm_future_cb cb, void *data,
                     orm_future_t **out) {
   if (stmt->sql == NULL)
     return ORM_ENOTSUP;
   /* The encoded values go to the request as they are: no copy. */
-  orm__params_in_t in = {.n = c->params->len,
+  orm__params_in_t in = {.op = op,
+                         .table = c->model->table,
+                         .n = c->params->len,
                          .buf = &c->params->buf,
                          .items = c->params->items,
                          .offsets = c->params->offsets};
@@ -303,7 +306,7 @@ int (orm_find_async)(orm_exec_t *exec, const orm_model_t *model, orm_param_t key
     rc = orm__params_add_value(c.params, model, (size_t)c.sql->pk, &key);
   void *ctx[ORM__SUBMIT_CTX] = {(void *)(uintptr_t)model};
   return rc != 0 ? rc
-                 : call_run(&c, &c.sql->find, to_one_row, ctx, cb, data, out);
+                 : call_run(&c, "find", &c.sql->find, to_one_row, ctx, cb, data, out);
 }
 
 int (orm_find_by_async)(orm_exec_t *exec, const orm_model_t *model,
@@ -321,7 +324,7 @@ int (orm_find_by_async)(orm_exec_t *exec, const orm_model_t *model,
   rc = orm__params_add_value(c.params, model, (size_t)f, &value);
   void *ctx[ORM__SUBMIT_CTX] = {(void *)(uintptr_t)model};
   return rc != 0 ? rc
-                 : call_run(&c, &c.sql->find_by[f], to_rows, ctx, cb, data,
+                 : call_run(&c, "find_by", &c.sql->find_by[f], to_rows, ctx, cb, data,
                             out);
 }
 
@@ -341,12 +344,15 @@ static int select_query(orm_exec_t *exec, const orm_model_t *model,
       orm__query_includes(query) != NULL)
     return orm__load_include(c.exec, query, cb, data, out);
   orm__transform_fn fn = kind == ORM_QUERY_SELECT ? to_rows : NULL;
+  const char *op = kind == ORM_QUERY_SELECT  ? "find_all"
+                   : kind == ORM_QUERY_COUNT ? "count"
+                                             : "exists";
   void *ctx[ORM__SUBMIT_CTX] = {(void *)(uintptr_t)model};
   if (query == NULL) {
     orm__sql_stmt_t *stmt = kind == ORM_QUERY_SELECT  ? &c.sql->find_all
                             : kind == ORM_QUERY_COUNT ? &c.sql->count
                                                       : &c.sql->exists;
-    return call_run(&c, stmt, fn, ctx, cb, data, out);
+    return call_run(&c, op, stmt, fn, ctx, cb, data, out);
   }
   const char *sql;
   const orm_param_t *params;
@@ -354,7 +360,8 @@ static int select_query(orm_exec_t *exec, const orm_model_t *model,
   rc = orm_query_sql(query, kind, &sql, &params, &n);
   if (rc != 0)
     return rc;
-  orm__params_in_t in = {.values = params, .n = n};
+  orm__params_in_t in = {.values = params, .n = n, .op = op,
+                         .table = model->table};
   return orm__exec_submit(c.exec, sql, NULL, &in, fn, ctx, cb, data, out);
 }
 
@@ -374,7 +381,8 @@ static int insert(orm_exec_t *exec, const orm_model_t *model, void *rows,
   void *ctx[ORM__SUBMIT_CTX] = {(void *)(uintptr_t)model, rows,
                                (void *)(uintptr_t)c.sql->generated,
                                (void *)(uintptr_t)n};
-  return call_run(&c, stmt, write_back, ctx, cb, data, out);
+  return call_run(&c, n == 1 ? "insert" : "insert_many", stmt, write_back, ctx,
+                  cb, data, out);
 }
 
 /* The parent's statement with relation `ri`'s children, built on first
@@ -450,7 +458,7 @@ int (orm_insert_with_async)(orm_exec_t *exec, const orm_model_t *model,
     return rc;
   void *ctx[ORM__SUBMIT_CTX] = {(void *)(uintptr_t)model, row,
                                (void *)(uintptr_t)rel, (void *)(uintptr_t)n};
-  return call_run(&c, stmt, write_through, ctx, cb, data, out);
+  return call_run(&c, "insert_with", stmt, write_through, ctx, cb, data, out);
 }
 
 int (orm_update_async)(orm_exec_t *exec, const orm_model_t *model,
@@ -465,14 +473,14 @@ int (orm_update_async)(orm_exec_t *exec, const orm_model_t *model,
   if (fields == 0) {
     if ((rc = orm__params_bind_row(c.params, model, &c.sql->update, row)) != 0)
       return rc;
-    return call_run(&c, &c.sql->update, NULL, NULL, cb, data, out);
+    return call_run(&c, "update", &c.sql->update, NULL, NULL, cb, data, out);
   }
   orm__sql_stmt_t stmt;
   if ((rc = orm__model_sql_update_fields(c.sql, fields, &stmt)) != 0)
     return rc;
   rc = orm__params_bind_row(c.params, model, &stmt, row);
   if (rc == 0)
-    rc = call_run(&c, &stmt, NULL, NULL, cb, data, out);
+    rc = call_run(&c, "update", &stmt, NULL, NULL, cb, data, out);
   orm__free(stmt.sql);
   return rc;
 }
@@ -487,7 +495,7 @@ int (orm_delete_async)(orm_exec_t *exec, const orm_model_t *model,
   if (rc == 0)
     rc = orm__params_add_value(c.params, model, (size_t)c.sql->pk, &key);
   return rc != 0 ? rc
-                 : call_run(&c, &c.sql->remove, NULL, NULL, cb, data, out);
+                 : call_run(&c, "delete", &c.sql->remove, NULL, NULL, cb, data, out);
 }
 
 int (orm_upsert_async)(orm_exec_t *exec, const orm_model_t *model, void *row,
@@ -510,7 +518,7 @@ int (orm_upsert_async)(orm_exec_t *exec, const orm_model_t *model, void *row,
   void *ctx[ORM__SUBMIT_CTX] = {(void *)(uintptr_t)model, row,
                                (void *)(uintptr_t)c.sql->generated,
                                (void *)(uintptr_t)1};
-  return call_run(&c, stmt, write_back, ctx, cb, data, out);
+  return call_run(&c, "upsert", stmt, write_back, ctx, cb, data, out);
 }
 
 /* ---- public calls ------------------------------------------------------------ */

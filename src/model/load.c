@@ -531,8 +531,15 @@ static int send_stmt(load_t *l, orm_exec_t *exec, const char *sql,
                      const orm__params_in_t *in, size_t node, size_t chunk) {
   void *ctx[ORM__SUBMIT_CTX] = {l, (void *)(uintptr_t)node,
                                (void *)(uintptr_t)chunk};
+  /* Query events: the query's own statement is a find_all of its model,
+   * each relation's an include of its target. */
+  orm__params_in_t named = *in;
+  const orm_model_t *model =
+      node == SIZE_MAX ? l->inc.root : l->inc.nodes[node].rel.target;
+  named.op = node == SIZE_MAX ? "find_all" : "include";
+  named.table = model != NULL ? model->table : NULL;
   orm_future_t *f;
-  int rc = orm__exec_submit(exec, sql, NULL, in, hydrate_node, ctx,
+  int rc = orm__exec_submit(exec, sql, NULL, &named, hydrate_node, ctx,
                             on_statement, l, &f);
   if (rc == 0) {
     l->stmts[l->nstmts++] = f;

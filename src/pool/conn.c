@@ -302,6 +302,8 @@ int orm__conn_send(orm__conn_t *conn, orm__request_t *req) {
   }
   req->conn = conn;
   req->state = REQ_SENT;
+  if (conn->pool->cfg.on_query != NULL)
+    orm__req_sent_event(req, conn->pg);
   conn->in_flight++;
   conn->dirty = 1;
   if (named)
@@ -525,6 +527,8 @@ static void resend(orm__conn_t *conn, orm__request_t *req, retry_t why,
   req->conn = NULL;
   if (why == RETRY_YES)
     req->retries++;
+  if (req->replays < UINT8_MAX)
+    req->replays++;
   conn->pool->stats.resends++;
   orm__list_push_back(again, &req->link);
 }
@@ -556,6 +560,8 @@ static void check_tx_ended(orm__conn_t *conn) {
 static void query_answered(orm__conn_t *conn, orm__request_t *req) {
   int ends_tx = orm__req_ends_tx(req); /* req may be gone when finished */
   conn->in_flight--;
+  if (conn->pool->cfg.on_query != NULL)
+    orm__req_answered_event(req);
   /* In pipeline mode a pool statement's fate depends on its neighbours,
    * and what a transaction's statement did to the session (did COMMIT
    * end it?) is known only at the sync: hold them until then. */

@@ -183,6 +183,11 @@ int orm__pool_prepare_request(orm__request_t *req, const char *sql,
     named = 0;
     hint = NULL;
   }
+  if (req->t_start != 0) { /* measured: the call is now */
+    req->t_start = uv_hrtime();
+    req->op = in != NULL ? in->op : NULL;
+    req->table = in != NULL ? in->table : NULL;
+  }
   int rc = in == NULL            ? encode_params(req, NULL, 0)
            : in->values != NULL || in->n == 0
                ? encode_params(req, in->values, in->n)

@@ -74,6 +74,15 @@ typedef struct orm__request_s {
   int *lengths;
   int *formats;
   orm__buf_t buf; /* parameter bytes (and the SQL of an unnamed one) */
+  /* For the query event (measured only when the pool has on_query). */
+  const char *op;
+  const char *table;
+  uint64_t t_start;    /* the call */
+  uint64_t t_sent;     /* last sent */
+  uint64_t t_answered; /* its answer in */
+  int64_t rows;
+  int backend_pid;
+  unsigned char replays;
 } orm__request_t;
 
 /* COMMIT or ROLLBACK. */
@@ -217,6 +226,10 @@ struct orm_pool_s {
   orm__pool_state_t state;
   int down; /* the last connect failed and no connection is up */
   char last_error[256];
+  /* For query events: the server as the first connection saw it. */
+  char server_host[128];
+  char server_db[64];
+  int server_port;
   unsigned pending_cancels; /* PQcancel jobs on the thread pool */
   unsigned handles_open;
   orm_pool_close_cb close_cb;
@@ -237,6 +250,13 @@ void orm__pool_kick(orm_pool_t *pool);
 /* Completes with a client-side status (0 or ORM_E*), keeping any server
  * error the request received for the details. */
 void orm__req_complete(orm__request_t *req, int status, orm__when_t when);
+
+/* Query events (observe.c), only when the pool has an on_query hook: the
+ * event of a completing request; a request put on the wire of `pg`; its
+ * answer in (req->result, before any transform takes it). */
+void orm__req_event(orm__request_t *req, int status);
+void orm__req_sent_event(orm__request_t *req, PGconn *pg);
+void orm__req_answered_event(orm__request_t *req);
 /* Completes from the server's answer in req->result / prepare_error, or
  * with what orm__req_transform_early() made of it. */
 void orm__req_finish(orm__request_t *req, orm__when_t when);

@@ -48,6 +48,10 @@ typedef struct {
   orm__buf_t *buf;
   const orm_param_t *items;
   const size_t *offsets;
+  /* For query events: the model call ("find", ...) and its table; NULL
+   * for raw SQL. Static or the model's: they outlive the request. */
+  const char *op;
+  const char *table;
 } orm__params_in_t;
 
 /* An executor is a pool or a transaction: exactly one of the two is set. */

@@ -1,0 +1,257 @@
+/* SPDX-License-Identifier: MIT */
+/* Query events (orm_pool_config_t.on_query): one per statement, success or
+ * failure, with its text but never its values unless asked, the model call
+ * and table, rows, SQLSTATE, timings, the connection, replays, the
+ * transaction, the slow flag. */
+#include "fixture.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "domain.h"
+
+#define SCHEMA "observe_test"
+#define MAX_EVENTS 64
+
+typedef struct {
+  char text[256];
+  char op[32];
+  char table[64];
+  char state[6];
+  char address[64];
+  char ns[64];
+  char params[256];
+  bool has_params;
+  int status;
+  int64_t rows;
+  int port;
+  int pid;
+  uint64_t queued_ns, server_ns, total_ns;
+  unsigned replays;
+  const orm_tx_t *tx;
+  bool slow;
+} event_t;
+
+typedef struct {
+  event_t ev[MAX_EVENTS];
+  size_t n;
+} events_t;
+
+static events_t events;
+
+static void copy(char *dst, size_t n, const char *src) {
+  snprintf(dst, n, "%s", src != NULL ? src : "");
+}
+
+static void on_query(orm_pool_t *pool, const orm_query_event_t *e, void *data) {
+  (void)pool;
+  (void)data;
+  assert_string_equal(e->system, "postgresql");
+  if (events.n == MAX_EVENTS)
+    return;
+  event_t *v = &events.ev[events.n++];
+  copy(v->text, sizeof v->text, e->query_text);
+  copy(v->op, sizeof v->op, e->operation);
+  copy(v->table, sizeof v->table, e->collection);
+  copy(v->state, sizeof v->state, e->status_code);
+  copy(v->address, sizeof v->address, e->server_address);
+  copy(v->ns, sizeof v->ns, e->namespace_name);
+  copy(v->params, sizeof v->params, e->params);
+  v->has_params = e->params != NULL;
+  v->status = e->status;
+  v->rows = e->rows;
+  v->port = e->server_port;
+  v->pid = e->backend_pid;
+  v->queued_ns = e->queued_ns;
+  v->server_ns = e->server_ns;
+  v->total_ns = e->total_ns;
+  v->replays = e->replays;
+  v->tx = e->tx;
+  v->slow = e->slow;
+}
+
+/* The event whose text starts with `text` (the last one). */
+static const event_t *find(const char *text) {
+  for (size_t i = events.n; i-- > 0;)
+    if (strncmp(events.ev[i].text, text, strlen(text)) == 0)
+      return &events.ev[i];
+  fail_msg("no event for \"%s\" (%zu events)", text, events.n);
+  return NULL;
+}
+
+static void query(orm_fx_t *fx, orm_exec_t *exec, const char *sql,
+                  const orm_param_t *p, size_t n, orm_step_t *s) {
+  assert_int_equal(orm_query_async(exec, sql, p, n, orm_fx_on_step, s, NULL), 0);
+  orm_fx_wait(fx, s, 1);
+}
+
+static void test_statements(void **state) {
+  (void)state;
+  memset(&events, 0, sizeof events);
+  orm_fx_t fx;
+  orm_fx_open(&fx, SCHEMA, 0, &(orm_pool_config_t){.on_query = on_query});
+
+  /* A read: its rows, its connection, its times. */
+  orm_step_t s = {.result = 1};
+  query(&fx, orm_pool_exec(fx.pool), "SELECT pg_backend_pid() FROM generate_series(1, 3)",
+        NULL, 0, &s);
+  assert_int_equal(s.status, 0);
+  const event_t *e = find("SELECT pg_backend_pid()");
+  assert_int_equal(e->status, 0);
+  assert_string_equal(e->op, "SELECT");
+  assert_string_equal(e->table, "");
+  assert_string_equal(e->state, "");
+  assert_int_equal(e->rows, 3);
+  assert_int_equal(e->pid, s.value);
+  assert_string_equal(e->ns, "uvorm");
+  assert_true(e->address[0] != '\0');
+  assert_true(e->port > 0);
+  assert_true(e->server_ns > 0);
+  assert_true(e->total_ns >= e->server_ns + e->queued_ns);
+  assert_int_equal(e->replays, 0);
+  assert_null(e->tx);
+  assert_false(e->slow);
+  assert_false(e->has_params);
+  char *port = orm_fx_text(&fx, "SELECT current_setting('port')");
+  assert_int_equal(e->port, atoi(port));
+  free(port);
+
+  /* A failure: the SQLSTATE, no rows. */
+  orm_step_t f = {0};
+  query(&fx, orm_pool_exec(fx.pool), "SELECT 1 / 0", NULL, 0, &f);
+  e = find("SELECT 1 / 0");
+  assert_int_equal(e->status, ORM_ESERVER);
+  assert_string_equal(e->state, "22012");
+  assert_int_equal(e->rows, -1);
+
+  /* A write: rows affected. Values stay out of the event. */
+  orm_fx_sql(&fx, "CREATE TABLE t (v text)");
+  orm_step_t w = {0};
+  orm_param_t secret = ORM_TEXT("hunter2-secret");
+  query(&fx, orm_pool_exec(fx.pool), "INSERT INTO t SELECT $1 FROM generate_series(1, 4)",
+        &secret, 1, &w);
+  e = find("INSERT INTO t");
+  assert_int_equal(e->status, 0);
+  assert_string_equal(e->op, "INSERT");
+  assert_int_equal(e->rows, 4);
+  for (size_t i = 0; i < events.n; i++) {
+    assert_null(strstr(events.ev[i].text, "hunter2"));
+    assert_false(events.ev[i].has_params);
+  }
+
+  /* A transaction: BEGIN, its statement and COMMIT carry it. */
+  orm_tx_t *tx;
+  assert_int_equal(orm_tx_begin(fx.pool, &tx), 0);
+  orm_step_t t[2] = {{0}};
+  assert_int_equal(orm_query_async(tx, "UPDATE t SET v = 'x'", NULL, 0, orm_fx_on_step, &t[0], NULL), 0);
+  assert_int_equal(orm_tx_commit_async(tx, orm_fx_on_step, &t[1], NULL), 0);
+  orm_fx_wait(&fx, t, 2);
+  const event_t *b = find("BEGIN"), *u = find("UPDATE t"), *c = find("COMMIT");
+  assert_ptr_equal(b->tx, tx);
+  assert_ptr_equal(u->tx, tx);
+  assert_ptr_equal(c->tx, tx);
+  assert_string_equal(b->op, "BEGIN");
+  assert_string_equal(c->op, "COMMIT");
+  assert_int_equal(u->rows, 4);
+  assert_true(c->total_ns < 5000000000u);
+  orm_fx_close(&fx);
+}
+
+/* Reads share a pipeline segment; one failing sends its neighbours again,
+ * which their events say. */
+static void test_replays(void **state) {
+  (void)state;
+  memset(&events, 0, sizeof events);
+  orm_fx_t fx;
+  orm_fx_open(&fx, NULL, 0, &(orm_pool_config_t){.on_query = on_query, .max_conns = 1});
+  orm_step_t s[3] = {{0}};
+  const char *sql[3] = {"SELECT 'first'", "SELECT 1 / 0 AS broken", "SELECT 'third'"};
+  for (int i = 0; i < 3; i++)
+    assert_int_equal(orm_query_async(fx.pool, sql[i], NULL, 0, orm_fx_on_step, &s[i], NULL), 0);
+  orm_fx_wait(&fx, s, 3);
+  assert_int_equal(s[0].status, 0);
+  assert_int_equal(s[1].status, ORM_ESERVER);
+  assert_int_equal(s[2].status, 0);
+  assert_int_equal(events.n, 3);
+  assert_int_equal(find("SELECT 1 / 0")->replays, 0);
+  assert_true(find("SELECT 'third'")->replays >= 1);
+  orm_fx_close(&fx);
+}
+
+/* Model calls name their operation and table. */
+static void test_model_calls(void **state) {
+  (void)state;
+  memset(&events, 0, sizeof events);
+  orm_fx_t fx;
+  orm_fx_open(&fx, SCHEMA, 1, &(orm_pool_config_t){.on_query = on_query});
+  user_t u = {.email = "obs@example.com", .name = "Obs"};
+  orm_step_t s[4] = {{0}};
+  assert_int_equal(orm_insert_async(fx.pool, user_model(), &u, orm_fx_on_step, &s[0], NULL), 0);
+  orm_fx_wait(&fx, s, 1);
+  assert_int_equal(s[0].status, 0);
+  assert_int_equal(orm_find_async(fx.pool, user_model(), ORM_INT8(u.id), orm_fx_on_step, &s[1], NULL), 0);
+  orm_query_t *q;
+  assert_int_equal(orm_query_new(&q, user_model()), 0);
+  assert_int_equal(orm_query_include(q, "agents"), 0);
+  assert_int_equal(orm_find_all_async(fx.pool, user_model(), q, orm_fx_on_step, &s[2], NULL), 0);
+  orm_query_free(q);
+  assert_int_equal(orm_count_async(fx.pool, agent_model(), NULL, orm_fx_on_step, &s[3], NULL), 0);
+  orm_fx_wait(&fx, s + 1, 3);
+  struct {
+    const char *op, *table;
+    int64_t rows;
+  } want[] = {{"insert", "users", 1}, {"find", "users", 1},     {"find_all", "users", 1},
+              {"include", "agents", 0}, {"count", "agents", 1}};
+  for (size_t k = 0; k < sizeof want / sizeof want[0]; k++) {
+    bool seen = false;
+    for (size_t i = 0; i < events.n && !seen; i++)
+      seen = strcmp(events.ev[i].op, want[k].op) == 0 &&
+             strcmp(events.ev[i].table, want[k].table) == 0 &&
+             events.ev[i].rows == want[k].rows && events.ev[i].status == 0;
+    if (!seen)
+      fail_msg("no %s event on %s with %lld rows", want[k].op, want[k].table,
+               (long long)want[k].rows);
+  }
+  orm_fx_close(&fx);
+}
+
+/* Slow statements are flagged; values only when the pool asks for them,
+ * and cut short. */
+static void test_slow_and_params(void **state) {
+  (void)state;
+  memset(&events, 0, sizeof events);
+  orm_fx_t fx;
+  orm_fx_open(&fx, NULL, 0,
+              &(orm_pool_config_t){.on_query = on_query, .slow_query_ms = 100,
+                                   .query_params = true});
+  orm_step_t s[2] = {{0}};
+  query(&fx, orm_pool_exec(fx.pool), "SELECT pg_sleep(0.15)", NULL, 0, &s[0]);
+  char long_text[100];
+  memset(long_text, 'z', sizeof long_text - 1);
+  long_text[sizeof long_text - 1] = '\0';
+  orm_param_t p[4] = {ORM_TEXT("ada"), ORM_INT8(42), ORM_NULL, ORM_TEXT(long_text)};
+  query(&fx, orm_pool_exec(fx.pool), "SELECT $1::text, $2::int8, $3::text, $4::text", p, 4,
+        &s[1]);
+  const event_t *slow = find("SELECT pg_sleep"), *fast = find("SELECT $1::text");
+  assert_true(slow->slow);
+  assert_true(slow->total_ns >= 100000000u);
+  assert_false(fast->slow);
+  assert_true(fast->has_params);
+  assert_non_null(strstr(fast->params, "$1='ada'"));
+  assert_non_null(strstr(fast->params, "$2=42"));
+  assert_non_null(strstr(fast->params, "$3=NULL"));
+  assert_non_null(strstr(fast->params, "$4='zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz...'"));
+  assert_true(strlen(fast->params) < 256);
+  orm_fx_close(&fx);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_statements),
+      cmocka_unit_test(test_replays),
+      cmocka_unit_test(test_model_calls),
+      cmocka_unit_test(test_slow_and_params),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
