@@ -123,6 +123,8 @@ typedef struct {
                                     slow: none */
   bool query_params;             /* events carry the parameter values (cut
                                     short); off: they may be secrets */
+  bool metrics;                  /* measure every statement's latency for
+                                    orm_pool_metrics' histograms: off */
 } orm_pool_config_t;
 
 /* Opens a pool and starts connecting min_conns connections; it returns at
@@ -368,12 +370,29 @@ typedef struct {
   uint64_t notices;          /* server notices received */
   uint64_t notices_dropped;  /* ... not delivered: no on_notice, more than
                                 ORM_NOTICES_MAX waiting, or the pool closed */
+  uint64_t prepared_hits;    /* statements run as prepared on their
+                                connection already */
+  uint64_t prepared_misses;  /* ... that had to be prepared there first */
 } orm_pool_stats_t;
 
 /* The most notices that wait for delivery; beyond it they are dropped. */
 #define ORM_NOTICES_MAX 256
 
 ORM_EXTERN int orm_pool_stats(const orm_pool_t *pool, orm_pool_stats_t *stats);
+
+/* The pool's stats in Prometheus' text exposition format (0.0.4), for a
+ * /metrics endpoint: connections by state, queue depth, requests in
+ * flight, counters of queries, errors, timeouts, cancels, replays,
+ * connects, reconnects, failed connects, notices and prepared-statement
+ * hits and misses and, with the `metrics` setting, histograms of latency
+ * per operation (uvorm_query_duration_seconds{operation="find"}, ...) and
+ * of the time spent waiting to be sent. `labels` (NULL for none) goes
+ * into every sample: `pool="main"`. Writes at most `cap` bytes, always
+ * NUL-terminated when cap > 0, and returns the length of the whole text
+ * (as snprintf does: call again with more room if it is >= cap), or
+ * ORM_EINVAL (NULL pool, labels that are not name="value" pairs). */
+ORM_EXTERN int orm_pool_metrics(const orm_pool_t *pool, const char *labels,
+                                char *buf, size_t cap);
 
 #ifdef ORM__GENERIC
 #define orm_query_async(exec, ...) orm_query_async(ORM_EXEC(exec), __VA_ARGS__)

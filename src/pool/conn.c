@@ -302,12 +302,18 @@ int orm__conn_send(orm__conn_t *conn, orm__request_t *req) {
   }
   req->conn = conn;
   req->state = REQ_SENT;
-  if (conn->pool->cfg.on_query != NULL)
+  if (req->t_start != 0)
     orm__req_sent_event(req, conn->pg);
   conn->in_flight++;
   conn->dirty = 1;
   if (named)
     req->stmt_gen = req->stmt->gen;
+  if (named) {
+    if (needs_parse(conn, req->stmt))
+      conn->pool->stats.prepared_misses++;
+    else
+      conn->pool->stats.prepared_hits++;
+  }
   if (named && needs_parse(conn, req->stmt)) {
     orm__stmt_t *stmt = req->stmt;
     if (!PQsendPrepare(conn->pg, stmt->name, stmt->sql, stmt->nparams,
@@ -560,7 +566,7 @@ static void check_tx_ended(orm__conn_t *conn) {
 static void query_answered(orm__conn_t *conn, orm__request_t *req) {
   int ends_tx = orm__req_ends_tx(req); /* req may be gone when finished */
   conn->in_flight--;
-  if (conn->pool->cfg.on_query != NULL)
+  if (req->t_start != 0)
     orm__req_answered_event(req);
   /* In pipeline mode a pool statement's fate depends on its neighbours,
    * and what a transaction's statement did to the session (did COMMIT

@@ -451,6 +451,7 @@ static void pool_free(orm_pool_t *pool) {
     }
   }
   orm__stmts_free(&pool->stmts);
+  orm__metrics_free(pool);
   orm__free(pool->conninfo);
   if (pool->cache.free != NULL)
     pool->cache.free(pool->cache.data);
@@ -503,7 +504,9 @@ int orm_pool_open(orm_pool_t **out, uv_loop_t *loop,
   orm__list_init(&pool->closed_txs);
   /* Allocate everything that can fail before the first handle exists, so
    * that a failure leaves nothing behind on the loop. */
-  orm__conn_t **conns = orm__calloc(cfg.min_conns, sizeof *conns);
+  orm__conn_t **conns = orm__metrics_init(pool) == 0
+                            ? orm__calloc(cfg.min_conns, sizeof *conns)
+                            : NULL;
   for (unsigned i = 0; conns != NULL && i < cfg.min_conns; i++) {
     conns[i] = orm__malloc(sizeof **conns);
     if (conns[i] == NULL) {

@@ -226,6 +226,10 @@ struct orm_pool_s {
   orm__pool_state_t state;
   int down; /* the last connect failed and no connection is up */
   char last_error[256];
+  /* Latency histograms (the `metrics` setting): per operation, and the
+   * wait before being sent. */
+  struct orm__histogram_s *latency; /* ORM__OPS of them, or NULL */
+  struct orm__histogram_s *queue_wait;
   /* For query events: the server as the first connection saw it. */
   char server_host[128];
   char server_db[64];
@@ -255,6 +259,10 @@ void orm__req_complete(orm__request_t *req, int status, orm__when_t when);
  * event of a completing request; a request put on the wire of `pg`; its
  * answer in (req->result, before any transform takes it). */
 void orm__req_event(orm__request_t *req, int status);
+/* Its latency into the pool's histograms (metrics.c). */
+void orm__req_measure(orm__request_t *req);
+int orm__metrics_init(orm_pool_t *pool);
+void orm__metrics_free(orm_pool_t *pool);
 void orm__req_sent_event(orm__request_t *req, PGconn *pg);
 void orm__req_answered_event(orm__request_t *req);
 /* Completes from the server's answer in req->result / prepare_error, or

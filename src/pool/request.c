@@ -56,7 +56,8 @@ orm__request_t *orm__pool_req_new(orm_pool_t *pool, orm__req_kind_t kind,
   req->nparams = 0;
   req->buf.len = 0;
   req->op = req->table = NULL;
-  req->t_start = pool->cfg.on_query != NULL ? uv_hrtime() : 0;
+  req->t_start =
+      pool->cfg.on_query != NULL || pool->cfg.metrics ? uv_hrtime() : 0;
   req->t_sent = req->t_answered = 0;
   req->rows = -1;
   req->backend_pid = 0;
@@ -137,8 +138,12 @@ static void complete(orm__request_t *req, int status, orm__when_t when) {
   orm_pool_t *pool = req->pool;
   req->state = REQ_DONE;
   count_outcome(pool, status);
-  if (pool != NULL && pool->cfg.on_query != NULL)
-    orm__req_event(req, status);
+  if (pool != NULL && req->t_start != 0) {
+    if (pool->cfg.metrics)
+      orm__req_measure(req);
+    if (pool->cfg.on_query != NULL)
+      orm__req_event(req, status);
+  }
   if (req->kind == REQ_BEGIN) {
     if (status == 0)
       orm__future_set_value(&req->future, req->tx, NULL);
