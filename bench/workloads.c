@@ -1271,6 +1271,14 @@ static char *conninfo_with_schema(const char *conninfo) {
   return out;
 }
 
+/* A query hook that does the least a real one does: look at the event. */
+static uint64_t events_seen;
+static void count_event(orm_pool_t *pool, const orm_query_event_t *e, void *data) {
+  (void)pool;
+  (void)data;
+  events_seen += e->total_ns > 0;
+}
+
 static void print_stats(const orm_pool_stats_t *st, FILE *out) {
   fprintf(out,
           "uvorm pool: queries %" PRIu64 ", errors %" PRIu64 ", resends %" PRIu64
@@ -1322,7 +1330,15 @@ int main(int argc, char **argv) {
    * at its share, so C is spread like bench_raw_workloads spreads it. All of
    * them may wait in the queue at the start. */
   size_t requests = (size_t)d->opts.inflight * d->wl->requests;
+  /* UVORM_BENCH_OBSERVE=hook|metrics|both: the cost of query events and
+   * histograms (a hook that only counts). */
+  const char *observe = getenv("UVORM_BENCH_OBSERVE");
+  bool hook = observe != NULL && (strcmp(observe, "hook") == 0 || strcmp(observe, "both") == 0);
+  bool metrics =
+      observe != NULL && (strcmp(observe, "metrics") == 0 || strcmp(observe, "both") == 0);
   orm_pool_config_t cfg = {
+      .on_query = hook ? count_event : NULL,
+      .metrics = metrics,
       .conninfo = d->conninfo,
       .min_conns = (unsigned)d->opts.conns,
       .max_conns = (unsigned)d->opts.conns,
