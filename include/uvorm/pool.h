@@ -95,6 +95,35 @@ typedef struct {
 typedef void (*orm_query_cb)(orm_pool_t *pool, const orm_query_event_t *event,
                              void *data);
 
+/* The runtime's own events, for a service's log: a connection made, lost
+ * or failing (with the backoff before the next attempt), retired,
+ * statements sent again. Strings are valid during the call only; none
+ * ever holds the conninfo or a password. */
+typedef enum {
+  ORM_LOG_DEBUG = 0, /* statements replayed, idle connections closed */
+  ORM_LOG_INFO,      /* connections made */
+  ORM_LOG_WARN,      /* a connection lost, an attempt failed */
+  ORM_LOG_ERROR      /* no connection left: requests fail until one is up */
+} orm_log_level_t;
+
+typedef struct {
+  orm_log_level_t level;
+  const char *event;   /* "connected", "reconnected", "connect_failed",
+                          "connection_lost", "pool_down", "retired",
+                          "replay" */
+  const char *message; /* one line for people (libpq's reason, ...) */
+  int backend_pid;     /* the connection's server process, 0 if none */
+  const char *server_address; /* host (or socket directory), or NULL */
+  int server_port;     /* 0 if unknown */
+  unsigned attempt;    /* connect_failed: failures in a row */
+  uint64_t retry_in_ms; /* connect_failed, connection_lost: the next try */
+} orm_log_record_t;
+
+/* Called on the loop (possibly from inside a uvorm call); an observer: it
+ * must not call into the pool. */
+typedef void (*orm_log_cb)(orm_pool_t *pool, const orm_log_record_t *record,
+                           void *data);
+
 /* Pool settings. A zeroed field takes the default shown. */
 typedef struct {
   const char *conninfo;          /* URL or key=value, as libpq takes it; required */
@@ -125,6 +154,9 @@ typedef struct {
                                     short); off: they may be secrets */
   bool metrics;                  /* measure every statement's latency for
                                     orm_pool_metrics' histograms: off */
+  orm_log_cb on_log;             /* the runtime's events, with `data`: none
+                                    (silent) */
+  orm_log_level_t log_level;     /* the least level logged: ORM_LOG_DEBUG */
 } orm_pool_config_t;
 
 /* Opens a pool and starts connecting min_conns connections; it returns at

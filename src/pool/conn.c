@@ -139,6 +139,7 @@ static void connected(orm__conn_t *conn) {
     return;
   }
   conn->created_at = uv_now(conn->pool->loop);
+  conn->backend_pid = PQbackendPID(conn->pg);
   arm(conn, UV_READABLE);
   orm__pool_conn_ready(conn->pool, conn);
 }
@@ -181,6 +182,7 @@ void orm__conn_start(orm__conn_t *conn) {
   conn->state = CONN_CONNECTING;
   orm__list_remove(&conn->link);
   orm__list_push_back(&pool->connecting, &conn->link);
+  conn->backend_pid = 0;
   conn->pg = PQconnectStart(pool->conninfo);
   if (conn->pg == NULL) {
     conn_failed(conn, "out of memory");
@@ -536,6 +538,16 @@ static void resend(orm__conn_t *conn, orm__request_t *req, retry_t why,
   if (req->replays < UINT8_MAX)
     req->replays++;
   conn->pool->stats.resends++;
+  if (conn->pool->cfg.on_log != NULL &&
+      conn->pool->cfg.log_level <= ORM_LOG_DEBUG) {
+    orm__where_t w;
+    orm__conn_where(conn, &w);
+    orm__pool_log(conn->pool, &w, ORM_LOG_DEBUG, "replay", 0, 0,
+                  "a statement goes again (%s): %.80s",
+                  why == RETRY_YES ? "its own stale statement or deadlock"
+                                   : "its pipeline segment failed",
+                  req->sql != NULL ? req->sql : "");
+  }
   orm__list_push_back(again, &req->link);
 }
 

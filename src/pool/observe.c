@@ -139,3 +139,48 @@ void orm__req_answered_event(orm__request_t *req) {
     req->rows = n != NULL && n[0] != '\0' ? atoll(n) : -1;
   }
 }
+
+/* ---- the runtime's log ------------------------------------------------------ */
+
+void orm__conn_where(const orm__conn_t *conn, orm__where_t *w) {
+  memset(w, 0, sizeof *w);
+  PGconn *pg = conn != NULL ? conn->pg : NULL;
+  if (pg == NULL)
+    return;
+  const char *host = PQhost(pg), *port = PQport(pg);
+  snprintf(w->host, sizeof w->host, "%s", host != NULL ? host : "");
+  w->port = port != NULL ? atoi(port) : 0;
+  w->pid = conn->backend_pid; /* also once the connection broke */
+}
+
+void orm__pool_log(orm_pool_t *pool, const orm__where_t *where,
+                   orm_log_level_t level, const char *event, unsigned attempt,
+                   uint64_t retry_in_ms, const char *fmt, ...) {
+  if (pool->cfg.on_log == NULL || level < pool->cfg.log_level)
+    return;
+  char message[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(message, sizeof message, fmt, ap);
+  va_end(ap);
+  /* libpq's messages end in newlines and may run over two lines. */
+  for (char *c = message; *c; c++)
+    if (*c == '\n' || *c == '\t')
+      *c = ' ';
+  size_t n = strlen(message);
+  while (n > 0 && message[n - 1] == ' ')
+    message[--n] = '\0';
+  orm_log_record_t rec = {
+      .level = level,
+      .event = event,
+      .message = message,
+      .backend_pid = where != NULL ? where->pid : 0,
+      .server_address = where != NULL && where->host[0] != '\0' ? where->host
+                        : pool->server_host[0] != '\0'            ? pool->server_host
+                                                                  : NULL,
+      .server_port = where != NULL && where->port != 0 ? where->port : pool->server_port,
+      .attempt = attempt,
+      .retry_in_ms = retry_in_ms,
+  };
+  pool->cfg.on_log(pool, &rec, pool->cfg.data);
+}

@@ -200,6 +200,15 @@ void orm__pool_conn_ready(orm_pool_t *pool, orm__conn_t *conn) {
     pool->stats.connects++;
     if (conn->ever_connected)
       pool->stats.reconnects++;
+    if (pool->cfg.on_log != NULL) {
+      orm__where_t w;
+      orm__conn_where(conn, &w);
+      orm__pool_log(pool, &w, ORM_LOG_INFO,
+                    conn->ever_connected ? "reconnected" : "connected", 0, 0,
+                    "%s to %s port %d (server process %d)",
+                    conn->ever_connected ? "reconnected" : "connected", w.host,
+                    w.port, w.pid);
+    }
     conn->ever_connected = 1;
   }
   uv_timer_stop(&conn->timer);
@@ -234,6 +243,9 @@ static uint64_t backoff_ms(orm_pool_t *pool, unsigned failures) {
 void orm__pool_conn_failed(orm_pool_t *pool, orm__conn_t *conn,
                            const char *why) {
   int was_up = conn->state != CONN_CONNECTING;
+  orm__where_t where;
+  if (pool->cfg.on_log != NULL)
+    orm__conn_where(conn, &where);
   /* The pool keeps the latest reason: requests failed while it is down
    * carry it. Ours beats libpq's, which for an attempt we gave up on names
    * no cause. */
@@ -268,11 +280,21 @@ void orm__pool_conn_failed(orm_pool_t *pool, orm__conn_t *conn,
   /* A lost connection is retried at once; failed attempts back off. */
   uint64_t delay = conn->failures == 0 ? 0 : backoff_ms(pool, conn->failures);
   orm__conn_retry_in(conn, delay);
+  if (pool->cfg.on_log != NULL)
+    orm__pool_log(pool, &where, ORM_LOG_WARN,
+                  was_up ? "connection_lost" : "connect_failed",
+                  was_up ? 0 : conn->failures, delay, "%s; next try in %llu ms",
+                  pool->last_error, (unsigned long long)delay);
   if (!was_up && orm__list_empty(&pool->ready) &&
       orm__list_empty(&pool->pinned) && orm__list_empty(&pool->connecting)) {
     /* Nothing can serve the queue: fail it now rather than let it wait
      * out the outage; new requests fail fast until a connection is up. */
     pool->down = 1;
+    if (pool->cfg.on_log != NULL)
+      orm__pool_log(pool, &where, ORM_LOG_ERROR, "pool_down", conn->failures,
+                    delay,
+                    "no connection is up: requests fail until one is (%s)",
+                    pool->last_error);
     fail_queue(pool, ORM_ECONNECT, pool->last_error, ORM__NOW);
   }
   orm__pool_kick(pool);
@@ -394,6 +416,14 @@ static void on_maint(uv_timer_t *timer) {
                      working > pool->cfg.min_conns &&
                      now - conn->idle_since >= pool->cfg.idle_timeout_ms;
     if (too_old || idle_extra) {
+      if (pool->cfg.on_log != NULL) {
+        orm__where_t w;
+        orm__conn_where(conn, &w);
+        orm__pool_log(pool, &w, ORM_LOG_DEBUG, "retired", 0, 0,
+                      "connection closed: %s",
+                      too_old ? "older than max_lifetime_ms"
+                              : "idle longer than idle_timeout_ms");
+      }
       orm__conn_destroy(conn);
       working--;
     }

@@ -127,6 +127,8 @@ struct orm__conn_s {
   orm__link_t link; /* the pool list for its state */
   orm__conn_state_t state;
   PGconn *pg;
+  int backend_pid; /* its server process, once connected (libpq forgets it
+                      when the connection breaks) */
   uv_poll_t *poll; /* re-created whenever libpq's socket changes */
   uv_os_sock_t fd;
   int poll_events;
@@ -259,6 +261,18 @@ void orm__req_complete(orm__request_t *req, int status, orm__when_t when);
  * event of a completing request; a request put on the wire of `pg`; its
  * answer in (req->result, before any transform takes it). */
 void orm__req_event(orm__request_t *req, int status);
+/* The runtime's log (observe.c): where a connection goes, caught before it
+ * is torn down, and one record to on_log when the level is wanted. */
+typedef struct {
+  char host[128];
+  int port;
+  int pid;
+} orm__where_t;
+void orm__conn_where(const orm__conn_t *conn, orm__where_t *where);
+void orm__pool_log(orm_pool_t *pool, const orm__where_t *where,
+                   orm_log_level_t level, const char *event, unsigned attempt,
+                   uint64_t retry_in_ms, const char *fmt, ...)
+    __attribute__((format(printf, 7, 8)));
 /* Its latency into the pool's histograms (metrics.c). */
 void orm__req_measure(orm__request_t *req);
 int orm__metrics_init(orm_pool_t *pool);
