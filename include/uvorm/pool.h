@@ -87,6 +87,9 @@ typedef struct {
   bool slow;                  /* total_ns reached the pool's slow_query_ms */
   const char *params;         /* with query_params: the values, each cut at
                                  32 bytes, all at 256; else NULL */
+  const char *plan;           /* with explain_slow, in a second event for a
+                                 slow statement (once per text): EXPLAIN's
+                                 output, one line each; else NULL */
 } orm_query_event_t;
 
 /* Called on the loop as each statement completes, before its callback
@@ -150,6 +153,10 @@ typedef struct {
                                     none (and then nothing is measured) */
   uint64_t slow_query_ms;        /* events this slow or slower are flagged
                                     slow: none */
+  bool explain_slow;             /* the first time a statement's text is
+                                    slow, EXPLAIN it (same values; writes are
+                                    planned, not run) and hand the plan to
+                                    on_query: off. At most one a second. */
   bool query_params;             /* events carry the parameter values (cut
                                     short); off: they may be secrets */
   bool metrics;                  /* measure every statement's latency for

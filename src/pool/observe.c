@@ -112,6 +112,8 @@ void orm__req_event(orm__request_t *req, int status) {
       .params = pool->cfg.query_params ? params : NULL,
   };
   pool->cfg.on_query(pool, &ev, pool->cfg.data);
+  if (ev.slow && pool->cfg.explain_slow)
+    orm__explain_maybe(req, &ev, first_keyword(sql, keyword, sizeof keyword));
 }
 
 void orm__req_sent_event(orm__request_t *req, PGconn *pg) {

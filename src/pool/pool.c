@@ -186,6 +186,8 @@ static void on_work(orm__sched_t *sched) {
     if (pool->state != POOL_OPEN)
       return; /* closed from on_notice: its own turn comes next */
   }
+  if (pool->explain != NULL)
+    orm__explain_submit(pool);
   orm__pool_dispatch(pool);
   orm__tx_pump_all(pool);
   sync_all(&pool->ready);
@@ -482,6 +484,7 @@ static void pool_free(orm_pool_t *pool) {
   }
   orm__stmts_free(&pool->stmts);
   orm__metrics_free(pool);
+  orm__explain_free_all(pool);
   orm__free(pool->conninfo);
   if (pool->cache.free != NULL)
     pool->cache.free(pool->cache.data);

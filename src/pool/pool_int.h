@@ -232,6 +232,13 @@ struct orm_pool_s {
    * wait before being sent. */
   struct orm__histogram_s *latency; /* ORM__OPS of them, or NULL */
   struct orm__histogram_s *queue_wait;
+  /* EXPLAIN of slow statements (explain.c): the one waiting to be sent,
+   * one in flight, when the last went, the texts seen (hashes). */
+  struct orm__explain_s *explain;
+  int explain_inflight;
+  uint64_t explain_last;
+  uint64_t *explain_seen;
+  size_t explain_nseen;
   /* For query events: the server as the first connection saw it. */
   char server_host[128];
   char server_db[64];
@@ -273,6 +280,13 @@ void orm__pool_log(orm_pool_t *pool, const orm__where_t *where,
                    orm_log_level_t level, const char *event, unsigned attempt,
                    uint64_t retry_in_ms, const char *fmt, ...)
     __attribute__((format(printf, 7, 8)));
+/* EXPLAIN of a slow statement, once per text (explain.c): readied from
+ * its event, sent from the pool's own turn. */
+typedef struct orm__explain_s orm__explain_t;
+void orm__explain_maybe(orm__request_t *req, const orm_query_event_t *event,
+                        const char *keyword);
+void orm__explain_submit(orm_pool_t *pool);
+void orm__explain_free_all(orm_pool_t *pool);
 /* Its latency into the pool's histograms (metrics.c). */
 void orm__req_measure(orm__request_t *req);
 int orm__metrics_init(orm_pool_t *pool);

@@ -31,6 +31,8 @@ typedef struct {
   unsigned replays;
   const orm_tx_t *tx;
   bool slow;
+  char plan[1024];
+  bool has_plan;
 } event_t;
 
 typedef struct {
@@ -69,6 +71,8 @@ static void on_query(orm_pool_t *pool, const orm_query_event_t *e, void *data) {
   v->replays = e->replays;
   v->tx = e->tx;
   v->slow = e->slow;
+  copy(v->plan, sizeof v->plan, e->plan);
+  v->has_plan = e->plan != NULL;
 }
 
 /* The event whose text starts with `text` (the last one). */
@@ -246,12 +250,86 @@ static void test_slow_and_params(void **state) {
   orm_fx_close(&fx);
 }
 
+static size_t plans_for(const char *text) {
+  size_t n = 0;
+  for (size_t i = 0; i < events.n; i++)
+    n += events.ev[i].has_plan && strncmp(events.ev[i].text, text, strlen(text)) == 0;
+  return n;
+}
+
+static const event_t *plan_for(const char *text) {
+  for (size_t i = 0; i < events.n; i++)
+    if (events.ev[i].has_plan && strncmp(events.ev[i].text, text, strlen(text)) == 0)
+      return &events.ev[i];
+  return NULL;
+}
+
+static void wait_plan(orm_fx_t *fx, const char *text) {
+  uv_update_time(&fx->loop);
+  uint64_t end = uv_now(&fx->loop) + 5000;
+  while (plan_for(text) == NULL) {
+    uv_run(&fx->loop, UV_RUN_ONCE);
+    if (uv_now(&fx->loop) > end)
+      fail_msg("no plan for \"%s\"", text);
+  }
+}
+
+/* explain_slow: the first slow run of a text gets its plan, with the same
+ * values, once; a write is planned, not run; what EXPLAIN does not take
+ * gets none. */
+static void test_explain(void **state) {
+  (void)state;
+  memset(&events, 0, sizeof events);
+  orm_fx_t fx;
+  orm_fx_open(&fx, SCHEMA, 0,
+              &(orm_pool_config_t){.on_query = on_query, .slow_query_ms = 50,
+                                   .explain_slow = true});
+  orm_fx_sql(&fx, "CREATE TABLE t (id int PRIMARY KEY, v text)");
+  orm_fx_sql(&fx, "INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 100) g");
+  orm_param_t p[1] = {ORM_INT8(7)};
+  const char *slow_read = "SELECT v, pg_sleep(0.06) FROM t WHERE id = $1::int8";
+  for (int i = 0; i < 2; i++) {
+    orm_step_t s = {0};
+    query(&fx, orm_pool_exec(fx.pool), slow_read, p, 1, &s);
+    assert_int_equal(s.status, 0);
+  }
+  wait_plan(&fx, slow_read);
+  orm_fx_run_ms(&fx, 100);
+  const event_t *e = plan_for(slow_read);
+  assert_true(e->slow);
+  assert_string_equal(e->op, "SELECT");
+  assert_non_null(strstr(e->plan, "Index Scan"));
+  assert_non_null(strstr(e->plan, "t_pkey"));
+  assert_int_equal(plans_for(slow_read), 1); /* once per text */
+  assert_non_null(find("EXPLAIN SELECT v")); /* the EXPLAIN's own event */
+
+  /* A slow write: planned, not run twice. A second later (the rate). */
+  orm_fx_run_ms(&fx, 1000);
+  const char *slow_write = "INSERT INTO t SELECT 1000, 'w' FROM pg_sleep(0.06)";
+  orm_step_t w = {0};
+  query(&fx, orm_pool_exec(fx.pool), slow_write, NULL, 0, &w);
+  assert_int_equal(w.status, 0);
+  wait_plan(&fx, slow_write);
+  assert_non_null(strstr(plan_for(slow_write)->plan, "Insert on t"));
+  assert_int_equal(orm_fx_int(&fx, "SELECT count(*) FROM t WHERE id = 1000"), 1);
+
+  /* Not a statement EXPLAIN takes: no plan. */
+  orm_fx_run_ms(&fx, 1000);
+  orm_step_t d = {0};
+  query(&fx, orm_pool_exec(fx.pool), "DO $$ BEGIN PERFORM pg_sleep(0.06); END $$", NULL, 0, &d);
+  orm_fx_run_ms(&fx, 300);
+  assert_true(find("DO $$")->slow);
+  assert_int_equal(plans_for("DO $$"), 0);
+  orm_fx_close(&fx);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_statements),
       cmocka_unit_test(test_replays),
       cmocka_unit_test(test_model_calls),
       cmocka_unit_test(test_slow_and_params),
+      cmocka_unit_test(test_explain),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
