@@ -59,6 +59,9 @@ typedef struct orm_error_s {
   /* Where in the statement the server places the error: a 1-based
    * character (not byte) index, as PostgreSQL's error position; 0 if none. */
   int position;
+  /* ORM_EVALIDATION: the column whose rule or hook refused the row, or
+   * NULL when the refusal concerns the row as a whole. */
+  const char *field;
 } orm_error_t;
 
 ORM_EXTERN orm_future_state_t orm_future_state(const orm_future_t *future);

@@ -174,7 +174,88 @@ typedef struct orm_model_s {
    * optional. Writes answer ORM_ENOTSUP, and so do the calls by key
    * (orm_find_async, ...) when it has none. */
   bool read_only;
+  /* Validation rules and hooks (ORM_MODEL_DEFINE_HOOKS), or NULL. */
+  const struct orm_model_hooks_s *hooks;
 } orm_model_t;
+
+/* ---- validation and hooks ------------------------------------------------
+ * A model may carry rules for its fields and functions called around its
+ * writes and reads. Every write call (insert, insert_many, insert_with,
+ * update, upsert, delete) runs them before anything is sent: a row that
+ * fails sends nothing, and the call's future fails with ORM_EVALIDATION,
+ * the column in orm_error_t.field and why in its message; for insert_many
+ * and insert_with, no row of the call is sent (all or nothing). Inside a
+ * transaction a refused write sends nothing and the transaction goes on.
+ *
+ *   static bool has_at(const void *member, void *data) {
+ *     return strchr(*(const char *const *)member, '@') != NULL;
+ *   }
+ *   static const orm_rule_t user_rules[] = {
+ *       ORM_NOT_EMPTY("email"), ORM_LENGTH("email", 3, 320),
+ *       ORM_CHECK("email", has_at, "must contain @")};
+ *   static const orm_model_hooks_t user_hooks = {
+ *       .rules = user_rules, .nrules = 3, .before_insert = stamp};
+ *   ORM_MODEL_DEFINE_HOOKS(user, "users", USER_FIELDS, &user_hooks);
+ *
+ * A rule names a column. NOT_EMPTY: a string, bytea or array with at least
+ * one byte or element, never NULL. LENGTH: bytes (strings, bytea) or
+ * elements (arrays) within min..max. RANGE: an integer, float, date or
+ * timestamp field's value within min..max. CHECK: `check` gets the member's
+ * address (and the hooks' data) and says whether it passes. A NULL value
+ * passes every rule but NOT_EMPTY. Rules cover the fields a call sends:
+ * INSERT skips generated fields, UPDATE the ones not updated. Bad rules
+ * (no such column, a rule its type has no sense for) make the model
+ * invalid (ORM_EMODEL). */
+typedef enum {
+  ORM_RULE_NOT_EMPTY = 1,
+  ORM_RULE_LENGTH,
+  ORM_RULE_RANGE,
+  ORM_RULE_CHECK
+} orm_rule_kind_t;
+
+typedef struct {
+  const char *column;
+  orm_rule_kind_t kind;
+  int64_t min, max; /* LENGTH, RANGE */
+  bool (*check)(const void *member, void *data); /* CHECK */
+  const char *message; /* why, when it fails; NULL: uvorm's words */
+} orm_rule_t;
+
+/* (Parameters end in '_' so that they never replace a designator.) */
+#define ORM_NOT_EMPTY(c_) {.column = (c_), .kind = ORM_RULE_NOT_EMPTY}
+#define ORM_LENGTH(c_, lo_, hi_)                                               \
+  {.column = (c_), .kind = ORM_RULE_LENGTH, .min = (lo_), .max = (hi_)}
+#define ORM_RANGE(c_, lo_, hi_)                                                \
+  {.column = (c_), .kind = ORM_RULE_RANGE, .min = (lo_), .max = (hi_)}
+#define ORM_CHECK(c_, fn_, why_)                                               \
+  {.column = (c_), .kind = ORM_RULE_CHECK, .check = (fn_), .message = (why_)}
+
+/* What a hook says when it refuses a row: the field (or -1 for the row)
+ * and why. */
+typedef struct {
+  int field;
+  char message[160];
+} orm_refusal_t;
+
+typedef struct orm_model_hooks_s {
+  const orm_rule_t *rules;
+  size_t nrules;
+  /* Before a row is inserted (insert, insert_many: each row; upsert;
+   * insert_with: the parent and each child): may change the row (set
+   * created_by, normalize an email); return nonzero and fill `why` to
+   * refuse it. Runs before the rules. */
+  int (*before_insert)(void *row, orm_refusal_t *why, void *data);
+  /* Before an update, with the fields it writes (0: all it can). */
+  int (*before_update)(void *row, uint64_t fields, orm_refusal_t *why,
+                       void *data);
+  /* Before a delete, with its key. */
+  int (*before_delete)(const orm_param_t *key, orm_refusal_t *why,
+                       void *data);
+  /* After each row is read (find, find_by, find_all, each included
+   * relation's rows), before the caller sees it. */
+  void (*after_load)(void *row, void *data);
+  void *data;
+} orm_model_hooks_t;
 
 /* ---- declaring a model with an X-macro ---------------------------------
  * FIELDS is a macro taking one argument X and expanding to one
@@ -213,6 +294,27 @@ typedef struct orm_model_s {
         .nfields = sizeof fields / sizeof fields[0],                           \
         .struct_size = sizeof(prefix##_t),                                     \
         .nulls_offset = offsetof(prefix##_t, orm_nulls)};                      \
+    return &model;                                                             \
+  }                                                                            \
+  _Static_assert(1, "")
+
+/* ORM_MODEL_DEFINE[_REL][_IN] with validation rules and hooks: `hooks` is
+ * the address of a static orm_model_hooks_t (see "validation and hooks"). */
+#define ORM_MODEL_DEFINE_HOOKS(prefix, table, FIELDS, hooks)                   \
+  ORM_MODEL_DEFINE_HOOKS_IN(prefix, NULL, table, FIELDS, hooks)
+#define ORM_MODEL_DEFINE_HOOKS_IN(prefix, schema_name, table_name, FIELDS,     \
+                                  hooks_)                                      \
+  const orm_model_t *prefix##_model(void) {                                    \
+    typedef prefix##_t orm__self_t;                                            \
+    static const orm_field_t fields[] = {FIELDS(ORM__FIELD_DESC)};             \
+    static const orm_model_t model = {                                         \
+        .schema = (schema_name),                                               \
+        .table = (table_name),                                                 \
+        .fields = fields,                                                      \
+        .nfields = sizeof fields / sizeof fields[0],                           \
+        .struct_size = sizeof(prefix##_t),                                     \
+        .nulls_offset = offsetof(prefix##_t, orm_nulls),                       \
+        .hooks = (hooks_)};                                                    \
     return &model;                                                             \
   }                                                                            \
   _Static_assert(1, "")
@@ -408,6 +510,29 @@ typedef ORM_ONE_SLOT(void) orm__one_slot_t;
         .nulls_offset = offsetof(prefix##_t, orm_nulls),                       \
         .relations = relations,                                                \
         .nrelations = sizeof relations / sizeof relations[0]};                 \
+    return &model;                                                             \
+  }                                                                            \
+  _Static_assert(1, "")
+
+#define ORM_MODEL_DEFINE_REL_HOOKS(prefix, table, FIELDS, RELATIONS, hooks)   \
+  ORM_MODEL_DEFINE_REL_HOOKS_IN(prefix, NULL, table, FIELDS, RELATIONS, hooks)
+#define ORM_MODEL_DEFINE_REL_HOOKS_IN(prefix, schema_name, table_name, FIELDS, \
+                                      RELATIONS, hooks_)                       \
+  const orm_model_t *prefix##_model(void) {                                    \
+    typedef prefix##_t orm__self_t;                                            \
+    RELATIONS(ORM__REL_CHECK)                                                  \
+    static const orm_field_t fields[] = {FIELDS(ORM__FIELD_DESC)};             \
+    static const orm_relation_t relations[] = {RELATIONS(ORM__REL_DESC)};      \
+    static const orm_model_t model = {                                         \
+        .schema = (schema_name),                                               \
+        .table = (table_name),                                                 \
+        .fields = fields,                                                      \
+        .nfields = sizeof fields / sizeof fields[0],                           \
+        .struct_size = sizeof(prefix##_t),                                     \
+        .nulls_offset = offsetof(prefix##_t, orm_nulls),                       \
+        .relations = relations,                                                \
+        .nrelations = sizeof relations / sizeof relations[0],                  \
+        .hooks = (hooks_)};                                                    \
     return &model;                                                             \
   }                                                                            \
   _Static_assert(1, "")

@@ -17,6 +17,7 @@
 #include "model/query_int.h"
 #include "model/relation.h"
 #include "model/sql.h"
+#include "model/validate.h"
 
 /* ---- the per-pool cache: model -> its SQL --------------------------------- */
 
@@ -96,6 +97,8 @@ static int hydrate_value(PGresult *res, const orm_model_t *model,
       orm__future_set_message(f, "%s", err.message);
     return rc;
   }
+  /* Rows read (not rows written back): the model's after_load. */
+  orm__model_after_load(model, orm_rows_array(rows), orm_rows_count(rows));
   orm__future_set_value(f, rows, (void (*)(void *))orm_rows_free);
   if (rows_out != NULL)
     *rows_out = rows;
@@ -239,6 +242,58 @@ void *orm_future_row(const orm_future_t *f) {
   return orm_rows_at(f->value, 0);
 }
 
+/* ---- a refused write: a future that fails, nothing sent ---------------------- */
+
+typedef struct {
+  orm_future_t future; /* first */
+  char field[ORM_MODEL_MAX_NAME + 1];
+} refused_t;
+
+static void refused_abort(orm_future_t *f, int code) {
+  (void)f;
+  (void)code; /* completed at birth */
+}
+
+static void refused_reclaim(orm_future_t *f) {
+  orm__future_clear(f);
+  orm__free(f);
+}
+
+static const orm__future_ops_t refused_ops = {refused_abort, refused_reclaim};
+
+/* Fails the call's future with ORM_EVALIDATION, delivered from the loop
+ * like any other answer. `row` is the row's place in a many-row call, or
+ * SIZE_MAX. 0, or ORM_ENOMEM (then no callback). */
+static int refuse(orm_exec_t *exec, const orm_model_t *model,
+                  const orm_refusal_t *why, size_t row, orm_future_cb cb,
+                  void *data, orm_future_t **out) {
+  refused_t *r = orm__calloc(1, sizeof *r);
+  if (r == NULL)
+    return ORM_ENOMEM;
+  orm__future_init(&r->future, &refused_ops,
+                   orm__pool_sched(orm__exec_pool(exec)), cb, data);
+  const char *column = why->field >= 0 && (size_t)why->field < model->nfields
+                           ? model->fields[why->field].column
+                           : NULL;
+  if (column != NULL) {
+    snprintf(r->field, sizeof r->field, "%s", column);
+    r->future.error.field = r->field;
+  }
+  char where[48] = "";
+  if (row != SIZE_MAX)
+    snprintf(where, sizeof where, "row %zu: ", row);
+  orm__future_set_message(&r->future, "%s: %s%s%s%s", model->table, where,
+                          column != NULL ? column : "",
+                          column != NULL ? ": " : "", why->message);
+  if (out != NULL) {
+    orm__future_ref(&r->future);
+    *out = &r->future;
+  }
+  orm__future_complete(&r->future, ORM_EVALIDATION, ORM__LATER);
+  orm__future_unref(&r->future); /* ours */
+  return 0;
+}
+
 /* ---- one entry point for every model call ----------------------------------- */
 
 typedef struct {
@@ -373,6 +428,15 @@ static int insert(orm_exec_t *exec, const orm_model_t *model, void *rows,
     return rc;
   if (rows == NULL || n == 0)
     return ORM_EINVAL;
+  if (model->hooks != NULL) {
+    uint64_t sent = orm__model_all_fields(model) & ~c.sql->generated;
+    for (size_t i = 0; i < n; i++) {
+      orm_refusal_t why;
+      if (orm__model_before_insert(model, (char *)rows + i * model->struct_size,
+                                   sent, &why) != 0)
+        return refuse(exec, model, &why, n > 1 ? i : SIZE_MAX, cb, data, out);
+    }
+  }
   orm__sql_stmt_t *stmt = n == 1 ? &c.sql->insert : &c.sql->insert_many;
   rc = n == 1 ? orm__params_bind_row(c.params, model, stmt, rows)
               : orm__params_bind_rows(c.params, model, stmt, rows, n);
@@ -449,8 +513,18 @@ int (orm_insert_with_async)(orm_exec_t *exec, const orm_model_t *model,
   uint64_t child_fields;
   rc = insert_with_stmt(c.sql, (size_t)(rel - model->relations), cs, fk,
                         &stmt, &child_fields);
-  if (rc == 0)
-    rc = orm__params_bind_row(c.params, model, stmt, row);
+  if (rc != 0)
+    return rc;
+  /* The parent and every child pass, or nothing is sent. (The children's
+   * key to the parent is filled by the server: not theirs to check.) */
+  orm_refusal_t why;
+  if (orm__model_before_insert(model, row, stmt->fields, &why) != 0)
+    return refuse(exec, model, &why, SIZE_MAX, cb, data, out);
+  for (size_t i = 0; i < n && child->hooks != NULL; i++)
+    if (orm__model_before_insert(child, (char *)items + i * child->struct_size,
+                                 child_fields, &why) != 0)
+      return refuse(exec, child, &why, i, cb, data, out);
+  rc = orm__params_bind_row(c.params, model, stmt, row);
   orm__sql_stmt_t arrays = {.fields = child_fields, .key = -1};
   if (rc == 0)
     rc = orm__params_bind_rows(c.params, child, &arrays, items, n);
@@ -470,6 +544,14 @@ int (orm_update_async)(orm_exec_t *exec, const orm_model_t *model,
     return rc;
   if (row == NULL)
     return ORM_EINVAL;
+  if (model->hooks != NULL) {
+    /* The fields the UPDATE writes: these, or every one it can. */
+    uint64_t writes = fields != 0 ? fields : c.sql->update.fields;
+    orm_refusal_t why;
+    if (orm__model_before_update(model, (void *)(uintptr_t)row, fields, writes,
+                                 &why) != 0)
+      return refuse(exec, model, &why, SIZE_MAX, cb, data, out);
+  }
   if (fields == 0) {
     if ((rc = orm__params_bind_row(c.params, model, &c.sql->update, row)) != 0)
       return rc;
@@ -492,6 +574,9 @@ int (orm_delete_async)(orm_exec_t *exec, const orm_model_t *model,
   int rc = write_begin(&c, exec, model, out);
   if (rc == 0 && c.sql->pk < 0)
     rc = ORM_ENOTSUP;
+  orm_refusal_t why;
+  if (rc == 0 && orm__model_before_delete(model, &key, &why) != 0)
+    return refuse(exec, model, &why, SIZE_MAX, cb, data, out);
   if (rc == 0)
     rc = orm__params_add_value(c.params, model, (size_t)c.sql->pk, &key);
   return rc != 0 ? rc
@@ -513,6 +598,11 @@ int (orm_upsert_async)(orm_exec_t *exec, const orm_model_t *model, void *row,
   orm__sql_stmt_t *stmt = &c.sql->upsert[f];
   if (stmt->sql == NULL)
     return ORM_EINVAL; /* neither the primary key nor a unique column */
+  if (model->hooks != NULL) {
+    orm_refusal_t why;
+    if (orm__model_before_insert(model, row, stmt->fields, &why) != 0)
+      return refuse(exec, model, &why, SIZE_MAX, cb, data, out);
+  }
   if ((rc = orm__params_bind_row(c.params, model, stmt, row)) != 0)
     return rc;
   void *ctx[ORM__SUBMIT_CTX] = {(void *)(uintptr_t)model, row,

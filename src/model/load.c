@@ -52,6 +52,7 @@
 #include "model/model_int.h"
 #include "model/query_int.h"
 #include "model/relation.h"
+#include "model/validate.h"
 #include "model/sql.h"
 
 /* The chunk a preload cuts keys into; another one may be compiled in to
@@ -457,6 +458,8 @@ static int hydrate_node(PGresult *res, void *const *ctx, orm_future_t *f) {
   orm_model_error_t err = {0};
   orm_rows_t *rows = NULL;
   int rc = orm__hydrate_block(&rows, model, res, 0, nrows, skip, -1, &err);
+  if (rc == 0)
+    orm__model_after_load(model, orm_rows_array(rows), orm_rows_count(rows));
   orm__key_t *keys = NULL;
   if (rc == 0 && skip > 0 && nrows > 0) {
     keys = orm__arena_alloc_array(&rows->arena, (size_t)nrows, sizeof *keys,

@@ -11,6 +11,7 @@
 
 #include "model/codec.h"
 #include "model/model_int.h"
+#include "model/validate.h"
 #include "model/relation.h"
 
 static size_t type_align(orm_type_t type) {
@@ -193,7 +194,9 @@ static int check_relations(const orm_model_t *model, orm_model_error_t *err) {
 
 int orm_model_check_detail(const orm_model_t *model, orm_model_error_t *err) {
   int rc = orm__model_check_fields(model, err);
-  return rc != 0 ? rc : check_relations(model, err);
+  if (rc == 0)
+    rc = check_relations(model, err);
+  return rc != 0 ? rc : orm__model_check_hooks(model, err);
 }
 
 const orm_relation_t *orm_model_relation(const orm_model_t *model,

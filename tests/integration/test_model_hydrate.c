@@ -709,7 +709,7 @@ static void test_type_mismatch(void **state) {
   };
   static const orm_model_t wrong = {NULL, "users", fields, 2,
                                     sizeof(wrong_user_t),
-                                    offsetof(wrong_user_t, nulls), NULL, 0, false};
+                                    offsetof(wrong_user_t, nulls), NULL, 0, false, NULL};
   orm__model_sql_t *s = sql_of(&wrong);
   PGresult *res = run_ok(s->find_all.sql, NULL, 0, 1);
   orm_rows_t *rows;
@@ -736,7 +736,7 @@ static void test_type_mismatch(void **state) {
   };
   static const orm_model_t wrong_kb = {NULL, "knowledge_bases", kb_fields, 2,
                                        sizeof(wrong_user_t),
-                                       offsetof(wrong_user_t, nulls), NULL, 0, false};
+                                       offsetof(wrong_user_t, nulls), NULL, 0, false, NULL};
   s = sql_of(&wrong_kb);
   res = run_ok(s->find_all.sql, NULL, 0, 1);
   assert_int_equal(orm__hydrate(&rows, &wrong_kb, res, &err), ORM_ETYPE);

@@ -346,7 +346,7 @@ static void test_crud_sql_all_generated(void **state) {
       {"at", ORM_T_TIMESTAMPTZ, offsetof(stamp_t, at), 8, ORM_F_GENERATED},
   };
   static const orm_model_t model = {NULL, "stamps", fields, 2, sizeof(stamp_t),
-                                    offsetof(stamp_t, nulls), NULL, 0, false};
+                                    offsetof(stamp_t, nulls), NULL, 0, false, NULL};
   orm__model_sql_t *s;
   assert_int_equal(orm__model_sql_new(&s, &model, NULL), 0);
   assert_string_equal(s->insert.sql, "INSERT INTO \"stamps\" DEFAULT VALUES "
