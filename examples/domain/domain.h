@@ -3,7 +3,8 @@
  * its migrations (migrations/, embedded as domain_migrations) create, with
  * their relations (the join table agent_knowledge_bases has no model: the
  * many-to-many relations name it). Include this header anywhere; compile
- * domain.c once. */
+ * domain.c once: it also holds the models' validation rules (an email has
+ * an '@', a message a body, usage no negative tokens). */
 #ifndef UVORM_EXAMPLE_DOMAIN_H
 #define UVORM_EXAMPLE_DOMAIN_H
 

@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "domain.h"
+
 #define SCHEMA "model_hooks_test"
 
 static int loaded, inserted, updated;
@@ -316,10 +318,32 @@ static void test_bad_rules(void **state) {
   assert_int_equal(orm_model_check(odd_model()), 0);
 }
 
+/* The sample domain uses them: an email has an '@', a message a body,
+ * usage no negative tokens. */
+static void test_domain_rules(void **state) {
+  (void)state;
+  orm_fx_t fx;
+  orm_fx_open(&fx, SCHEMA, 1, NULL);
+  user_t nobody = {.email = "nobody"};
+  ORM_SET_NULL(&nobody, user, name);
+  usage_record_t usage = {.user_id = 1, .day = 1, .prompt_tokens = -3, .cost = "0"};
+  message_t empty = {.conversation_id = 1, .role = "user", .content = ""};
+  orm_step_t s[3] = {{0}};
+  assert_int_equal(orm_insert_async(fx.pool, user_model(), &nobody, orm_fx_on_step, &s[0], NULL), 0);
+  assert_int_equal(orm_insert_async(fx.pool, usage_record_model(), &usage, orm_fx_on_step, &s[1], NULL), 0);
+  assert_int_equal(orm_insert_async(fx.pool, message_model(), &empty, orm_fx_on_step, &s[2], NULL), 0);
+  orm_fx_wait(&fx, s, 3);
+  expect_refused(&s[0], "email", "users: email: must contain @");
+  expect_refused(&s[1], "prompt_tokens", "usage_records: prompt_tokens: -3 is not within");
+  expect_refused(&s[2], "content", "messages: content: must not be empty");
+  orm_fx_close(&fx);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_rules_and_hooks),
       cmocka_unit_test(test_bad_rules),
+      cmocka_unit_test(test_domain_rules),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
