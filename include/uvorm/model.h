@@ -245,14 +245,19 @@ typedef struct orm_model_hooks_s {
    * created_by, normalize an email); return nonzero and fill `why` to
    * refuse it. Runs before the rules. */
   int (*before_insert)(void *row, orm_refusal_t *why, void *data);
-  /* Before an update, with the fields it writes (0: all it can). */
+  /* Before an update, with the fields it writes (0: all it can): may
+   * change the row (set updated_at) or refuse it. A change is written only
+   * to a field the update writes: with an explicit `fields` mask, a hook
+   * that sets updated_at needs it in the mask. */
   int (*before_update)(void *row, uint64_t fields, orm_refusal_t *why,
                        void *data);
   /* Before a delete, with its key. */
   int (*before_delete)(const orm_param_t *key, orm_refusal_t *why,
                        void *data);
   /* After each row is read (find, find_by, find_all, each included
-   * relation's rows), before the caller sees it. */
+   * relation's rows), before the caller sees it. A read that is replayed
+   * (its pipeline segment failed after its rows came in) is loaded again:
+   * the hook then runs on the new rows too, the earlier ones discarded. */
   void (*after_load)(void *row, void *data);
   void *data;
 } orm_model_hooks_t;
@@ -824,9 +829,10 @@ ORM_EXTERN int orm_insert_with_async(orm_exec_t *exec,
                                      void *data, orm_future_t **out);
 /* Updates the row with `row`'s primary key: the fields in `fields` (a mask
  * of ORM_FIELD_BIT()s), or every column but the key and generated ones
- * when `fields` is 0. */
+ * when `fields` is 0. The row is not const: the model's before_update
+ * hook may change it. */
 ORM_EXTERN int orm_update_async(orm_exec_t *exec, const orm_model_t *model,
-                                const void *row, uint64_t fields,
+                                void *row, uint64_t fields,
                                 orm_future_cb cb, void *data,
                                 orm_future_t **out);
 ORM_EXTERN int orm_delete_async(orm_exec_t *exec, const orm_model_t *model,

@@ -409,8 +409,8 @@ typedef struct {
   uint64_t notices;          /* server notices received */
   uint64_t notices_dropped;  /* ... not delivered: no on_notice, more than
                                 ORM_NOTICES_MAX waiting, or the pool closed */
-  uint64_t prepared_hits;    /* statements run as prepared on their
-                                connection already */
+  uint64_t prepared_hits;    /* named statements sent (each send, replays
+                                too) already prepared on their connection */
   uint64_t prepared_misses;  /* ... that had to be prepared there first */
 } orm_pool_stats_t;
 
@@ -429,7 +429,8 @@ ORM_EXTERN int orm_pool_stats(const orm_pool_t *pool, orm_pool_stats_t *stats);
  * into every sample: `pool="main"`. Writes at most `cap` bytes, always
  * NUL-terminated when cap > 0, and returns the length of the whole text
  * (as snprintf does: call again with more room if it is >= cap), or
- * ORM_EINVAL (NULL pool, labels that are not name="value" pairs). */
+ * ORM_EINVAL (NULL pool, labels that are not name="value" pairs, or that
+ * use a name uvorm writes itself: le, operation, state, result, __*). */
 ORM_EXTERN int orm_pool_metrics(const orm_pool_t *pool, const char *labels,
                                 char *buf, size_t cap);
 

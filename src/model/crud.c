@@ -320,11 +320,12 @@ static int call_begin(call_t *c, orm_exec_t *exec, const orm_model_t *model,
     *out = NULL;
   if (exec == NULL || model == NULL)
     return ORM_EINVAL;
+  int rc = orm__exec_usable(exec);
+  if (rc != 0)
+    return rc;
   orm_pool_t *pool = orm__exec_pool(exec);
-  if (pool == NULL)
-    return ORM_ECLOSED;
   model_cache_t *cache;
-  int rc = model_sql(pool, model, &c->sql, &cache);
+  rc = model_sql(pool, model, &c->sql, &cache);
   if (rc != 0)
     return rc;
   c->exec = exec;
@@ -536,7 +537,7 @@ int (orm_insert_with_async)(orm_exec_t *exec, const orm_model_t *model,
 }
 
 int (orm_update_async)(orm_exec_t *exec, const orm_model_t *model,
-                       const void *row, uint64_t fields, orm_future_cb cb,
+                       void *row, uint64_t fields, orm_future_cb cb,
                        void *data, orm_future_t **out) {
   call_t c;
   int rc = write_begin(&c, exec, model, out);
@@ -548,7 +549,7 @@ int (orm_update_async)(orm_exec_t *exec, const orm_model_t *model,
     /* The fields the UPDATE writes: these, or every one it can. */
     uint64_t writes = fields != 0 ? fields : c.sql->update.fields;
     orm_refusal_t why;
-    if (orm__model_before_update(model, (void *)(uintptr_t)row, fields, writes,
+    if (orm__model_before_update(model, row, fields, writes,
                                  &why) != 0)
       return refuse(exec, model, &why, SIZE_MAX, cb, data, out);
   }

@@ -78,18 +78,24 @@ static size_t length_of(orm_type_t t, const void *member) {
   return ((const orm_text_array_t *)member)->len;
 }
 
-static double number_of(orm_type_t t, const void *member, int64_t *whole) {
-  int64_t v = 0;
+/* A numeric member: whole (ints, dates, timestamps) or not (floats). */
+typedef struct {
+  bool is_float;
+  int64_t whole;
+  double real;
+} number_t;
+
+static number_t number_of(orm_type_t t, const void *member) {
+  number_t n = {0};
   switch (t) {
-  case ORM_T_INT2: { int16_t x; memcpy(&x, member, sizeof x); v = x; break; }
+  case ORM_T_INT2: { int16_t x; memcpy(&x, member, sizeof x); n.whole = x; break; }
   case ORM_T_INT4:
-  case ORM_T_DATE: { int32_t x; memcpy(&x, member, sizeof x); v = x; break; }
-  case ORM_T_FLOAT4: { float x; memcpy(&x, member, sizeof x); *whole = INT64_MIN; return x; }
-  case ORM_T_FLOAT8: { double x; memcpy(&x, member, sizeof x); *whole = INT64_MIN; return x; }
-  default: memcpy(&v, member, sizeof v); break; /* INT8, timestamps */
+  case ORM_T_DATE: { int32_t x; memcpy(&x, member, sizeof x); n.whole = x; break; }
+  case ORM_T_FLOAT4: { float x; memcpy(&x, member, sizeof x); n.real = x; n.is_float = true; break; }
+  case ORM_T_FLOAT8: { double x; memcpy(&x, member, sizeof x); n.real = x; n.is_float = true; break; }
+  default: memcpy(&n.whole, member, sizeof n.whole); break; /* INT8, timestamps */
   }
-  *whole = v;
-  return (double)v;
+  return n;
 }
 
 static int refuse(orm_refusal_t *why, int field, const char *fmt, ...)
@@ -139,15 +145,18 @@ int orm__model_validate(const orm_model_t *model, const void *row,
     case ORM_RULE_RANGE: {
       if (null)
         break;
-      int64_t whole;
-      double v = number_of(fd->type, member, &whole);
-      bool out = whole != INT64_MIN ? whole < r->min || whole > r->max
-                                    : !(v >= (double)r->min && v <= (double)r->max);
-      if (out)
-        return m != NULL ? refuse(why, f, "%s", m)
-                         : refuse(why, f, "%g is not within %" PRId64 "..%" PRId64,
-                                  v, r->min, r->max);
-      break;
+      number_t v = number_of(fd->type, member);
+      /* A float compares as a double (NaN is never within); an int exactly. */
+      bool out = v.is_float ? !(v.real >= (double)r->min && v.real <= (double)r->max)
+                            : v.whole < r->min || v.whole > r->max;
+      if (!out)
+        break;
+      if (m != NULL)
+        return refuse(why, f, "%s", m);
+      return v.is_float ? refuse(why, f, "%g is not within %" PRId64 "..%" PRId64,
+                                 v.real, r->min, r->max)
+                        : refuse(why, f, "%" PRId64 " is not within %" PRId64 "..%" PRId64,
+                                 v.whole, r->min, r->max);
     }
     case ORM_RULE_CHECK:
       if (null)

@@ -535,10 +535,13 @@ static void resend(orm__conn_t *conn, orm__request_t *req, retry_t why,
   req->conn = NULL;
   if (why == RETRY_YES)
     req->retries++;
-  if (req->replays < UINT8_MAX)
-    req->replays++;
-  conn->pool->stats.resends++;
-  if (conn->pool->cfg.on_log != NULL &&
+  /* A closing pool fails it instead (orm__pool_resend): not a replay. */
+  if (conn->pool->state == POOL_OPEN) {
+    if (req->replays < UINT8_MAX)
+      req->replays++;
+    conn->pool->stats.resends++;
+  }
+  if (conn->pool->state == POOL_OPEN && conn->pool->cfg.on_log != NULL &&
       conn->pool->cfg.log_level <= ORM_LOG_DEBUG) {
     orm__where_t w;
     orm__conn_where(conn, &w);

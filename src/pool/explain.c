@@ -136,8 +136,7 @@ void orm__explain_maybe(orm__request_t *req, const orm_query_event_t *ev,
   ex->event.collection = ex->table;
   ex->event.params = ex->params;
   ex->event.status_code = NULL; /* its strings are the request's */
-  ex->event.server_address = NULL;
-  ex->event.namespace_name = NULL;
+  /* server_address and namespace_name point into the pool's servers. */
   ex->event.tx = NULL;
   pool->explain = ex;
   pool->explain_last = now;
@@ -178,9 +177,6 @@ static void on_explained(orm_future_t *f, void *data) {
       plan[len] = '\0';
     }
     ex->event.plan = plan;
-    ex->event.server_address =
-        pool->server_host[0] != '\0' ? pool->server_host : NULL;
-    ex->event.namespace_name = pool->server_db[0] != '\0' ? pool->server_db : NULL;
     if (pool->cfg.on_query != NULL && pool->state == POOL_OPEN)
       pool->cfg.on_query(pool, &ex->event, pool->cfg.data);
     orm__free(plan);

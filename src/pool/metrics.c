@@ -140,15 +140,29 @@ static void histogram(out_t *o, const char *name, const char *extra,
   sample(o, cname, lab, h->count);
 }
 
-/* name="value"[,name="value"...]: label names, quoted values without a
- * raw quote, backslash or newline. */
+/* The label names uvorm writes itself, and Prometheus' own (le, __*). */
+static bool reserved_label(const char *name, size_t len) {
+  static const char *const taken[] = {"le", "operation", "state", "result"};
+  if (len >= 2 && name[0] == '_' && name[1] == '_')
+    return true;
+  for (size_t i = 0; i < sizeof taken / sizeof taken[0]; i++)
+    if (strlen(taken[i]) == len && memcmp(taken[i], name, len) == 0)
+      return true;
+  return false;
+}
+
+/* name="value"[,name="value"...]: label names that are not reserved,
+ * quoted values with only \\, \" and \n escaped; no trailing comma. */
 static bool labels_ok(const char *s) {
-  while (*s != '\0') {
+  for (;;) {
+    const char *name = s;
     if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || *s == '_'))
       return false;
     while ((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
            (*s >= '0' && *s <= '9') || *s == '_')
       s++;
+    if (reserved_label(name, (size_t)(s - name)))
+      return false;
     if (s[0] != '=' || s[1] != '"')
       return false;
     s += 2;
@@ -163,18 +177,17 @@ static bool labels_ok(const char *s) {
       s++;
     }
     s++;
-    if (*s == ',')
-      s++;
-    else if (*s != '\0')
+    if (*s == '\0')
+      return true;
+    if (*s++ != ',')
       return false;
   }
-  return true;
 }
 
 int orm_pool_metrics(const orm_pool_t *pool, const char *labels, char *buf,
                      size_t cap) {
   if (pool == NULL || (buf == NULL && cap > 0) ||
-      (labels != NULL && !labels_ok(labels)))
+      (labels != NULL && labels[0] != '\0' && !labels_ok(labels)))
     return ORM_EINVAL;
   orm_pool_stats_t st;
   orm_pool_stats(pool, &st);

@@ -84,6 +84,7 @@ void orm__req_event(orm__request_t *req, int status) {
   uint64_t start = req->t_start != 0 ? req->t_start : now;
   uint64_t sent = req->t_sent != 0 ? req->t_sent : now;
   uint64_t total = now - start;
+  const orm__server_t *sv = req->server != 0 ? &pool->servers[req->server - 1] : NULL;
   if (pool->cfg.query_params)
     render_params(req, params, sizeof params);
   orm_query_event_t ev = {
@@ -92,12 +93,12 @@ void orm__req_event(orm__request_t *req, int status) {
       .operation = req->op != NULL ? req->op
                                    : first_keyword(sql, keyword, sizeof keyword),
       .collection = req->table,
-      .namespace_name = pool->server_db[0] != '\0' ? pool->server_db : NULL,
+      .namespace_name = sv != NULL && sv->db[0] != '\0' ? sv->db : NULL,
       .status_code = status != 0 && state != NULL && state[0] != '\0' ? state : NULL,
       .status = status,
       .rows = status == 0 ? req->rows : -1,
-      .server_address = pool->server_host[0] != '\0' ? pool->server_host : NULL,
-      .server_port = pool->server_port,
+      .server_address = sv != NULL && sv->host[0] != '\0' ? sv->host : NULL,
+      .server_port = sv != NULL ? sv->port : 0,
       .backend_pid = req->backend_pid,
       .queued_ns = sent >= start ? sent - start : 0,
       .server_ns = req->t_answered != 0 && req->t_sent != 0 &&
@@ -116,17 +117,30 @@ void orm__req_event(orm__request_t *req, int status) {
     orm__explain_maybe(req, &ev, first_keyword(sql, keyword, sizeof keyword));
 }
 
+/* The index + 1 of the server `pg` is connected to in the pool's list,
+ * added when new. Past ORM__SERVERS distinct ones, the last slot is reused. */
+static unsigned char server_of(orm_pool_t *pool, PGconn *pg) {
+  const char *host = PQhost(pg), *port = PQport(pg), *db = PQdb(pg);
+  host = host != NULL ? host : "";
+  db = db != NULL ? db : "";
+  int p = port != NULL ? atoi(port) : 0;
+  for (unsigned i = 0; i < pool->nservers; i++) {
+    const orm__server_t *s = &pool->servers[i];
+    if (s->port == p && strcmp(s->host, host) == 0 && strcmp(s->db, db) == 0)
+      return (unsigned char)(i + 1);
+  }
+  unsigned i = pool->nservers < ORM__SERVERS ? pool->nservers++ : ORM__SERVERS - 1;
+  orm__server_t *s = &pool->servers[i];
+  snprintf(s->host, sizeof s->host, "%s", host);
+  snprintf(s->db, sizeof s->db, "%s", db);
+  s->port = p;
+  return (unsigned char)(i + 1);
+}
+
 void orm__req_sent_event(orm__request_t *req, PGconn *pg) {
-  orm_pool_t *pool = req->pool;
   req->t_sent = uv_hrtime();
   req->backend_pid = PQbackendPID(pg);
-  if (pool->server_host[0] == '\0') {
-    const char *host = PQhost(pg), *port = PQport(pg), *db = PQdb(pg);
-    snprintf(pool->server_host, sizeof pool->server_host, "%s",
-             host != NULL ? host : "");
-    snprintf(pool->server_db, sizeof pool->server_db, "%s", db != NULL ? db : "");
-    pool->server_port = port != NULL ? atoi(port) : 0;
-  }
+  req->server = server_of(req->pool, pg);
 }
 
 void orm__req_answered_event(orm__request_t *req) {
@@ -177,10 +191,8 @@ void orm__pool_log(orm_pool_t *pool, const orm__where_t *where,
       .event = event,
       .message = message,
       .backend_pid = where != NULL ? where->pid : 0,
-      .server_address = where != NULL && where->host[0] != '\0' ? where->host
-                        : pool->server_host[0] != '\0'            ? pool->server_host
-                                                                  : NULL,
-      .server_port = where != NULL && where->port != 0 ? where->port : pool->server_port,
+      .server_address = where != NULL && where->host[0] != '\0' ? where->host : NULL,
+      .server_port = where != NULL ? where->port : 0,
       .attempt = attempt,
       .retry_in_ms = retry_in_ms,
   };

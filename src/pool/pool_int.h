@@ -74,7 +74,8 @@ typedef struct orm__request_s {
   int *lengths;
   int *formats;
   orm__buf_t buf; /* parameter bytes (and the SQL of an unnamed one) */
-  /* For the query event (measured only when the pool has on_query). */
+  /* For the query event and the histograms (measured only when the pool
+   * has on_query or metrics). */
   const char *op;
   const char *table;
   uint64_t t_start;    /* the call */
@@ -83,6 +84,7 @@ typedef struct orm__request_s {
   int64_t rows;
   int backend_pid;
   unsigned char replays;
+  unsigned char server; /* 1 + its index in the pool's servers; 0: unsent */
 } orm__request_t;
 
 /* COMMIT or ROLLBACK. */
@@ -200,6 +202,14 @@ typedef enum {
                            callback, then the memory */
 } orm__pool_state_t;
 
+/* A server as a connection saw it (PQhost, PQport, PQdb). */
+typedef struct {
+  char host[128];
+  char db[64];
+  int port;
+} orm__server_t;
+#define ORM__SERVERS 8
+
 struct orm_pool_s {
   orm_exec_t exec; /* exec.pool is the pool */
   orm__sched_t sched;
@@ -239,10 +249,11 @@ struct orm_pool_s {
   uint64_t explain_last;
   uint64_t *explain_seen;
   size_t explain_nseen;
-  /* For query events: the server as the first connection saw it. */
-  char server_host[128];
-  char server_db[64];
-  int server_port;
+  /* For query events: the servers connections were seen on (a multi-host
+   * conninfo gives several), each kept for the pool's life so events can
+   * point at them. */
+  orm__server_t servers[ORM__SERVERS];
+  unsigned nservers;
   unsigned pending_cancels; /* PQcancel jobs on the thread pool */
   unsigned handles_open;
   orm_pool_close_cb close_cb;

@@ -62,6 +62,7 @@ orm__request_t *orm__pool_req_new(orm_pool_t *pool, orm__req_kind_t kind,
   req->rows = -1;
   req->backend_pid = 0;
   req->replays = 0;
+  req->server = 0;
   return req;
 }
 
@@ -134,9 +135,9 @@ static void take_server_error(orm__request_t *req, PGresult *res) {
   req->future.error_owner_free = (void (*)(void *))PQclear;
 }
 
-static void complete(orm__request_t *req, int status, orm__when_t when) {
-  orm_pool_t *pool = req->pool;
-  req->state = REQ_DONE;
+/* Counts a request's outcome and hands it to the histograms and the query
+ * hook: once per request, whether answered, failed, timed out or cancelled. */
+static void settle(orm_pool_t *pool, orm__request_t *req, int status) {
   count_outcome(pool, status);
   if (pool != NULL && req->t_start != 0) {
     if (pool->cfg.metrics)
@@ -144,6 +145,12 @@ static void complete(orm__request_t *req, int status, orm__when_t when) {
     if (pool->cfg.on_query != NULL)
       orm__req_event(req, status);
   }
+}
+
+static void complete(orm__request_t *req, int status, orm__when_t when) {
+  orm_pool_t *pool = req->pool;
+  req->state = REQ_DONE;
+  settle(pool, req, status);
   if (req->kind == REQ_BEGIN) {
     if (status == 0)
       orm__future_set_value(&req->future, req->tx, NULL);
@@ -284,11 +291,12 @@ static void req_abort(orm_future_t *f, int code) {
     if (orm__req_ends_tx(req) && !req->tx->dead) {
       /* Not sent yet, but the transaction must still end on the server
        * (or once BEGIN has gone out): a cancelled COMMIT becomes a
-       * ROLLBACK nobody waits for. */
+       * ROLLBACK nobody waits for. The caller's statement is the one
+       * reported. */
+      settle(pool, req, code);
       req->kind = REQ_ROLLBACK;
       orm__pool_prepare_request(req, "ROLLBACK", NULL, 0, NULL);
       req->abandoned = 1;
-      count_outcome(pool, code);
       orm__future_complete(&req->future, code, ORM__LATER);
       orm__pool_kick(pool);
       break;
@@ -303,7 +311,7 @@ static void req_abort(orm_future_t *f, int code) {
     /* It stays in its connection until answered (orm__req_drop). */
     orm__req_untransform(req);
     orm__conn_abandon(req->conn, req);
-    count_outcome(pool, code);
+    settle(pool, req, code);
     orm__future_complete(&req->future, code, ORM__LATER);
     break;
   default:

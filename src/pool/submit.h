@@ -62,6 +62,11 @@ struct orm_exec_s {
 
 /* The pool an executor runs on (NULL once a transaction's pool is gone). */
 orm_pool_t *orm__exec_pool(const orm_exec_t *exec);
+/* What orm__exec_submit() would say of the executor before anything else:
+ * 0, ORM_EINVAL, ORM_ECLOSED (pool closing or gone), ORM_ESTATE (the
+ * transaction is ending or ended). Model calls ask first, so their hooks
+ * run only for a call that can go out. */
+int orm__exec_usable(const orm_exec_t *exec);
 
 /* orm_query_async() with a transform and up to ORM__SUBMIT_CTX context
  * pointers, copied. `hint` may be NULL. */

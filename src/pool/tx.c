@@ -338,6 +338,12 @@ static int tx_usable(const orm_tx_t *tx) {
   return 0;
 }
 
+int orm__exec_usable(const orm_exec_t *exec) {
+  if (exec == NULL)
+    return ORM_EINVAL;
+  return exec->tx != NULL ? tx_usable(exec->tx) : orm__pool_usable(exec->pool);
+}
+
 /* Hands `req` to `tx` (its future to the caller, if asked for): queued
  * for the pinned connection, or failed if the transaction cannot go on. */
 static void tx_enqueue(orm_tx_t *tx, orm__request_t *req, orm_future_t **out) {

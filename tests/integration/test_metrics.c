@@ -179,6 +179,18 @@ static void test_metrics(void **state) {
   assert_int_equal(orm_pool_metrics(fx.pool, "pool=main", buf, sizeof buf), ORM_EINVAL);
   assert_int_equal(orm_pool_metrics(fx.pool, "pool=\"a\nb\"", buf, sizeof buf), ORM_EINVAL);
   assert_int_equal(orm_pool_metrics(fx.pool, "1x=\"a\"", buf, sizeof buf), ORM_EINVAL);
+  assert_int_equal(orm_pool_metrics(fx.pool, "pool=\"a\",", buf, sizeof buf), ORM_EINVAL);
+  assert_int_equal(orm_pool_metrics(fx.pool, "pool=\"a\",,b=\"c\"", buf, sizeof buf),
+                   ORM_EINVAL);
+  assert_int_equal(orm_pool_metrics(fx.pool, "pool=\"a\\q\"", buf, sizeof buf), ORM_EINVAL);
+  /* Names uvorm or Prometheus write themselves. */
+  assert_int_equal(orm_pool_metrics(fx.pool, "le=\"1\"", buf, sizeof buf), ORM_EINVAL);
+  assert_int_equal(orm_pool_metrics(fx.pool, "pool=\"a\",operation=\"x\"", buf, sizeof buf),
+                   ORM_EINVAL);
+  assert_int_equal(orm_pool_metrics(fx.pool, "state=\"x\"", buf, sizeof buf), ORM_EINVAL);
+  assert_int_equal(orm_pool_metrics(fx.pool, "__name__=\"x\"", buf, sizeof buf), ORM_EINVAL);
+  assert_true(orm_pool_metrics(fx.pool, "pool=\"a\",le_x=\"\\\"q\\n\"", buf, sizeof buf) > 0);
+  assert_true(orm_pool_metrics(fx.pool, "", buf, sizeof buf) > 0);
   assert_int_equal(orm_pool_metrics(NULL, NULL, buf, sizeof buf), ORM_EINVAL);
   assert_int_equal(orm_pool_metrics(fx.pool, NULL, NULL, 5), ORM_EINVAL);
   text = metrics(&fx, NULL);

@@ -6,6 +6,7 @@
  * transaction a refusal leaves the transaction going. */
 #include "fixture.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,7 +70,7 @@ static const orm_rule_t post_rules[] = {ORM_NOT_EMPTY("body")};
 static const orm_model_hooks_t post_hooks = {.rules = post_rules, .nrules = 1};
 ORM_MODEL_DEFINE_HOOKS(post, "posts", POST_FIELDS, &post_hooks);
 
-static char lowered[8][64];
+static char lowered[32][64];
 static int nlowered;
 
 static int before_insert(void *row, orm_refusal_t *why, void *data) {
@@ -81,7 +82,7 @@ static int before_insert(void *row, orm_refusal_t *why, void *data) {
     snprintf(why->message, sizeof why->message, "is blocked");
     return 1;
   }
-  if (m->email != NULL && nlowered < 8) { /* normalize before it goes */
+  if (m->email != NULL && nlowered < 32) { /* normalize before it goes */
     char *l = lowered[nlowered++];
     snprintf(l, 64, "%s", m->email);
     for (char *c = l; *c; c++)
@@ -166,6 +167,8 @@ static void test_rules_and_hooks(void **state) {
       {{.email = "no-at-sign", .tokens = 1}, "email", "must contain @"},
       {{.email = "x@y.z", .tokens = -1}, "tokens", "-1 is not within 0..1000000"},
       {{.email = "x@y.z", .tokens = 1, .score = 1.5}, "score", "1.5 is not within"},
+      {{.email = "x@y.z", .tokens = INT32_MIN}, "tokens", "-2147483648 is not within"},
+      {{.email = "x@y.z", .tokens = 1, .score = NAN}, "score", "nan is not within"},
       {{.email = "x@y.z", .tokens = 1, .tags = {tags3, 4}}, "tags", "length 4"},
       {{.email = "blocked@x", .tokens = 1}, "email", "is blocked"},
   };

@@ -23,7 +23,7 @@ static int teardown(void **state) {
 
 /* ---- tests -------------------------------------------------------------- */
 
-static void expect_update(const sample_t *row, uint64_t fields) {
+static void expect_update(sample_t *row, uint64_t fields) {
   wait_t *w = sample_begin_wait();
   assert_int_equal(orm_update_async(fx.pool, sample_model(), row, fields,
                                     sample_on_done, w, NULL),

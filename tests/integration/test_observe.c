@@ -250,6 +250,61 @@ static void test_slow_and_params(void **state) {
   orm_fx_close(&fx);
 }
 
+/* A statement that times out on the wire, one cancelled there and one
+ * cancelled in the queue each give one event, with their code, and the
+ * histograms count them. */
+static void test_timeouts_and_cancels(void **state) {
+  (void)state;
+  memset(&events, 0, sizeof events);
+  orm_fx_t fx;
+  orm_fx_open(&fx, NULL, 0,
+              &(orm_pool_config_t){.on_query = on_query, .metrics = true,
+                                   .max_conns = 1, .statement_timeout_ms = 100});
+  orm_step_t s[3] = {{0}};
+  orm_exec_t *exec = orm_pool_exec(fx.pool);
+  assert_int_equal(orm_query_async(exec, "SELECT pg_sleep(5) /* t */", NULL, 0,
+                                   orm_fx_on_step, &s[0], NULL),
+                   0);
+  orm_fx_wait(&fx, &s[0], 1);
+  assert_int_equal(s[0].status, ORM_ETIMEDOUT);
+  const event_t *e = find("SELECT pg_sleep(5) /* t */");
+  assert_int_equal(e->status, ORM_ETIMEDOUT);
+  assert_int_equal(e->rows, -1);
+  assert_true(e->total_ns >= 100000000u);
+
+  /* On the wire, then one behind it in the queue (one connection). */
+  orm_future_t *f1 = NULL, *f2 = NULL;
+  assert_int_equal(orm_query_async(exec, "SELECT pg_sleep(0.05) /* c1 */", NULL, 0,
+                                   orm_fx_on_step, &s[1], &f1),
+                   0);
+  orm_fx_run_ms(&fx, 20);
+  assert_int_equal(orm_query_async(exec, "SELECT 1 /* c2 */", NULL, 0, orm_fx_on_step,
+                                   &s[2], &f2),
+                   0);
+  assert_int_equal(orm_future_cancel(f2), 0);
+  assert_int_equal(orm_future_cancel(f1), 0);
+  orm_fx_wait(&fx, &s[1], 2);
+  assert_int_equal(find("SELECT pg_sleep(0.05) /* c1 */")->status, ORM_ECANCELED);
+  assert_int_equal(find("SELECT 1 /* c2 */")->status, ORM_ECANCELED);
+  size_t n = 0;
+  for (size_t i = 0; i < events.n; i++)
+    n += strstr(events.ev[i].text, "/* c") != NULL;
+  assert_int_equal(n, 2);
+
+  char buf[32768];
+  int len = orm_pool_metrics(fx.pool, NULL, buf, sizeof buf);
+  assert_true(len > 0 && (size_t)len < sizeof buf);
+  assert_non_null(strstr(buf, "\nuvorm_timeouts_total 1\n"));
+  assert_non_null(strstr(buf, "\nuvorm_cancels_total 2\n"));
+  /* Three raw statements measured, the one that timed out among them. */
+  const char *c = strstr(buf, "uvorm_query_duration_seconds_count{operation=\"query\"}");
+  assert_non_null(c);
+  assert_true(atoi(strchr(c, '}') + 1) >= 3);
+  orm_future_release(f1);
+  orm_future_release(f2);
+  orm_fx_close(&fx);
+}
+
 static size_t plans_for(const char *text) {
   size_t n = 0;
   for (size_t i = 0; i < events.n; i++)
@@ -329,6 +384,7 @@ int main(void) {
       cmocka_unit_test(test_replays),
       cmocka_unit_test(test_model_calls),
       cmocka_unit_test(test_slow_and_params),
+      cmocka_unit_test(test_timeouts_and_cancels),
       cmocka_unit_test(test_explain),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
