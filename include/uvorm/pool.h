@@ -145,6 +145,12 @@ typedef struct {
   bool no_pipeline;              /* one request at a time per connection */
   bool no_prepare;               /* unnamed statements only (for PgBouncer in
                                     transaction mode and similar proxies) */
+  bool sync_each;                /* a pipeline Sync after every statement:
+                                    each its own implicit transaction, a
+                                    failure never touches a neighbour (no
+                                    replays), at some cost in throughput.
+                                    TechEmpower's rule 7 asks for it. Off:
+                                    reads share a Sync */
   orm_notice_cb on_notice;       /* server notices, with `data`: none, and
                                     then they are dropped (a library never
                                     writes to the service's stderr) */

@@ -308,15 +308,16 @@ int orm__conn_send(orm__conn_t *conn, orm__request_t *req) {
     orm__req_sent_event(req, conn->pg);
   conn->in_flight++;
   conn->dirty = 1;
-  if (named)
-    req->stmt_gen = req->stmt->gen;
+  int parse = 0;
   if (named) {
-    if (needs_parse(conn, req->stmt))
+    req->stmt_gen = req->stmt->gen;
+    parse = needs_parse(conn, req->stmt);
+    if (parse)
       conn->pool->stats.prepared_misses++;
     else
       conn->pool->stats.prepared_hits++;
   }
-  if (named && needs_parse(conn, req->stmt)) {
+  if (parse) {
     orm__stmt_t *stmt = req->stmt;
     if (!PQsendPrepare(conn->pg, stmt->name, stmt->sql, stmt->nparams,
                        stmt->types))
@@ -336,7 +337,7 @@ int orm__conn_send(orm__conn_t *conn, orm__request_t *req) {
   slot_push(conn, SLOT_QUERY, req);
   conn->unsynced += (size_t)pipe;
   conn->segment_writes |= req->seg == ORM_SEG_WRITE;
-  if (pipe && req->seg == ORM_SEG_OWN) {
+  if (pipe && (req->seg == ORM_SEG_OWN || conn->pool->cfg.sync_each)) {
     if (PQpipelineSync(conn->pg) != 1)
       return ORM_ECONNLOST; /* the request is in a slot: conn_lost fails it */
     slot_push(conn, SLOT_SYNC, NULL);

@@ -183,6 +183,72 @@ static void test_replays(void **state) {
   orm_fx_close(&fx);
 }
 
+/* sync_each: every statement its own segment, so a failing one takes no
+ * neighbour with it (none replayed); a transaction spans its segments. */
+static void test_sync_each(void **state) {
+  (void)state;
+  memset(&events, 0, sizeof events);
+  orm_fx_t fx;
+  orm_fx_open(&fx, "sync_each_test", 0,
+              &(orm_pool_config_t){.on_query = on_query, .max_conns = 1,
+                                   .sync_each = true});
+  orm_fx_sql(&fx, "CREATE TABLE t (id int PRIMARY KEY)");
+  orm_step_t s[4] = {{0}};
+  const char *sql[4] = {"SELECT 'first'", "SELECT 1 / 0 AS broken", "SELECT 'third'",
+                        "INSERT INTO t VALUES (1)"};
+  for (int i = 0; i < 4; i++)
+    assert_int_equal(orm_query_async(fx.pool, sql[i], NULL, 0, orm_fx_on_step, &s[i], NULL), 0);
+  orm_fx_wait(&fx, s, 4);
+  assert_int_equal(s[0].status, 0);
+  assert_int_equal(s[1].status, ORM_ESERVER);
+  assert_string_equal(s[1].sqlstate, "22012");
+  assert_int_equal(s[2].status, 0);
+  assert_int_equal(s[3].status, 0);
+  for (size_t i = 0; i < events.n; i++)
+    assert_int_equal(events.ev[i].replays, 0);
+
+  /* A transaction: its statements in their own segments, still one
+   * transaction; a failure in it skips the rest and COMMIT rolls back. */
+  orm_tx_t *tx = NULL;
+  assert_int_equal(orm_tx_begin_with(fx.pool, 0, &tx), 0);
+  orm_step_t t[4] = {{0}};
+  assert_int_equal(orm_query_async(orm_tx_exec(tx), "INSERT INTO t VALUES (2)", NULL, 0,
+                                   orm_fx_on_step, &t[0], NULL),
+                   0);
+  assert_int_equal(orm_query_async(orm_tx_exec(tx), "INSERT INTO t VALUES (1)", NULL, 0,
+                                   orm_fx_on_step, &t[1], NULL),
+                   0);
+  assert_int_equal(orm_query_async(orm_tx_exec(tx), "SELECT count(*) FROM t", NULL, 0,
+                                   orm_fx_on_step, &t[2], NULL),
+                   0);
+  assert_int_equal(orm_tx_commit_async(tx, orm_fx_on_step, &t[3], NULL), 0);
+  orm_fx_wait(&fx, t, 4);
+  assert_int_equal(t[0].status, 0);
+  assert_int_equal(t[1].status, ORM_ESERVER);
+  assert_string_equal(t[1].sqlstate, "23505");
+  assert_int_equal(t[2].status, ORM_ESKIPPED);
+  assert_int_equal(t[3].status, ORM_ESERVER);
+  assert_int_equal(orm_fx_int(&fx, "SELECT count(*) FROM t"), 1);
+
+  /* And one that commits. */
+  assert_int_equal(orm_tx_begin_with(fx.pool, 0, &tx), 0);
+  memset(t, 0, sizeof t);
+  assert_int_equal(orm_query_async(orm_tx_exec(tx), "INSERT INTO t VALUES (3)", NULL, 0,
+                                   orm_fx_on_step, &t[0], NULL),
+                   0);
+  t[1].result = 1;
+  assert_int_equal(orm_query_async(orm_tx_exec(tx), "SELECT count(*)::int8 FROM t", NULL, 0,
+                                   orm_fx_on_step, &t[1], NULL),
+                   0);
+  assert_int_equal(orm_tx_commit_async(tx, orm_fx_on_step, &t[2], NULL), 0);
+  orm_fx_wait(&fx, t, 3);
+  assert_int_equal(t[0].status, 0);
+  assert_int_equal(t[1].value, 2);
+  assert_int_equal(t[2].status, 0);
+  assert_int_equal(orm_fx_int(&fx, "SELECT count(*) FROM t"), 2);
+  orm_fx_close(&fx);
+}
+
 /* Model calls name their operation and table. */
 static void test_model_calls(void **state) {
   (void)state;
@@ -382,6 +448,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_statements),
       cmocka_unit_test(test_replays),
+      cmocka_unit_test(test_sync_each),
       cmocka_unit_test(test_model_calls),
       cmocka_unit_test(test_slow_and_params),
       cmocka_unit_test(test_timeouts_and_cancels),
