@@ -595,7 +595,7 @@ build_prog() { # SYMBOL GENERATED.c EXE
   # project's own compile checks define it too).
   # shellcheck disable=SC2046
   # shellcheck disable=SC2086
-  "$CC" $EXTRA_CFLAGS -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Werror -I"$SRC/include" \
+  "$CC" $EXTRA_CFLAGS -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Wpedantic -Werror -I"$SRC/include" \
     $(pkg-config --cflags libuv libpq) -DSYM="$1" -o "$3" "$WORK/prog.c" "$2" \
     "$BUILD/libuvorm.a" $(pkg-config --libs libuv libpq)
 }

@@ -27,9 +27,12 @@ static void write_bytes(FILE *f, const char *symbol, size_t i,
                         const char *which, const char *text) {
   size_t len = strlen(text);
   fprintf(f, "static const char %s_%zu_%s[%zu] = {", symbol, i, which, len + 1);
-  for (size_t k = 0; k < len; k++)
-    fprintf(f, "%s0x%02x,", k % 12 == 0 ? "\n  " : " ",
-            (unsigned)(unsigned char)text[k]);
+  /* Bytes past 0x7f as character constants: a char may be signed, and
+   * 0xe2 in its initializer would overflow it (-Wpedantic says so). */
+  for (size_t k = 0; k < len; k++) {
+    unsigned b = (unsigned char)text[k];
+    fprintf(f, b < 0x80 ? "%s0x%02x," : "%s'\\x%02x',", k % 12 == 0 ? "\n  " : " ", b);
+  }
   fprintf(f, "%s0x00};\n", len % 12 == 0 ? "\n  " : " ");
 }
 
