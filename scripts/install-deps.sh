@@ -20,6 +20,9 @@ packages=(
   postgresql postgresql-client locales util-linux
   # the migration tests run behind a real PgBouncer in transaction mode
   pgbouncer
+  # the example HTTP server: H2O built for libuv (its header includes
+  # OpenSSL's), jansson for JSON; wrk loads it in bench/server.sh
+  libh2o-dev libssl-dev libjansson-dev wrk
   # scripts: ps/kill (procps), awk, the bench's peak-memory figures (time),
   # TLS roots for servers reached over the network
   procps mawk time ca-certificates

@@ -199,11 +199,9 @@ static int message_from_json(h2o_req_t *req, new_message_t *m) {
              (!json_is_integer(author) || json_integer_value(author) <= 0))
       bad = "author_id", why = "author_id must be a positive integer";
     if (bad == NULL) {
+      /* jansson refuses \u0000 in strings: no NUL inside them. */
       m->role = strdup(json_string_value(role));
-      /* json_string_length: a body with \u0000 in it is refused below. */
       m->content = strdup(json_string_value(content));
-      if (strlen(json_string_value(content)) != json_string_length(content))
-        bad = "content", why = "content must not contain NUL";
       if (tokens != NULL && json_is_integer(tokens)) {
         m->row.tokens = (int32_t)json_integer_value(tokens);
         m->row.orm_nulls &= ~ORM_FIELD_BIT(message, tokens);
@@ -219,7 +217,7 @@ static int message_from_json(h2o_req_t *req, new_message_t *m) {
       }
       m->row.role = m->role;
       m->row.content = m->content;
-      if (bad == NULL && (m->role == NULL || m->content == NULL))
+      if (m->role == NULL || m->content == NULL)
         why = "out of memory";
     }
   }
