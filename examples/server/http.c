@@ -325,6 +325,35 @@ void http_register(app_t *app) {
 
 /* ---- the worker ------------------------------------------------------------ */
 
+/* ---- shutting down ----------------------------------------------------------
+ * SIGINT/SIGTERM reach each worker as `stop`: it closes its listener and
+ * asks H2O to end each connection after its next answer; once no request
+ * waits on the database it closes its pool; once the connections are gone
+ * it disposes of its H2O context, and the loop ends. Connections still
+ * idle DRAIN_MS after the stop are left to the process's exit. */
+#define DRAIN_MS 2000
+
+static void finish(worker_t *w) {
+  if (w->disposed || !w->pool_closed || w->conns_open > 0)
+    return;
+  w->disposed = true;
+  uv_close((uv_handle_t *)&w->drain, NULL);
+  /* h2o_context_request_shutdown() armed HTTP/2's graceful-shutdown
+   * timer; libh2o 2.2 does not disarm it when the last connection goes,
+   * and disposing of the context asserts that no timer is armed. */
+  if (h2o_timeout_is_linked(&w->ctx.http2._graceful_shutdown_timeout))
+    h2o_timeout_unlink(&w->ctx.http2._graceful_shutdown_timeout);
+  h2o_context_dispose(&w->ctx);
+}
+
+static void on_conn_closed(uv_handle_t *h) {
+  worker_t *w = (worker_t *)((char *)h->loop - offsetof(worker_t, loop));
+  free(h);
+  w->conns_open--;
+  if (w->stopping)
+    finish(w);
+}
+
 static void on_accept(uv_stream_t *listener, int status) {
   worker_t *w = listener->data;
   if (status != 0 || w->stopping)
@@ -338,7 +367,8 @@ static void on_accept(uv_stream_t *listener, int status) {
     return;
   }
   uv_tcp_nodelay(conn, 1);
-  h2o_socket_t *sock = h2o_uv_socket_create((uv_stream_t *)conn, (uv_close_cb)free);
+  w->conns_open++;
+  h2o_socket_t *sock = h2o_uv_socket_create((uv_stream_t *)conn, on_conn_closed);
   h2o_accept(&w->accept, sock);
 }
 
@@ -347,17 +377,24 @@ static void on_pool_closed(orm_pool_t *pool, void *data) {
   worker_t *w = data;
   w->pool_closed = true;
   w->pool = NULL;
-  /* The H2O context's idle connections and timers would keep the loop
-   * going: stop it; the process exits next. */
-  uv_stop(&w->loop);
+  finish(w);
 }
 
 static void maybe_close_pool(worker_t *w) {
-  if (w->inflight == 0 && w->pool != NULL && !w->pool_closed) {
-    orm_pool_t *pool = w->pool;
-    if (orm_pool_close(pool, on_pool_closed) != 0)
-      uv_stop(&w->loop);
+  if (w->inflight == 0 && !w->pool_closing) {
+    w->pool_closing = true;
+    orm_pool_close(w->pool, on_pool_closed);
   }
+}
+
+static void on_drained(uv_timer_t *t) {
+  worker_t *w = t->data;
+  if (!w->pool_closed)
+    return; /* requests still wait on the database (bounded by its timeouts) */
+  uv_timer_stop(t);
+  /* Idle clients hold connections H2O would keep until its timeout. */
+  w->abandoned = w->conns_open;
+  uv_stop(&w->loop);
 }
 
 static void on_stop(uv_async_t *a) {
@@ -369,6 +406,7 @@ static void on_stop(uv_async_t *a) {
   uv_close((uv_handle_t *)&w->stop, NULL);
   /* Connections still open get "Connection: close" on their next answer. */
   h2o_context_request_shutdown(&w->ctx);
+  uv_timer_start(&w->drain, on_drained, DRAIN_MS, 100);
   maybe_close_pool(w);
 }
 
@@ -409,6 +447,8 @@ int worker_init(worker_t *w) {
   }
   uv_async_init(&w->loop, &w->stop, on_stop);
   w->stop.data = w;
+  uv_timer_init(&w->loop, &w->drain);
+  w->drain.data = w;
   return 0;
 }
 
@@ -417,4 +457,6 @@ void worker_run(void *arg) {
   uv_run(&w->loop, UV_RUN_DEFAULT);
   free(w->out.data);
   w->out.data = NULL;
+  if (w->disposed) /* everything closed: the loop too */
+    uv_loop_close(&w->loop);
 }

@@ -50,9 +50,14 @@ typedef struct worker_s {
   h2o_accept_ctx_t accept;
   orm_pool_t *pool;
   uint64_t rng;
-  size_t inflight;  /* requests waiting on the database */
-  bool stopping;    /* listener closed: finish and close the pool */
-  bool pool_closed; /* its close callback ran */
+  size_t inflight;   /* requests waiting on the database */
+  size_t conns_open; /* HTTP connections */
+  uv_timer_t drain;  /* shutting down: how long idle clients may stay */
+  bool stopping;     /* listener closed: finish and close the pool */
+  bool pool_closing;
+  bool pool_closed;  /* its close callback ran */
+  bool disposed;     /* the H2O context too: the loop has ended */
+  size_t abandoned;  /* idle connections left open at the exit */
   tpl_buf_t out;    /* the fortunes page, rendered */
 } worker_t;
 
