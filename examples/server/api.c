@@ -70,7 +70,7 @@ static int get_user(worker_t *w, h2o_req_t *req, int64_t id) {
   call_t *c = call_begin(w, req, 0);
   if (c == NULL)
     return 0;
-  int rc = orm_find_async(w->pool, user_model(), ORM_INT8(id), on_user, c, NULL);
+  int rc = orm_find_async(pool_of(w), user_model(), ORM_INT8(id), on_user, c, NULL);
   return rc != 0 ? start_failed(c, rc) : 0;
 }
 
@@ -123,7 +123,7 @@ static int get_conversation(worker_t *w, h2o_req_t *req, int64_t id) {
   }
   call_t *c = call_begin(w, req, 0);
   if (c != NULL) {
-    rc = orm_find_all_async(w->pool, NULL, q, on_conversation, c, NULL);
+    rc = orm_find_all_async(pool_of(w), NULL, q, on_conversation, c, NULL);
     if (rc != 0)
       start_failed(c, rc);
   }
@@ -245,7 +245,7 @@ static int post_message(worker_t *w, h2o_req_t *req, int64_t conversation) {
   }
   new_message_t *s = call_state(c);
   *s = m;
-  int rc = orm_insert_async(w->pool, message_model(), &s->row, on_created, c, NULL);
+  int rc = orm_insert_async(pool_of(w), message_model(), &s->row, on_created, c, NULL);
   if (rc != 0) {
     free(s->role);
     free(s->content);
@@ -309,7 +309,7 @@ static int list_conversations(worker_t *w, h2o_req_t *req, int64_t user, h2o_iov
   call_t *c = call_begin(w, req, sizeof(size_t));
   if (c != NULL) {
     *(size_t *)call_state(c) = (size_t)limit;
-    rc = orm_find_all_async(w->pool, NULL, q, on_page, c, NULL);
+    rc = orm_find_all_async(pool_of(w), NULL, q, on_page, c, NULL);
     if (rc != 0)
       start_failed(c, rc);
   }
@@ -321,7 +321,7 @@ static int list_conversations(worker_t *w, h2o_req_t *req, int64_t user, h2o_iov
 
 static void health(worker_t *w, h2o_req_t *req) {
   orm_pool_stats_t st;
-  orm_pool_stats(w->pool, &st);
+  orm_pool_stats(pool_of(w), &st);
   unsigned up = st.conns_idle + st.conns_busy + st.conns_in_tx;
   json_t *j = json_pack("{s:s, s:i, s:{s:i, s:i, s:i, s:i, s:i}, s:i, s:i}",
                         "status", up > 0 ? "ok" : "unavailable", "thread", (json_int_t)w->id,
@@ -336,9 +336,9 @@ static void health(worker_t *w, h2o_req_t *req) {
 static void metrics(worker_t *w, h2o_req_t *req) {
   char labels[32];
   snprintf(labels, sizeof labels, "thread=\"%u\"", w->id);
-  int n = orm_pool_metrics(w->pool, labels, NULL, 0);
+  int n = orm_pool_metrics(pool_of(w), labels, NULL, 0);
   char *buf = n > 0 ? h2o_mem_alloc_pool(&req->pool, (size_t)n + 1) : NULL;
-  if (buf == NULL || orm_pool_metrics(w->pool, labels, buf, (size_t)n + 1) != n) {
+  if (buf == NULL || orm_pool_metrics(pool_of(w), labels, buf, (size_t)n + 1) != n) {
     reply_error(req, 500, "internal", "metrics", NULL);
     return;
   }

@@ -8,26 +8,21 @@
  * Applies its migrations (the sample domain's and the TechEmpower tables')
  * on a pool of its own, then starts --threads workers, each a loop with
  * its own listening socket on the shared port (SO_REUSEPORT), H2O context
- * and pool, and prints "listening on http://HOST:PORT". SIGINT or SIGTERM:
- * stop accepting, finish the requests in flight, close the pools, exit 0. */
+ * and pool (httpd.c), and prints "listening on http://HOST:PORT". SIGINT
+ * or SIGTERM: stop accepting, finish the requests in flight, close the
+ * pools, exit 0. */
 #include "server.h"
 
-#include <errno.h>
 #include <getopt.h>
-#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <sys/socket.h>
 #include <unistd.h>
-
-#include <arpa/inet.h>
 
 #include "domain.h"
 
 ORM_MIGRATIONS_DECLARE(server_migrations);
-
 
 static const char usage[] =
     "usage: uvorm_server [options]\n"
@@ -108,114 +103,8 @@ static int migrate(const app_t *app) {
   return rc;
 }
 
-/* ---- listening sockets -------------------------------------------------------- */
-
-/* A socket bound to host:*port with SO_REUSEPORT, listening; *port is set
- * to the port bound (for 0). -1 on failure, said. */
-static int listen_socket(const char *host, int *port) {
-  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)*port)};
-  if (inet_pton(AF_INET, host, &sa.sin_addr) != 1) {
-    fprintf(stderr, "server: --host %s is not an IPv4 address\n", host);
-    return -1;
-  }
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
-  if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
-      setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0 ||
-      bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0 || listen(fd, 4096) != 0) {
-    fprintf(stderr, "server: listen on %s:%d: %s\n", host, *port, strerror(errno));
-    if (fd >= 0)
-      close(fd);
-    return -1;
-  }
-  socklen_t len = sizeof sa;
-  getsockname(fd, (struct sockaddr *)&sa, &len);
-  *port = ntohs(sa.sin_port);
-  return fd;
-}
-
-/* ---- running ------------------------------------------------------------------- */
-
-/* Workers that exited with connections still open: kept reachable. */
-static worker_t *leftover;
-
-typedef struct {
-  worker_t *workers;
-  unsigned n;
-  int signals;
-  uv_signal_t sigint, sigterm;
-} runner_t;
-
-static void on_signal(uv_signal_t *s, int signum) {
-  runner_t *r = s->data;
-  (void)signum;
-  if (r->signals++ == 0) {
-    fprintf(stderr, "server: shutting down: finishing requests in flight\n");
-    for (unsigned i = 0; i < r->n; i++)
-      uv_async_send(&r->workers[i].stop);
-  }
-  uv_close((uv_handle_t *)&r->sigint, NULL);
-  uv_close((uv_handle_t *)&r->sigterm, NULL);
-}
-
-static int server_run(app_t *app) {
-  runner_t r = {.n = app->threads};
-  r.workers = calloc(app->threads, sizeof *r.workers);
-  if (r.workers == NULL)
-    return 1;
-  int port = app->port, status = 0;
-  for (unsigned i = 0; i < app->threads; i++) {
-    worker_t *w = &r.workers[i];
-    w->app = app;
-    w->id = i;
-    if ((w->listen_fd = listen_socket(app->host, &port)) < 0 || worker_init(w) != 0)
-      return 1;
-  }
-  uv_loop_t main_loop;
-  uv_loop_init(&main_loop);
-  uv_signal_init(&main_loop, &r.sigint);
-  uv_signal_init(&main_loop, &r.sigterm);
-  r.sigint.data = r.sigterm.data = &r;
-  uv_signal_start(&r.sigint, on_signal, SIGINT);
-  uv_signal_start(&r.sigterm, on_signal, SIGTERM);
-  for (unsigned i = 0; i < app->threads; i++)
-    if (uv_thread_create(&r.workers[i].thread, worker_run, &r.workers[i]) != 0)
-      return 1;
-  printf("listening on http://%s:%d (%u threads, %u connections each%s)\n", app->host, port,
-         app->threads, app->conns, app->sync_each ? ", a Sync per statement" : "");
-  fflush(stdout);
-  uv_run(&main_loop, UV_RUN_DEFAULT);
-  size_t abandoned = 0;
-  int all_disposed = 1;
-  for (unsigned i = 0; i < app->threads; i++) {
-    uv_thread_join(&r.workers[i].thread);
-    if (!r.workers[i].pool_closed)
-      status = 1;
-    abandoned += r.workers[i].abandoned;
-    all_disposed &= r.workers[i].disposed;
-  }
-  uv_loop_close(&main_loop);
-  if (abandoned > 0)
-    fprintf(stderr, "server: stopped (%zu idle connections closed by the exit)\n", abandoned);
-  else
-    fprintf(stderr, "server: stopped\n");
-  /* A worker that had to leave connections open still has them in its
-   * loop: its memory goes with the process. */
-  if (all_disposed)
-    free(r.workers);
-  else
-    leftover = r.workers;
-  return status;
-}
-
-static unsigned number(const char *s, const char *what, unsigned max) {
-  char *end;
-  errno = 0;
-  unsigned long v = strtoul(s, &end, 10);
-  if (errno != 0 || *end != '\0' || end == s || v > max || s[0] == '-') {
-    fprintf(stderr, "server: %s: not a number within 0..%u: %s\n", what, max, s);
-    exit(2);
-  }
-  return (unsigned)v;
+static int route(worker_t *w, h2o_req_t *req, h2o_iovec_t path, h2o_iovec_t query) {
+  return tfb_route(w, req, path, query) == 0 ? 0 : api_route(w, req, path, query);
 }
 
 int main(int argc, char **argv) {
@@ -234,17 +123,17 @@ int main(int argc, char **argv) {
       {"help", no_argument, NULL, OPT_HELP},
       {NULL, 0, NULL, 0}};
   /* Static: what the workers point into stays reachable to the end. */
-  static app_t app = {.host = "127.0.0.1", .port = 8080, .conns = 2};
+  static app_t app = {.http = {.host = "127.0.0.1", .port = 8080}, .conns = 2};
   long cores = sysconf(_SC_NPROCESSORS_ONLN);
-  app.threads = cores > 0 ? (unsigned)cores : 1;
+  app.http.threads = cores > 0 ? (unsigned)cores : 1;
   int do_migrate = 1, c;
   while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
     switch (c) {
     case OPT_DATABASE: app.conninfo = optarg; break;
-    case OPT_HOST: app.host = optarg; break;
-    case OPT_PORT: app.port = (int)number(optarg, "--port", 65535); break;
-    case OPT_THREADS: app.threads = number(optarg, "--threads", 256); break;
-    case OPT_CONNS: app.conns = number(optarg, "--conns", 1000); break;
+    case OPT_HOST: app.http.host = optarg; break;
+    case OPT_PORT: app.http.port = (int)option_number(optarg, "--port", 65535); break;
+    case OPT_THREADS: app.http.threads = option_number(optarg, "--threads", 256); break;
+    case OPT_CONNS: app.conns = option_number(optarg, "--conns", 1000); break;
     case OPT_SYNC: app.sync_each = true; break;
     case OPT_NOPIPE: app.no_pipeline = true; break;
     case OPT_METRICS: app.metrics = true; break;
@@ -253,7 +142,7 @@ int main(int argc, char **argv) {
     default: fputs(usage, stderr); return 2;
     }
   }
-  if (optind != argc || app.threads == 0 || app.conns == 0) {
+  if (optind != argc || app.http.threads == 0 || app.conns == 0) {
     fputs(usage, stderr);
     return 2;
   }
@@ -269,18 +158,20 @@ int main(int argc, char **argv) {
   if (do_migrate && migrate(&app) != 0)
     return 1;
 
-  char err[256];
-  if ((app.fortunes = fortunes_template(err, sizeof err)) == NULL) {
+  char err[256], banner[96];
+  if ((app.fortunes = tfb_fortunes_template(err, sizeof err)) == NULL) {
     fprintf(stderr, "server: fortunes template: %s\n", err);
     return 1;
   }
-  h2o_config_init(&app.h2o);
-  app.h2o.server_name = h2o_iovec_init(H2O_STRLIT("uvorm"));
-  app.h2o.max_request_entity_size = 64 * 1024;
-  http_register(&app);
-  int status = server_run(&app);
-  if (leftover == NULL)
-    h2o_config_dispose(&app.h2o);
+  snprintf(banner, sizeof banner, ", uvorm, %u connections each%s", app.conns,
+           app.sync_each ? ", a Sync per statement" : "");
+  app.http.banner = banner;
+  app.http.route = route;
+  app.http.db_open = db_open;
+  app.http.db_close = db_close;
+  app.http.data = &app;
+  httpd_init(&app.http);
+  int status = httpd_run(&app.http);
   tpl_free(app.fortunes);
   return status;
 }

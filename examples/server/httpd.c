@@ -1,15 +1,17 @@
 /* SPDX-License-Identifier: MIT */
-/* A worker: one thread with its own loop, listening socket (the port is
- * shared with SO_REUSEPORT: the kernel spreads new connections), H2O
- * context and uvorm pool. Nothing is shared between workers but the
- * read-only configuration, so nothing is locked. */
-#include "server.h"
+/* The H2O side of a server (httpd.h): workers, their listeners, calls,
+ * replies, shutdown. Nothing is shared between workers but the read-only
+ * configuration, so nothing is locked. */
+#include "httpd.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
-#include <inttypes.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 /* ---- requests waiting on the database ----------------------------------- */
 
@@ -40,22 +42,7 @@ call_t *call_begin(worker_t *w, h2o_req_t *req, size_t extra) {
 
 h2o_req_t *call_req(const call_t *c) { return c->req; }
 
-int call_note(call_t *c, orm_future_t *f) {
-  int rc = orm_future_status(f);
-  if (rc == 0 || c->failed != 0)
-    return rc;
-  c->failed = rc;
-  const orm_error_t *e = orm_future_error(f);
-  snprintf(c->sqlstate, sizeof c->sqlstate, "%s",
-           e != NULL && e->sqlstate != NULL ? e->sqlstate : "");
-  snprintf(c->message, sizeof c->message, "%s",
-           e != NULL && e->message != NULL ? e->message : orm_strerror(rc));
-  snprintf(c->field, sizeof c->field, "%s",
-           e != NULL && e->field != NULL ? e->field : "");
-  return rc;
-}
-
-static void maybe_close_pool(worker_t *w);
+static void maybe_close_db(worker_t *w);
 
 void call_end(call_t *c) {
   worker_t *w = c->w;
@@ -64,7 +51,7 @@ void call_end(call_t *c) {
   free(c);
   w->inflight--;
   if (w->stopping)
-    maybe_close_pool(w);
+    maybe_close_db(w);
 }
 
 /* ---- replies ------------------------------------------------------------- */
@@ -102,39 +89,6 @@ void reply_error(h2o_req_t *req, int status, const char *code,
   if (j != NULL && field != NULL && field[0] != '\0')
     json_object_set_new(j, "field", json_string(field));
   reply_json(req, status, j);
-}
-
-void reply_failed(call_t *c) {
-  h2o_req_t *req = c->req;
-  if (req == NULL)
-    return;
-  switch (c->failed) {
-  case ORM_ECONNECT:
-  case ORM_ECONNLOST:
-  case ORM_ETIMEDOUT:
-  case ORM_EQUEUEFULL:
-  case ORM_ECLOSED:
-  case ORM_ECANCELED:
-    reply_error(req, 503, "unavailable", c->message, NULL);
-    return;
-  case ORM_ENOTFOUND:
-    reply_error(req, 404, "not_found", "no such row", NULL);
-    return;
-  case ORM_EVALIDATION:
-    reply_error(req, 422, "validation", c->message, c->field);
-    return;
-  default:
-    break;
-  }
-  /* What the server refused: a value (class 22), a constraint (23). */
-  if (strncmp(c->sqlstate, "22", 2) == 0)
-    reply_error(req, 400, "bad_value", c->message, NULL);
-  else if (strcmp(c->sqlstate, "23505") == 0)
-    reply_error(req, 409, "conflict", c->message, NULL);
-  else if (strncmp(c->sqlstate, "23", 2) == 0)
-    reply_error(req, 422, "constraint", c->message, NULL);
-  else
-    reply_error(req, 500, "internal", c->message, NULL);
 }
 
 /* ---- helpers ------------------------------------------------------------- */
@@ -177,125 +131,15 @@ int64_t parse_id(h2o_iovec_t s) {
   return v > 0 ? v : -1;
 }
 
-static json_t *timestamp_json(int64_t us, int with_zone) {
-  int64_t secs = us / 1000000, frac = us % 1000000;
-  if (frac < 0) {
-    frac += 1000000;
-    secs--;
+unsigned option_number(const char *s, const char *what, unsigned max) {
+  char *end;
+  errno = 0;
+  unsigned long v = strtoul(s, &end, 10);
+  if (errno != 0 || *end != '\0' || end == s || v > max || s[0] == '-') {
+    fprintf(stderr, "server: %s: not a number within 0..%u: %s\n", what, max, s);
+    exit(2);
   }
-  time_t t = (time_t)secs;
-  struct tm tm;
-  char buf[48];
-  if (gmtime_r(&t, &tm) == NULL)
-    return json_null();
-  size_t n = strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
-  snprintf(buf + n, sizeof buf - n, ".%06" PRId64 "%s", frac, with_zone ? "Z" : "");
-  return json_string(buf);
-}
-
-static json_t *field_json(const orm_field_t *f, const char *m) {
-  switch (f->type) {
-  case ORM_T_INT2: { int16_t v; memcpy(&v, m, sizeof v); return json_integer(v); }
-  case ORM_T_INT4: { int32_t v; memcpy(&v, m, sizeof v); return json_integer(v); }
-  case ORM_T_INT8: { int64_t v; memcpy(&v, m, sizeof v); return json_integer(v); }
-  case ORM_T_FLOAT4: { float v; memcpy(&v, m, sizeof v); return json_real(v); }
-  case ORM_T_FLOAT8: { double v; memcpy(&v, m, sizeof v); return json_real(v); }
-  case ORM_T_BOOL: { bool v; memcpy(&v, m, sizeof v); return json_boolean(v); }
-  case ORM_T_TEXT:
-  case ORM_T_ENUM:
-  case ORM_T_NUMERIC: {
-    const char *s;
-    memcpy(&s, m, sizeof s);
-    return s != NULL ? json_string(s) : json_null();
-  }
-  case ORM_T_JSON:
-  case ORM_T_JSONB: { /* a document: embedded as one */
-    const char *s;
-    memcpy(&s, m, sizeof s);
-    json_t *j = s != NULL ? json_loads(s, JSON_DECODE_ANY, NULL) : NULL;
-    return j != NULL ? j : json_null();
-  }
-  case ORM_T_TIMESTAMP:
-  case ORM_T_TIMESTAMPTZ: {
-    int64_t v;
-    memcpy(&v, m, sizeof v);
-    return timestamp_json(v, f->type == ORM_T_TIMESTAMPTZ);
-  }
-  case ORM_T_DATE: {
-    int32_t d;
-    memcpy(&d, m, sizeof d);
-    json_t *j = timestamp_json((int64_t)d * 86400 * 1000000, 0);
-    if (j != NULL && json_is_string(j)) {
-      char day[11];
-      memcpy(day, json_string_value(j), 10);
-      day[10] = '\0';
-      json_string_set(j, day);
-    }
-    return j;
-  }
-  case ORM_T_UUID: {
-    const orm_uuid_t *u = (const orm_uuid_t *)m;
-    char s[37];
-    static const char hex[] = "0123456789abcdef";
-    size_t k = 0;
-    for (int i = 0; i < 16; i++) {
-      if (i == 4 || i == 6 || i == 8 || i == 10)
-        s[k++] = '-';
-      s[k++] = hex[u->bytes[i] >> 4];
-      s[k++] = hex[u->bytes[i] & 15];
-    }
-    s[k] = '\0';
-    return json_string(s);
-  }
-  case ORM_T_BYTEA: { /* as PostgreSQL writes it: \x and hex */
-    const orm_bytes_t *b = (const orm_bytes_t *)m;
-    char *s = malloc(b->len * 2 + 3);
-    if (s == NULL)
-      return json_null();
-    static const char hex[] = "0123456789abcdef";
-    s[0] = '\\';
-    s[1] = 'x';
-    for (size_t i = 0; i < b->len; i++) {
-      s[2 + 2 * i] = hex[b->data[i] >> 4];
-      s[3 + 2 * i] = hex[b->data[i] & 15];
-    }
-    s[2 + 2 * b->len] = '\0';
-    json_t *j = json_string(s);
-    free(s);
-    return j;
-  }
-  case ORM_T_INT_ARRAY: {
-    const orm_int_array_t *a = (const orm_int_array_t *)m;
-    json_t *j = json_array();
-    for (size_t i = 0; i < a->len && j != NULL; i++)
-      json_array_append_new(j, orm_int_array_is_null(a, i) ? json_null()
-                                                            : json_integer(a->items[i]));
-    return j;
-  }
-  case ORM_T_TEXT_ARRAY: {
-    const orm_text_array_t *a = (const orm_text_array_t *)m;
-    json_t *j = json_array();
-    for (size_t i = 0; i < a->len && j != NULL; i++)
-      json_array_append_new(j, a->items[i] != NULL ? json_string(a->items[i]) : json_null());
-    return j;
-  }
-  default:
-    break;
-  }
-  return json_null();
-}
-
-json_t *row_json(const orm_model_t *model, const void *row) {
-  json_t *j = json_object();
-  uint64_t nulls;
-  memcpy(&nulls, (const char *)row + model->nulls_offset, sizeof nulls);
-  for (size_t i = 0; i < model->nfields && j != NULL; i++) {
-    const orm_field_t *f = &model->fields[i];
-    json_object_set_new(j, f->column,
-                        (nulls >> i) & 1 ? json_null()
-                                         : field_json(f, (const char *)row + f->offset));
-  }
-  return j;
+  return (unsigned)v;
 }
 
 /* ---- routing -------------------------------------------------------------- */
@@ -309,32 +153,34 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req) {
                           ? h2o_iovec_init(req->path.base + req->query_at + 1,
                                            req->path.len - req->query_at - 1)
                           : h2o_iovec_init(NULL, 0);
-  if (tfb_route(w, req, path, query) == 0 || api_route(w, req, path, query) == 0)
+  if (w->httpd->route(w, req, path, query) == 0)
     return 0;
   reply_error(req, 404, "not_found", "no such resource", NULL);
   return 0;
 }
 
-void http_register(app_t *app) {
+void httpd_init(httpd_t *h) {
+  h2o_config_init(&h->h2o);
+  h->h2o.server_name = h2o_iovec_init(H2O_STRLIT("uvorm"));
+  h->h2o.max_request_entity_size = 64 * 1024;
   h2o_hostconf_t *host =
-      h2o_config_register_host(&app->h2o, h2o_iovec_init(H2O_STRLIT("default")), 65535);
+      h2o_config_register_host(&h->h2o, h2o_iovec_init(H2O_STRLIT("default")), 65535);
   h2o_pathconf_t *path = h2o_config_register_path(host, "/", 0);
   h2o_handler_t *handler = h2o_create_handler(path, sizeof *handler);
   handler->on_req = on_req;
 }
 
-/* ---- the worker ------------------------------------------------------------ */
-
 /* ---- shutting down ----------------------------------------------------------
  * SIGINT/SIGTERM reach each worker as `stop`: it closes its listener and
  * asks H2O to end each connection after its next answer; once no request
- * waits on the database it closes its pool; once the connections are gone
+ * waits on the database it closes its database client; once that is
+ * closed and the connections are gone
  * it disposes of its H2O context, and the loop ends. Connections still
  * idle DRAIN_MS after the stop are left to the process's exit. */
 #define DRAIN_MS 2000
 
 static void finish(worker_t *w) {
-  if (w->disposed || !w->pool_closed || w->conns_open > 0)
+  if (w->disposed || !w->db_closed || w->conns_open > 0)
     return;
   w->disposed = true;
   uv_close((uv_handle_t *)&w->drain, NULL);
@@ -372,24 +218,21 @@ static void on_accept(uv_stream_t *listener, int status) {
   h2o_accept(&w->accept, sock);
 }
 
-static void on_pool_closed(orm_pool_t *pool, void *data) {
-  (void)pool;
-  worker_t *w = data;
-  w->pool_closed = true;
-  w->pool = NULL;
+void httpd_db_closed(worker_t *w) {
+  w->db_closed = true;
   finish(w);
 }
 
-static void maybe_close_pool(worker_t *w) {
-  if (w->inflight == 0 && !w->pool_closing) {
-    w->pool_closing = true;
-    orm_pool_close(w->pool, on_pool_closed);
+static void maybe_close_db(worker_t *w) {
+  if (w->inflight == 0 && !w->db_closing) {
+    w->db_closing = true;
+    w->httpd->db_close(w);
   }
 }
 
 static void on_drained(uv_timer_t *t) {
   worker_t *w = t->data;
-  if (!w->pool_closed)
+  if (!w->db_closed)
     return; /* requests still wait on the database (bounded by its timeouts) */
   uv_timer_stop(t);
   /* Idle clients hold connections H2O would keep until its timeout. */
@@ -407,37 +250,22 @@ static void on_stop(uv_async_t *a) {
   /* Connections still open get "Connection: close" on their next answer. */
   h2o_context_request_shutdown(&w->ctx);
   uv_timer_start(&w->drain, on_drained, DRAIN_MS, 100);
-  maybe_close_pool(w);
+  maybe_close_db(w);
 }
 
-int worker_init(worker_t *w) {
-  app_t *app = w->app;
+static int worker_init(worker_t *w) {
+  httpd_t *h = w->httpd;
   int rc = uv_loop_init(&w->loop);
   if (rc != 0) {
     fprintf(stderr, "server: loop: %s\n", uv_strerror(rc));
     return -1;
   }
   w->rng = UINT64_C(0x9E3779B97F4A7C15) ^ ((uint64_t)(w->id + 1) << 32) ^ uv_hrtime();
-  orm_pool_config_t cfg = {
-      .conninfo = app->conninfo,
-      .min_conns = app->conns,
-      .max_conns = app->conns,
-      .sync_each = app->sync_each,
-      .no_pipeline = app->no_pipeline,
-      .metrics = app->metrics,
-      .acquire_timeout_ms = 5000,
-      .statement_timeout_ms = 10000,
-      .connect_timeout_ms = 5000,
-      .reconnect_max_ms = 1000,
-      .data = w,
-  };
-  if ((rc = orm_pool_open(&w->pool, &w->loop, &cfg)) != 0) {
-    fprintf(stderr, "server: pool: %s\n", orm_strerror(rc));
+  if (h->db_open(w) != 0)
     return -1;
-  }
-  h2o_context_init(&w->ctx, &w->loop, &app->h2o);
+  h2o_context_init(&w->ctx, &w->loop, &h->h2o);
   w->accept.ctx = &w->ctx;
-  w->accept.hosts = app->h2o.hosts;
+  w->accept.hosts = h->h2o.hosts;
   uv_tcp_init(&w->loop, &w->listener);
   w->listener.data = w;
   if ((rc = uv_tcp_open(&w->listener, w->listen_fd)) != 0 ||
@@ -452,11 +280,110 @@ int worker_init(worker_t *w) {
   return 0;
 }
 
-void worker_run(void *arg) {
+static void worker_run(void *arg) {
   worker_t *w = arg;
   uv_run(&w->loop, UV_RUN_DEFAULT);
   free(w->out.data);
   w->out.data = NULL;
   if (w->disposed) /* everything closed: the loop too */
     uv_loop_close(&w->loop);
+}
+
+/* ---- listening and running ---------------------------------------------------- */
+
+/* A socket bound to host:*port with SO_REUSEPORT, listening; *port is set
+ * to the port bound (for 0). -1 on failure, said. */
+static int listen_socket(const char *host, int *port) {
+  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)*port)};
+  if (inet_pton(AF_INET, host, &sa.sin_addr) != 1) {
+    fprintf(stderr, "server: --host %s is not an IPv4 address\n", host);
+    return -1;
+  }
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
+  if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
+      setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0 ||
+      bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0 || listen(fd, 4096) != 0) {
+    fprintf(stderr, "server: listen on %s:%d: %s\n", host, *port, strerror(errno));
+    if (fd >= 0)
+      close(fd);
+    return -1;
+  }
+  socklen_t len = sizeof sa;
+  getsockname(fd, (struct sockaddr *)&sa, &len);
+  *port = ntohs(sa.sin_port);
+  return fd;
+}
+
+/* Workers that exited with connections still open: kept reachable. */
+static worker_t *leftover;
+
+typedef struct {
+  worker_t *workers;
+  unsigned n;
+  int signals;
+  uv_signal_t sigint, sigterm;
+} runner_t;
+
+static void on_signal(uv_signal_t *s, int signum) {
+  runner_t *r = s->data;
+  (void)signum;
+  if (r->signals++ == 0) {
+    fprintf(stderr, "server: shutting down: finishing requests in flight\n");
+    for (unsigned i = 0; i < r->n; i++)
+      uv_async_send(&r->workers[i].stop);
+  }
+  uv_close((uv_handle_t *)&r->sigint, NULL);
+  uv_close((uv_handle_t *)&r->sigterm, NULL);
+}
+
+int httpd_run(httpd_t *h) {
+  runner_t r = {.n = h->threads};
+  r.workers = calloc(h->threads, sizeof *r.workers);
+  if (r.workers == NULL)
+    return 1;
+  int port = h->port, status = 0;
+  for (unsigned i = 0; i < h->threads; i++) {
+    worker_t *w = &r.workers[i];
+    w->httpd = h;
+    w->id = i;
+    if ((w->listen_fd = listen_socket(h->host, &port)) < 0 || worker_init(w) != 0)
+      return 1;
+  }
+  uv_loop_t main_loop;
+  uv_loop_init(&main_loop);
+  uv_signal_init(&main_loop, &r.sigint);
+  uv_signal_init(&main_loop, &r.sigterm);
+  r.sigint.data = r.sigterm.data = &r;
+  uv_signal_start(&r.sigint, on_signal, SIGINT);
+  uv_signal_start(&r.sigterm, on_signal, SIGTERM);
+  for (unsigned i = 0; i < h->threads; i++)
+    if (uv_thread_create(&r.workers[i].thread, worker_run, &r.workers[i]) != 0)
+      return 1;
+  printf("listening on http://%s:%d (%u threads%s)\n", h->host, port, h->threads,
+         h->banner != NULL ? h->banner : "");
+  fflush(stdout);
+  uv_run(&main_loop, UV_RUN_DEFAULT);
+  size_t abandoned = 0;
+  int all_disposed = 1;
+  for (unsigned i = 0; i < h->threads; i++) {
+    uv_thread_join(&r.workers[i].thread);
+    if (!r.workers[i].db_closed)
+      status = 1;
+    abandoned += r.workers[i].abandoned;
+    all_disposed &= r.workers[i].disposed;
+  }
+  uv_loop_close(&main_loop);
+  if (abandoned > 0)
+    fprintf(stderr, "server: stopped (%zu idle connections closed by the exit)\n", abandoned);
+  else
+    fprintf(stderr, "server: stopped\n");
+  /* A worker that had to leave connections open still has them in its
+   * loop: its memory goes with the process. */
+  if (all_disposed) {
+    free(r.workers);
+    h2o_config_dispose(&h->h2o);
+  } else {
+    leftover = r.workers;
+  }
+  return status;
 }
