@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: MIT
 # The whole test suite: install what is missing, then build and run every
 # test twice, plain and under AddressSanitizer + UndefinedBehaviorSanitizer,
-# each against a throwaway PostgreSQL (or DATABASE_URL). Warnings are errors.
+# each against a throwaway PostgreSQL (or DATABASE_URL), and the threaded
+# ones a third time under ThreadSanitizer. Warnings are errors.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -17,3 +18,15 @@ for variant in plain asan; do
   cmake --build "$dir" -j "$jobs"
   ctest --test-dir "$dir" --output-on-failure -j "$jobs"
 done
+
+# What runs on several threads (ctest -L threads: posting to a pool from
+# other threads, the example server's workers), under ThreadSanitizer.
+echo "==== tsan build ===="
+dir=build/test-tsan
+cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DUVORM_WERROR=ON -DUVORM_TSAN=ON \
+  -DUVORM_BUILD_BENCH=OFF >/dev/null
+targets=(integration_test_pool_post)
+cmake --build "$dir" --target help | grep -qw integration_test_server &&
+  targets+=(integration_test_server)
+cmake --build "$dir" -j "$jobs" --target "${targets[@]}"
+ctest --test-dir "$dir" --output-on-failure -L threads

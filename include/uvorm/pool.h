@@ -440,6 +440,49 @@ ORM_EXTERN int orm_pool_stats(const orm_pool_t *pool, orm_pool_stats_t *stats);
 ORM_EXTERN int orm_pool_metrics(const orm_pool_t *pool, const char *labels,
                                 char *buf, size_t cap);
 
+/* ---- crossing threads ----------------------------------------------------
+ * A pool, its futures and its transactions belong to the thread that runs
+ * the pool's loop; none of their calls may be made from another thread.
+ * A service runs one loop and one pool per thread (docs/server.md) and
+ * needs nothing more. Work that starts on another thread crosses over by
+ * posting a function to the pool's loop, and its answer comes back the
+ * same way, posted to the caller's own loop through a mailbox:
+ *
+ *   orm_pool_post(pool, ask, job);             any thread: ask() runs on
+ *                                               the pool's loop, calls uvorm
+ *   ... in the answer's callback, on the pool's loop:
+ *   orm_mailbox_post(job->reply_to, answered, job);   answered() runs on
+ *                                                      the caller's loop
+ *
+ * Posts run in the order they were posted (from one thread; posts of
+ * several threads interleave in the order they took the mailbox's lock).
+ * A post copies two pointers under a mutex and wakes the loop: no
+ * allocation once the mailbox has grown to the traffic. */
+typedef void (*orm_post_fn)(void *data);
+typedef struct orm_mailbox_s orm_mailbox_t;
+
+/* A mailbox for `loop`, opened on the loop's thread (or before the loop
+ * runs). It keeps the loop running until it is closed. 0, ORM_EINVAL,
+ * ORM_ENOMEM. */
+ORM_EXTERN int orm_mailbox_open(orm_mailbox_t **out, uv_loop_t *loop);
+/* From any thread: `fn(data)` will run on the mailbox's loop. 0, or
+ * ORM_EINVAL (NULL box or fn), ORM_ECLOSED (closed), ORM_ENOMEM; on an
+ * error `fn` never runs. */
+ORM_EXTERN int orm_mailbox_post(orm_mailbox_t *box, orm_post_fn fn, void *data);
+/* On the loop's thread, once no other thread will post to it again: what
+ * was posted before runs now, then the mailbox is freed (after its handle
+ * closes). 0, ORM_EINVAL, ORM_ECLOSED (closed already). */
+ORM_EXTERN int orm_mailbox_close(orm_mailbox_t *box);
+
+/* From any thread: `fn(data)` will run on the pool's loop, where it may
+ * call the pool. Every accepted post runs exactly once: one that is still
+ * waiting when the pool closes runs during the close, and the calls it
+ * makes then return ORM_ECLOSED. The pool must not be freed while another
+ * thread may post: stop the posting threads before closing it. 0, or
+ * ORM_EINVAL (NULL pool or fn), ORM_ECLOSED (the pool's close has got as
+ * far as its mailbox), ORM_ENOMEM; on an error `fn` never runs. */
+ORM_EXTERN int orm_pool_post(orm_pool_t *pool, orm_post_fn fn, void *data);
+
 #ifdef ORM__GENERIC
 #define orm_query_async(exec, ...) orm_query_async(ORM_EXEC(exec), __VA_ARGS__)
 #endif

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "base/alloc.h"
+#include "async/mailbox.h"
 #include "base/wire.h"
 #include "pool_int.h"
 
@@ -553,8 +554,13 @@ int orm_pool_open(orm_pool_t **out, uv_loop_t *loop,
     pool_free(pool);
     return ORM_ENOMEM;
   }
+  if (orm__mailbox_open(&pool->mailbox, loop, 0) != 0) {
+    orm__free(conns);
+    pool_free(pool);
+    return ORM_ENOMEM;
+  }
   orm__sched_init(&pool->sched, loop, on_work); /* cannot fail */
-  pool->handles_open = 2;
+  pool->handles_open = 3; /* the scheduler's two and the mailbox */
   uv_timer_init(loop, &pool->maint);
   pool->maint.data = pool;
   pool->handles_open++;
@@ -589,6 +595,21 @@ static void on_handle_closed(uv_handle_t *handle) {
   maybe_free(pool);
 }
 
+static void on_mailbox_closed(void *data) {
+  orm_pool_t *pool = data;
+  pool->mailbox = NULL;
+  pool->handles_open--;
+  maybe_free(pool);
+}
+
+int orm_pool_post(orm_pool_t *pool, orm_post_fn fn, void *data) {
+  if (pool == NULL || fn == NULL)
+    return ORM_EINVAL;
+  /* Not pool->state: another thread may be asking. The mailbox's own
+   * lock says whether the close has reached it. */
+  return orm_mailbox_post(pool->mailbox, fn, data);
+}
+
 static void on_sched_closed(orm__sched_t *sched) {
   orm_pool_t *pool = ORM__CONTAINER_OF(sched, orm_pool_t, sched);
   pool->handles_open -= 2;
@@ -610,6 +631,8 @@ static void finish_close(orm_pool_t *pool) {
     destroy_all(&pool->pinned);
     destroy_all(&pool->broken);
     uv_close((uv_handle_t *)&pool->maint, on_handle_closed);
+    /* Posts still waiting run now; what they call returns ORM_ECLOSED. */
+    orm__mailbox_close(pool->mailbox, on_mailbox_closed, pool);
   }
   /* The scheduler goes last: it delivers until everything is done. */
   if (pool->state == POOL_CLOSING_HANDLES && pool->handles_open == 2 &&

@@ -254,6 +254,7 @@ struct orm_pool_s {
    * point at them. */
   orm__server_t servers[ORM__SERVERS];
   unsigned nservers;
+  orm_mailbox_t *mailbox;   /* orm_pool_post: functions from other threads */
   unsigned pending_cancels; /* PQcancel jobs on the thread pool */
   unsigned handles_open;
   orm_pool_close_cb close_cb;
