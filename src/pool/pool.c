@@ -555,6 +555,8 @@ int orm_pool_open(orm_pool_t **out, uv_loop_t *loop,
     return ORM_ENOMEM;
   }
   if (orm__mailbox_open(&pool->mailbox, loop, 0) != 0) {
+    for (unsigned i = 0; i < cfg.min_conns; i++)
+      orm__free(conns[i]);
     orm__free(conns);
     pool_free(pool);
     return ORM_ENOMEM;
