@@ -11,7 +11,7 @@
  * connection per loop turn.
  *
  *   raw_server [--database URL] [--host ADDR] [--port N] [--threads N]
- *              [--conns N] [--sync-each]
+ *              [--conns N] [--sync-each] [--accept-one]
  *
  * It serves /plaintext, /json, /db, /queries, /fortunes and /updates on the
  * tables the example server's migrations create (run that first). It is a
@@ -403,13 +403,14 @@ static int route(worker_t *w, h2o_req_t *req, h2o_iovec_t path, h2o_iovec_t quer
 }
 
 int main(int argc, char **argv) {
-  enum { OPT_DATABASE = 1, OPT_HOST, OPT_PORT, OPT_THREADS, OPT_CONNS, OPT_SYNC };
+  enum { OPT_DATABASE = 1, OPT_HOST, OPT_PORT, OPT_THREADS, OPT_CONNS, OPT_SYNC, OPT_ACCEPT1 };
   static const struct option opts[] = {{"database", required_argument, NULL, OPT_DATABASE},
                                        {"host", required_argument, NULL, OPT_HOST},
                                        {"port", required_argument, NULL, OPT_PORT},
                                        {"threads", required_argument, NULL, OPT_THREADS},
                                        {"conns", required_argument, NULL, OPT_CONNS},
                                        {"sync-each", no_argument, NULL, OPT_SYNC},
+                                       {"accept-one", no_argument, NULL, OPT_ACCEPT1},
                                        {NULL, 0, NULL, 0}};
   static httpd_t http = {.host = "127.0.0.1", .port = 8081};
   long cores = sysconf(_SC_NPROCESSORS_ONLN);
@@ -423,9 +424,10 @@ int main(int argc, char **argv) {
     case OPT_THREADS: http.threads = option_number(optarg, "--threads", 256); break;
     case OPT_CONNS: nconns = option_number(optarg, "--conns", 1000); break;
     case OPT_SYNC: sync_each = 1; break;
+    case OPT_ACCEPT1: http.accept_one = true; break;
     default:
       fprintf(stderr, "usage: raw_server [--database URL] [--host ADDR] [--port N] "
-                      "[--threads N] [--conns N] [--sync-each]\n");
+                      "[--threads N] [--conns N] [--sync-each] [--accept-one]\n");
       return 2;
     }
   }

@@ -5,6 +5,7 @@
 #
 #   bench/server.sh [--duration S] [--runs N] [--connections N] [--threads N]
 #                   [--conns N] [--modes "batch sync"] [--endpoints "/db ..."]
+#                   [--accept-one]
 #
 # Installs what is missing, builds both (Release), starts a throwaway
 # PostgreSQL (or uses DATABASE_URL) with a fresh schema uvorm_server_bench,
@@ -15,12 +16,13 @@
 # interleaved, so drift of this noisy machine hits both. Prints a table of
 # medians: requests/s, p50/p99 latency, the ratio uvorm/raw, the servers'
 # own CPU time per request; then each server's peak memory. Any non-2xx
-# answer or socket error fails the run.
+# answer fails the run. --accept-one: both servers with one thread accepting
+# and handing connections over, instead of a SO_REUSEPORT socket each.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 duration=5 runs=3 connections=256 threads=$(nproc) conns=2
-modes="batch sync"
+modes="batch sync" accept=()
 endpoints="/json /plaintext /db /queries?queries=20 /fortunes /updates?queries=20"
 while [ $# -gt 0 ]; do
   case $1 in
@@ -31,6 +33,7 @@ while [ $# -gt 0 ]; do
     --conns) conns=$2; shift 2 ;;
     --modes) modes=$2; shift 2 ;;
     --endpoints) endpoints=$2; shift 2 ;;
+    --accept-one) accept=(--accept-one); shift ;;
     *) sed -n '3,6s/^# \{0,1\}//p' "$0" >&2; exit 2 ;;
   esac
 done
@@ -63,7 +66,7 @@ start() {
   local name=$1 exe=$2
   shift 2
   "$exe" --database "$UVORM_TEST_DSN" --port 0 --threads "$threads" --conns "$conns" "$@" \
-    >"$work/$name.out" 2>"$work/$name.err" &
+    "${accept[@]}" >"$work/$name.out" 2>"$work/$name.err" &
   local pid=$! port=""
   pids+=("$pid")
   for _ in $(seq 300); do
@@ -105,7 +108,8 @@ measure() {
 median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 echo "# bench/server.sh: $(nproc) cores, $threads server threads, $conns database connections each,"
-echo "# wrk $connections connections, ${duration}s, median of $runs interleaved runs; $(date -u +%F)"
+echo "# wrk $connections connections, ${duration}s, median of $runs interleaved runs;" \
+  "${accept[*]:-SO_REUSEPORT}; $(date -u +%F)"
 echo
 echo "| mode | endpoint | uvorm req/s | raw req/s | uvorm/raw | uvorm p50 / p99 ms | raw p50 / p99 ms | CPU µs/req uvorm / raw |"
 echo "|---|---|---|---|---|---|---|---|"

@@ -4,6 +4,8 @@
  * configuration, so nothing is locked. */
 #include "httpd.h"
 
+#include <uvorm/pool.h>
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -200,6 +202,14 @@ static void on_conn_closed(uv_handle_t *h) {
     finish(w);
 }
 
+/* A connection accepted (here or by the accepting worker) becomes H2O's. */
+static void adopt(worker_t *w, uv_tcp_t *conn) {
+  uv_tcp_nodelay(conn, 1);
+  w->conns_open++;
+  h2o_socket_t *sock = h2o_uv_socket_create((uv_stream_t *)conn, on_conn_closed);
+  h2o_accept(&w->accept, sock);
+}
+
 static void on_accept(uv_stream_t *listener, int status) {
   worker_t *w = listener->data;
   if (status != 0 || w->stopping)
@@ -212,10 +222,63 @@ static void on_accept(uv_stream_t *listener, int status) {
     uv_close((uv_handle_t *)conn, (uv_close_cb)free);
     return;
   }
-  uv_tcp_nodelay(conn, 1);
-  w->conns_open++;
-  h2o_socket_t *sock = h2o_uv_socket_create((uv_stream_t *)conn, on_conn_closed);
-  h2o_accept(&w->accept, sock);
+  adopt(w, conn);
+}
+
+/* ---- one accepting worker (--accept-one) -----------------------------------------
+ * Worker 0 alone polls the listening socket, accepts, and hands each
+ * connection's descriptor round-robin to a worker through its inbox (a
+ * uvorm mailbox); the alternative to every worker accepting on its own
+ * SO_REUSEPORT socket. */
+typedef struct {
+  worker_t *w;
+  int fd;
+} handoff_t;
+
+static void adopt_fd(worker_t *w, int fd) {
+  uv_tcp_t *conn = malloc(sizeof *conn);
+  if (conn == NULL || w->stopping) {
+    free(conn);
+    close(fd);
+    return;
+  }
+  uv_tcp_init(&w->loop, conn);
+  if (uv_tcp_open(conn, fd) != 0) {
+    uv_close((uv_handle_t *)conn, (uv_close_cb)free);
+    return; /* closing the handle closes the descriptor */
+  }
+  adopt(w, conn);
+}
+
+static void on_handoff(void *data) {
+  handoff_t *h = data;
+  adopt_fd(h->w, h->fd);
+  free(h);
+}
+
+static void on_acceptable(uv_poll_t *p, int status, int events) {
+  worker_t *w = p->data;
+  (void)events;
+  if (status != 0)
+    return;
+  for (;;) {
+    int fd = accept4(w->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0)
+      return; /* EAGAIN: all taken; anything else: the next wake-up */
+    worker_t *to = &w->peers[w->next++ % w->npeers];
+    handoff_t *h = to != w ? malloc(sizeof *h) : NULL;
+    if (to == w) {
+      adopt_fd(w, fd);
+    } else if (h == NULL) {
+      close(fd);
+    } else {
+      *h = (handoff_t){to, fd};
+      if (orm_mailbox_post(to->inbox, on_handoff, h) != 0) {
+        free(h);
+        close(fd);
+      }
+    }
+  }
 }
 
 void httpd_db_closed(worker_t *w) {
@@ -245,7 +308,17 @@ static void on_stop(uv_async_t *a) {
   if (w->stopping)
     return;
   w->stopping = true;
-  uv_close((uv_handle_t *)&w->listener, NULL);
+  if (w->inbox != NULL) { /* --accept-one: the accepting worker stops first */
+    if (w->id == 0)
+      for (unsigned i = 1; i < w->npeers; i++)
+        uv_async_send(&w->peers[i].stop);
+    orm_mailbox_close(w->inbox);
+    w->inbox = NULL;
+  }
+  if (w->listen_fd >= 0)
+    uv_close(w->httpd->accept_one ? (uv_handle_t *)&w->accept_poll
+                                  : (uv_handle_t *)&w->listener,
+             NULL);
   uv_close((uv_handle_t *)&w->stop, NULL);
   /* Connections still open get "Connection: close" on their next answer. */
   h2o_context_request_shutdown(&w->ctx);
@@ -266,12 +339,24 @@ static int worker_init(worker_t *w) {
   h2o_context_init(&w->ctx, &w->loop, &h->h2o);
   w->accept.ctx = &w->ctx;
   w->accept.hosts = h->h2o.hosts;
-  uv_tcp_init(&w->loop, &w->listener);
-  w->listener.data = w;
-  if ((rc = uv_tcp_open(&w->listener, w->listen_fd)) != 0 ||
-      (rc = uv_listen((uv_stream_t *)&w->listener, 4096, on_accept)) != 0) {
-    fprintf(stderr, "server: listen: %s\n", uv_strerror(rc));
-    return -1;
+  if (h->accept_one) {
+    if ((rc = orm_mailbox_open(&w->inbox, &w->loop)) != 0) {
+      fprintf(stderr, "server: inbox: %s\n", orm_strerror(rc));
+      return -1;
+    }
+    if (w->listen_fd >= 0) {
+      uv_poll_init(&w->loop, &w->accept_poll, w->listen_fd);
+      w->accept_poll.data = w;
+      uv_poll_start(&w->accept_poll, UV_READABLE, on_acceptable);
+    }
+  } else {
+    uv_tcp_init(&w->loop, &w->listener);
+    w->listener.data = w;
+    if ((rc = uv_tcp_open(&w->listener, w->listen_fd)) != 0 ||
+        (rc = uv_listen((uv_stream_t *)&w->listener, 4096, on_accept)) != 0) {
+      fprintf(stderr, "server: listen: %s\n", uv_strerror(rc));
+      return -1;
+    }
   }
   uv_async_init(&w->loop, &w->stop, on_stop);
   w->stop.data = w;
@@ -329,7 +414,10 @@ static void on_signal(uv_signal_t *s, int signum) {
   (void)signum;
   if (r->signals++ == 0) {
     fprintf(stderr, "server: shutting down: finishing requests in flight\n");
-    for (unsigned i = 0; i < r->n; i++)
+    /* With one accepting worker, it stops the others once it has stopped
+     * handing them connections. */
+    unsigned n = r->workers[0].httpd->accept_one ? 1 : r->n;
+    for (unsigned i = 0; i < n; i++)
       uv_async_send(&r->workers[i].stop);
   }
   uv_close((uv_handle_t *)&r->sigint, NULL);
@@ -346,7 +434,12 @@ int httpd_run(httpd_t *h) {
     worker_t *w = &r.workers[i];
     w->httpd = h;
     w->id = i;
-    if ((w->listen_fd = listen_socket(h->host, &port)) < 0 || worker_init(w) != 0)
+    w->peers = r.workers;
+    w->npeers = h->threads;
+    w->listen_fd = -1;
+    if ((i == 0 || !h->accept_one) && (w->listen_fd = listen_socket(h->host, &port)) < 0)
+      return 1;
+    if (worker_init(w) != 0)
       return 1;
   }
   uv_loop_t main_loop;

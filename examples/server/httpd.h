@@ -34,6 +34,8 @@ typedef struct httpd_s {
   /* Shutting down, no call waiting: close w->db, then (later, on the
    * loop) call httpd_db_closed(w). */
   void (*db_close)(worker_t *w);
+  bool accept_one;    /* one worker accepts and hands connections over
+                         (else each accepts on its own SO_REUSEPORT socket) */
   const char *banner; /* printed after the address: " (uvorm, ...)" */
   void *data;         /* the application's */
   h2o_globalconf_t h2o;
@@ -45,8 +47,12 @@ struct worker_s {
   void *db; /* the application's database client for this loop */
   uv_loop_t loop;
   uv_thread_t thread;
-  int listen_fd;
+  int listen_fd; /* -1: none (--accept-one, not worker 0) */
   uv_tcp_t listener;
+  uv_poll_t accept_poll;   /* --accept-one: worker 0's listening socket */
+  struct orm_mailbox_s *inbox; /* --accept-one: connections handed over */
+  worker_t *peers;         /* every worker, this one included */
+  unsigned npeers, next;
   uv_async_t stop;  /* main thread -> this loop: shut down */
   uv_timer_t drain; /* shutting down: how long idle clients may stay */
   h2o_context_t ctx;

@@ -3,7 +3,7 @@
  *
  *   uvorm_server [--database URL] [--host ADDR] [--port N] [--threads N]
  *                [--conns N] [--sync-each] [--no-pipeline] [--metrics]
- *                [--no-migrate]
+ *                [--no-migrate] [--accept-one]
  *
  * Applies its migrations (the sample domain's and the TechEmpower tables')
  * on a pool of its own, then starts --threads workers, each a loop with
@@ -36,7 +36,9 @@ static const char usage[] =
     "                   rule 7)\n"
     "  --no-pipeline    one statement at a time per connection\n"
     "  --metrics        latency histograms in /metrics\n"
-    "  --no-migrate     do not apply the migrations first\n";
+    "  --no-migrate     do not apply the migrations first\n"
+    "  --accept-one     one thread accepts and hands connections over (else\n"
+    "                   each accepts on its own SO_REUSEPORT socket)\n";
 
 /* ---- migrations ------------------------------------------------------------ */
 
@@ -109,7 +111,7 @@ static int route(worker_t *w, h2o_req_t *req, h2o_iovec_t path, h2o_iovec_t quer
 
 int main(int argc, char **argv) {
   enum { OPT_DATABASE = 1, OPT_HOST, OPT_PORT, OPT_THREADS, OPT_CONNS, OPT_SYNC, OPT_NOPIPE, OPT_METRICS,
-         OPT_NOMIGRATE, OPT_HELP };
+         OPT_NOMIGRATE, OPT_HELP, OPT_ACCEPT1 };
   static const struct option opts[] = {
       {"database", required_argument, NULL, OPT_DATABASE},
       {"host", required_argument, NULL, OPT_HOST},
@@ -120,6 +122,7 @@ int main(int argc, char **argv) {
       {"no-pipeline", no_argument, NULL, OPT_NOPIPE},
       {"metrics", no_argument, NULL, OPT_METRICS},
       {"no-migrate", no_argument, NULL, OPT_NOMIGRATE},
+      {"accept-one", no_argument, NULL, OPT_ACCEPT1},
       {"help", no_argument, NULL, OPT_HELP},
       {NULL, 0, NULL, 0}};
   /* Static: what the workers point into stays reachable to the end. */
@@ -138,6 +141,7 @@ int main(int argc, char **argv) {
     case OPT_NOPIPE: app.no_pipeline = true; break;
     case OPT_METRICS: app.metrics = true; break;
     case OPT_NOMIGRATE: do_migrate = 0; break;
+    case OPT_ACCEPT1: app.http.accept_one = true; break;
     case OPT_HELP: fputs(usage, stdout); return 0;
     default: fputs(usage, stderr); return 2;
     }

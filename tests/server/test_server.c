@@ -185,8 +185,11 @@ static int start_server(void) {
     setenv("LSAN_OPTIONS", "suppressions=" UVORM_SERVER_LSAN_SUPP, 1);
     dup2(out[1], 1);
     close(out[0]);
+    /* UVORM_SERVER_EXTRA: one more option (--accept-one). */
+    const char *extra = getenv("UVORM_SERVER_EXTRA");
     execl(UVORM_SERVER_EXE, "uvorm_server", "--database", dsn, "--port", "0", "--threads",
-          "2", "--conns", "2", "--metrics", (char *)NULL);
+          "2", "--conns", "2", "--metrics", extra != NULL && extra[0] ? extra : (char *)NULL,
+          (char *)NULL);
     _exit(127);
   }
   free(dsn);
