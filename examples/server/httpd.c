@@ -400,7 +400,7 @@ static int listen_socket(const char *host, int *port) {
 }
 
 /* Workers that exited with connections still open: kept reachable. */
-static worker_t *leftover;
+static worker_t *volatile leftover; /* volatile: written, never read, kept */
 
 typedef struct {
   worker_t *workers;
