@@ -455,10 +455,17 @@ else
     fi
     as_bouncer() { (cd / && runuser -u postgres -- "$@"); }
   fi
-  BPORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])' \
-    2>/dev/null || echo $((20000 + RANDOM % 30000)))
   echo '"uvorm" "secretpw-123"' >"$BDIR/userlist.txt"
-  cat >"$BDIR/pgbouncer.ini" <<INI
+  chmod 0600 "$BDIR/userlist.txt"
+  # A free port: asked of the kernel when python3 is there, else a random
+  # one below the ephemeral range (client sockets take ports above it);
+  # another process may take it first, so up to 5 tries.
+  started=0
+  for _try in 1 2 3 4 5; do
+    rm -f "$BDIR/pgbouncer.log"
+    BPORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])' \
+      2>/dev/null || echo $((20000 + RANDOM % 12000)))
+    cat >"$BDIR/pgbouncer.ini" <<INI
 [databases]
 uvorm_b = host=$PG_HOST port=$PG_PORT dbname=$PG_DB user=$PG_USER connect_query='SET search_path = $S'
 [pgbouncer]
@@ -474,17 +481,18 @@ logfile = $BDIR/pgbouncer.log
 pidfile = $BDIR/pgbouncer.pid
 ignore_startup_parameters = extra_float_digits,options
 INI
-  chmod 0600 "$BDIR/userlist.txt"
-  [ "$(id -u)" = 0 ] && chown postgres: "$BDIR"/*
-  BOUNCER_PID_FILE=$BDIR/pgbouncer.pid
-  BDSN="host=127.0.0.1 port=$BPORT dbname=uvorm_b user=uvorm"
-  started=0
-  if as_bouncer pgbouncer -d "$BDIR/pgbouncer.ini" >"$BDIR/start.log" 2>&1; then
-    for _ in $(seq 100); do
-      PGPASSWORD=secretpw-123 psql -X -At "$BDSN" -c 'SELECT 1' >/dev/null 2>&1 && { started=1; break; }
-      sleep 0.05
-    done
-  fi
+    [ "$(id -u)" = 0 ] && chown postgres: "$BDIR"/*
+    BOUNCER_PID_FILE=$BDIR/pgbouncer.pid
+    BDSN="host=127.0.0.1 port=$BPORT dbname=uvorm_b user=uvorm"
+    if as_bouncer pgbouncer -d "$BDIR/pgbouncer.ini" >"$BDIR/start.log" 2>&1; then
+      for _ in $(seq 100); do
+        PGPASSWORD=secretpw-123 psql -X -At "$BDSN" -c 'SELECT 1' >/dev/null 2>&1 && { started=1; break; }
+        sleep 0.05
+      done
+    fi
+    [ $started = 1 ] && break
+    grep -q 'Address already in use' "$BDIR/start.log" "$BDIR/pgbouncer.log" 2>/dev/null || break
+  done
   if [ $started = 0 ]; then
     fail "pgbouncer did not start: $(cat "$BDIR/start.log" "$BDIR/pgbouncer.log" 2>/dev/null | tail -5)"
   else
