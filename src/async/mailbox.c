@@ -25,7 +25,8 @@ struct orm_mailbox_s {
   void *closed_data;
 };
 
-/* Runs what was posted until now. On the loop. */
+/* Runs what was posted until now. On the loop; a posted function may
+ * close the mailbox, which runs this again inside it. */
 static void run_posts(orm_mailbox_t *box) {
   uv_mutex_lock(&box->lock);
   post_t *run = box->posts;
@@ -34,11 +35,18 @@ static void run_posts(orm_mailbox_t *box) {
   box->cap = box->spare_cap;
   box->len = 0;
   uv_mutex_unlock(&box->lock);
+  /* The loop alone touches the spare. None while `run` runs: a nested run
+   * must not take the array posts now go into as its own. */
+  box->spare = NULL;
+  box->spare_cap = 0;
   for (size_t i = 0; i < n; i++)
     run[i].fn(run[i].data);
-  /* The loop alone touches the spare. */
-  box->spare = run;
-  box->spare_cap = cap;
+  if (box->spare == NULL) {
+    box->spare = run;
+    box->spare_cap = cap;
+  } else { /* a nested run left its array as the spare */
+    orm__free(run);
+  }
 }
 
 static void on_async(uv_async_t *async) { run_posts(async->data); }
