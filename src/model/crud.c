@@ -345,21 +345,30 @@ static int call_begin(call_t *c, orm_exec_t *exec, const orm_model_t *model,
   return 0;
 }
 
-static int call_run(call_t *c, const char *op, orm__sql_stmt_t *stmt,
-                    orm__transform_fn fn,
-                    void *const *ctx, orm_future_cb cb, void *data,
-                    orm_future_t **out) {
+/* `row_key`: the call writes one row by primary key, the last value
+ * bound (see orm__params_in_t). */
+static int call_run_keyed(call_t *c, const char *op, orm__sql_stmt_t *stmt,
+                          int row_key, orm__transform_fn fn, void *const *ctx,
+                          orm_future_cb cb, void *data, orm_future_t **out) {
   if (stmt->sql == NULL)
     return ORM_ENOTSUP;
   /* The encoded values go to the request as they are: no copy. */
   orm__params_in_t in = {.op = op,
                          .table = c->model->table,
+                         .schema = c->model->schema,
+                         .row_key = row_key ? (int)c->params->len : 0,
                          .n = c->params->len,
                          .buf = &c->params->buf,
                          .items = c->params->items,
                          .offsets = c->params->offsets};
   return orm__exec_submit(c->exec, stmt->sql, &stmt->hint, &in, fn, ctx, cb,
                           data, out);
+}
+
+static int call_run(call_t *c, const char *op, orm__sql_stmt_t *stmt,
+                    orm__transform_fn fn, void *const *ctx, orm_future_cb cb,
+                    void *data, orm_future_t **out) {
+  return call_run_keyed(c, op, stmt, 0, fn, ctx, cb, data, out);
 }
 
 int (orm_find_async)(orm_exec_t *exec, const orm_model_t *model, orm_param_t key,
@@ -566,14 +575,15 @@ int (orm_update_async)(orm_exec_t *exec, const orm_model_t *model,
   if (fields == 0) {
     if ((rc = orm__params_bind_row(c.params, model, &c.sql->update, row)) != 0)
       return rc;
-    return call_run(&c, "update", &c.sql->update, NULL, NULL, cb, data, out);
+    return call_run_keyed(&c, "update", &c.sql->update, 1, NULL, NULL, cb,
+                          data, out);
   }
   orm__sql_stmt_t stmt;
   if ((rc = orm__model_sql_update_fields(c.sql, fields, &stmt)) != 0)
     return rc;
   rc = orm__params_bind_row(c.params, model, &stmt, row);
   if (rc == 0)
-    rc = call_run(&c, "update", &stmt, NULL, NULL, cb, data, out);
+    rc = call_run_keyed(&c, "update", &stmt, 1, NULL, NULL, cb, data, out);
   orm__free(stmt.sql);
   return rc;
 }
@@ -591,7 +601,8 @@ int (orm_delete_async)(orm_exec_t *exec, const orm_model_t *model,
   if (rc == 0)
     rc = orm__params_add_value(c.params, model, (size_t)c.sql->pk, &key);
   return rc != 0 ? rc
-                 : call_run(&c, "delete", &c.sql->remove, NULL, NULL, cb, data, out);
+                 : call_run_keyed(&c, "delete", &c.sql->remove, 1, NULL, NULL,
+                                  cb, data, out);
 }
 
 int (orm_upsert_async)(orm_exec_t *exec, const orm_model_t *model, void *row,

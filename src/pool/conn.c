@@ -109,6 +109,7 @@ void orm__conn_init(orm__conn_t *conn, orm_pool_t *pool) {
   memset(conn, 0, sizeof *conn);
   conn->pool = pool;
   conn->fd = -1;
+  conn->seg_key_len = -1;
   orm__list_init(&conn->link);
   orm__list_init(&conn->held);
   uv_timer_init(pool->loop, &conn->timer); /* cannot fail */
@@ -232,18 +233,30 @@ void orm__conn_flush(orm__conn_t *conn) {
   arm(conn, r == 1 ? UV_READABLE | UV_WRITABLE : UV_READABLE);
 }
 
+static void segment_reset(orm__conn_t *conn) {
+  conn->unsynced = 0;
+  conn->seg_writes = SEGW_NONE;
+  conn->seg_key_len = -1;
+}
+
+/* Ends the open segment: 0, or ORM_ECONNLOST. A slot must be reserved. */
+static int segment_end(orm__conn_t *conn) {
+  if (PQpipelineSync(conn->pg) != 1)
+    return ORM_ECONNLOST;
+  slot_push(conn, SLOT_SYNC, NULL);
+  segment_reset(conn);
+  return 0;
+}
+
 void orm__conn_sync(orm__conn_t *conn) {
   conn->dirty = 0;
   if (conn->pg == NULL)
     return;
   if (pipelined(conn) && conn->unsynced > 0) {
-    if (slots_reserve(conn, 1) != 0 || PQpipelineSync(conn->pg) != 1) {
+    if (slots_reserve(conn, 1) != 0 || segment_end(conn) != 0) {
       conn_failed(conn, NULL);
       return;
     }
-    slot_push(conn, SLOT_SYNC, NULL);
-    conn->unsynced = 0;
-    conn->segment_writes = 0;
   }
   orm__conn_flush(conn);
 }
@@ -281,6 +294,78 @@ static int send_query(orm__conn_t *conn, orm__request_t *req) {
   return ok ? 0 : ORM_ECONNLOST;
 }
 
+/* The bytes of a keyed write's key, or NULL when it has none that fits. */
+static const char *row_key(const orm__request_t *req, int *len) {
+  if (req->row_key == 0)
+    return NULL;
+  int i = req->row_key - 1;
+  const char *v = req->values[i];
+  if (v == NULL)
+    return NULL;
+  *len = req->formats[i] != 0 ? req->lengths[i] : (int)strlen(v);
+  return *len <= ORM__SEG_KEY_MAX ? v : NULL;
+}
+
+static int text_cmp(const char *a, const char *b) {
+  return a == b ? 0 : strcmp(a != NULL ? a : "", b != NULL ? b : "");
+}
+
+/* Whether the open segment can take `req` (an implicit transaction of
+ * statements the caller issued one by one). Reads and inserts share
+ * freely: they take no lock that another writer waits for. A write of any
+ * other kind would hold its row locks with the segment's other writes,
+ * and two segments that lock the same rows in different orders deadlock:
+ * so writes of single rows by primary key share only while their keys
+ * ascend (every segment takes such locks in one global order: key bytes,
+ * then schema and table), and any other write goes alone. A deadlock
+ * that a trigger or function makes anyway is retried alone (may_retry). */
+static int segment_takes(const orm__conn_t *conn, const orm__request_t *req) {
+  if (req->seg == ORM_SEG_READ)
+    return 1;
+  if (req->seg == ORM_SEG_APPEND)
+    return conn->seg_writes != SEGW_ONE;
+  if (req->seg == ORM_SEG_OWN)
+    return 0;
+  if (conn->seg_writes == SEGW_NONE)
+    return 1;
+  int len;
+  const char *key = row_key(req, &len);
+  if (conn->seg_writes == SEGW_ONE || key == NULL)
+    return 0;
+  if (conn->seg_key_len < 0)
+    return 1;
+  int c = len != conn->seg_key_len
+              ? (len > conn->seg_key_len ? 1 : -1)
+              : memcmp(key, conn->seg_key, (size_t)len);
+  if (c == 0)
+    c = text_cmp(req->row_schema, conn->seg_schema);
+  if (c == 0)
+    c = text_cmp(req->row_table, conn->seg_table);
+  return c >= 0;
+}
+
+/* `req` went into the open segment. */
+static void segment_joined(orm__conn_t *conn, const orm__request_t *req) {
+  if (req->seg == ORM_SEG_APPEND) {
+    if (conn->seg_writes == SEGW_NONE)
+      conn->seg_writes = SEGW_GROUPED;
+    return;
+  }
+  if (req->seg != ORM_SEG_WRITE)
+    return;
+  int len;
+  const char *key = row_key(req, &len);
+  if (key == NULL) {
+    conn->seg_writes = SEGW_ONE;
+    return;
+  }
+  conn->seg_writes = SEGW_GROUPED;
+  memcpy(conn->seg_key, key, (size_t)len);
+  conn->seg_key_len = len;
+  conn->seg_schema = req->row_schema;
+  conn->seg_table = req->row_table;
+}
+
 /* Puts `req` on the wire (into libpq's buffer; orm__conn_sync() flushes).
  * 0, ORM_ENOMEM (nothing was sent), or ORM_ECONNLOST (the connection is
  * unusable; the caller requeues the request and fails the connection). */
@@ -291,17 +376,12 @@ int orm__conn_send(orm__conn_t *conn, orm__request_t *req) {
       (named && prepared_reserve(conn, req->stmt->id) != 0))
     return ORM_ENOMEM;
   /* A statement that cannot share an implicit transaction starts a segment
-   * of its own, and ends it; a second write starts a new segment; BEGIN
-   * starts the one its transaction's statements join. */
+   * of its own, and ends it; so does a write the open segment cannot take;
+   * BEGIN starts the one its transaction's statements join. */
   if (pipe && conn->unsynced > 0 &&
-      (req->seg == ORM_SEG_OWN || req->kind == REQ_BEGIN ||
-       (req->seg == ORM_SEG_WRITE && conn->segment_writes))) {
-    if (PQpipelineSync(conn->pg) != 1)
-      return ORM_ECONNLOST;
-    slot_push(conn, SLOT_SYNC, NULL);
-    conn->unsynced = 0;
-    conn->segment_writes = 0;
-  }
+      (req->kind == REQ_BEGIN || !segment_takes(conn, req)) &&
+      segment_end(conn) != 0)
+    return ORM_ECONNLOST;
   req->conn = conn;
   req->state = REQ_SENT;
   if (req->t_start != 0)
@@ -336,14 +416,10 @@ int orm__conn_send(orm__conn_t *conn, orm__request_t *req) {
     goto lost;
   slot_push(conn, SLOT_QUERY, req);
   conn->unsynced += (size_t)pipe;
-  conn->segment_writes |= req->seg == ORM_SEG_WRITE;
-  if (pipe && (req->seg == ORM_SEG_OWN || conn->pool->cfg.sync_each)) {
-    if (PQpipelineSync(conn->pg) != 1)
-      return ORM_ECONNLOST; /* the request is in a slot: conn_lost fails it */
-    slot_push(conn, SLOT_SYNC, NULL);
-    conn->unsynced = 0;
-    conn->segment_writes = 0;
-  }
+  segment_joined(conn, req);
+  /* Failing, the request is in a slot: conn_lost fails it. */
+  if (pipe && (req->seg == ORM_SEG_OWN || conn->pool->cfg.sync_each))
+    return segment_end(conn);
   return 0;
 lost:
   req->conn = NULL;
@@ -865,8 +941,7 @@ void orm__conn_fail_all(orm__conn_t *conn, int code, const char *why,
   }
   assert(conn->in_flight == 0);
   conn->in_flight = 0;
-  conn->unsynced = 0;
-  conn->segment_writes = 0;
+  segment_reset(conn);
   conn->segment_failed = 0;
 }
 

@@ -223,6 +223,12 @@ int orm__pool_prepare_request(orm__request_t *req, const char *sql,
   }
   params_fix(req, sql_off);
   req->seg = seg;
+  if (in != NULL && in->row_key > 0 && in->row_key <= req->nparams &&
+      in->table != NULL) {
+    req->row_key = (unsigned short)in->row_key;
+    req->row_schema = in->schema;
+    req->row_table = in->table;
+  }
   req->writes = seg != ORM_SEG_READ;
   return 0;
 }

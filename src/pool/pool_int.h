@@ -62,6 +62,11 @@ typedef struct orm__request_s {
   unsigned char transformed; /* held with its value: see transform_early */
   unsigned char writes;      /* not a plain read (by its text) */
   orm__seg_class_t seg;
+  /* A write of one row by primary key: 1 + its key's parameter, or 0; and
+   * the row's table (see orm__params_in_t). */
+  unsigned short row_key;
+  const char *row_schema;
+  const char *row_table;
   unsigned char retries; /* re-sent for its own failures */
   unsigned char strays;  /* re-sent after other requests' cancels */
   orm__transform_fn transform; /* answer -> value, or NULL: the result */
@@ -124,6 +129,15 @@ typedef struct {
   unsigned char state; /* orm__prep_state_t */
 } orm__prepared_t;
 
+typedef enum {
+  SEGW_NONE,    /* reads only */
+  SEGW_GROUPED, /* inserts, and writes of rows by key in ascending order */
+  SEGW_ONE      /* one write of any other kind */
+} orm__seg_writes_t;
+
+/* A row key longer than this makes its write one of its own. */
+#define ORM__SEG_KEY_MAX 64
+
 struct orm__conn_s {
   orm_pool_t *pool;
   orm__link_t link; /* the pool list for its state */
@@ -143,7 +157,14 @@ struct orm__conn_s {
   size_t slot_cap;
   size_t in_flight;  /* requests among the slots */
   size_t unsynced;   /* statements sent since the last sync */
-  int segment_writes; /* the open segment holds a write */
+  /* The writes of the open segment (conn.c, segment_takes()): none, any
+   * number of inserts and keyed writes, or one other write; and the
+   * greatest row key written, as bytes (length -1: none yet). */
+  orm__seg_writes_t seg_writes;
+  int seg_key_len;
+  const char *seg_schema;
+  const char *seg_table;
+  char seg_key[ORM__SEG_KEY_MAX];
   int dirty;         /* sent something this loop turn: sync and flush */
   orm__link_t held;  /* answered requests of the open segment */
   int segment_failed;

@@ -50,6 +50,7 @@ orm__request_t *orm__pool_req_new(orm_pool_t *pool, orm__req_kind_t kind,
   req->cancel_sent = 0;
   req->transformed = 0;
   req->seg = ORM_SEG_READ;
+  req->row_key = 0;
   req->retries = 0;
   req->strays = 0;
   req->transform = NULL;

@@ -77,9 +77,19 @@ orm__seg_class_t orm__sql_classify(const char *sql) {
   }
   if (first_word_in(sql, own, sizeof own / sizeof own[0]))
     return ORM_SEG_OWN;
-  if (first_word_in(sql, reads, sizeof reads / sizeof reads[0]) &&
-      !contains_word(sql, locks, sizeof locks / sizeof locks[0]))
+  int lead_read = first_word_in(sql, reads, sizeof reads / sizeof reads[0]);
+  if (lead_read && !contains_word(sql, locks, sizeof locks / sizeof locks[0]))
     return ORM_SEG_READ;
+  /* INSERT, or WITH ... INSERT, that neither updates, deletes nor locks
+   * existing rows (ON CONFLICT may update, or wait on, a row another
+   * segment holds). */
+  static const char *const insert[] = {"INSERT"}, *const with[] = {"WITH"};
+  static const char *const touches[] = {"UPDATE", "DELETE", "MERGE", "SHARE",
+                                        "CONFLICT"};
+  if ((first_word_in(sql, insert, 1) ||
+       (first_word_in(sql, with, 1) && contains_word(sql, insert, 1))) &&
+      !contains_word(sql, touches, sizeof touches / sizeof touches[0]))
+    return ORM_SEG_APPEND;
   return ORM_SEG_WRITE;
 }
 

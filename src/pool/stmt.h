@@ -9,13 +9,17 @@
 #include <libpq-fe.h>
 
 /* How a statement may share a pipeline segment with others. Statements of
- * one segment run in one implicit transaction: a segment holds any number
- * of reads but at most one write, so statements the caller issued one by
- * one can never deadlock with each other because uvorm grouped them. */
+ * one segment run in one implicit transaction, so statements the caller
+ * issued one by one must never deadlock with each other because uvorm
+ * grouped them: a segment holds any number of reads and inserts, and
+ * either one other write or writes of single rows by primary key in
+ * ascending key order (conn.c, segment_takes()). */
 typedef enum {
-  ORM_SEG_READ,  /* SELECT and the like: shares freely */
-  ORM_SEG_WRITE, /* writes or locks rows: one per segment */
-  ORM_SEG_OWN    /* BEGIN, DDL, SET, VACUUM, ...: a segment of its own */
+  ORM_SEG_READ,   /* SELECT and the like: shares freely */
+  ORM_SEG_APPEND, /* a plain INSERT: takes no lock another writer waits
+                     for, so any number share a segment */
+  ORM_SEG_WRITE,  /* writes or locks rows: one per segment, unless keyed */
+  ORM_SEG_OWN     /* BEGIN, DDL, SET, VACUUM, ...: a segment of its own */
 } orm__seg_class_t;
 
 /* A statement the pool has seen: SQL text and parameter types, interned

@@ -52,6 +52,13 @@ typedef struct {
    * for raw SQL. Static or the model's: they outlive the request. */
   const char *op;
   const char *table;
+  /* A write of one row by its primary key (model update and delete): 1 +
+   * the index of the parameter that holds the key, and the table's schema
+   * (NULL: none given) next to `table`; 0 for anything else. Such writes
+   * share a pipeline segment when their keys come in ascending order
+   * (conn.c, segment_takes()). */
+  int row_key;
+  const char *schema;
 } orm__params_in_t;
 
 /* An executor is a pool or a transaction: exactly one of the two is set. */

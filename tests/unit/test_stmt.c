@@ -26,7 +26,19 @@ static void test_classify(void **state) {
       {"SELECT * FROM t FOR UPDATE", ORM_SEG_WRITE},
       {"SELECT * FROM t FOR SHARE", ORM_SEG_WRITE},
       {"WITH d AS (DELETE FROM t RETURNING *) SELECT * FROM d", ORM_SEG_WRITE},
-      {"INSERT INTO t VALUES (1)", ORM_SEG_WRITE},
+      {"INSERT INTO t VALUES (1)", ORM_SEG_APPEND},
+      {"insert into t select * from s", ORM_SEG_APPEND},
+      {"WITH p AS (INSERT INTO t VALUES (1) RETURNING id) INSERT INTO c "
+       "SELECT id FROM p",
+       ORM_SEG_APPEND},
+      {"INSERT INTO t VALUES (1) ON CONFLICT DO NOTHING", ORM_SEG_WRITE},
+      {"INSERT INTO t VALUES (1) ON CONFLICT (a) DO UPDATE SET b = 1",
+       ORM_SEG_WRITE},
+      {"INSERT INTO t SELECT * FROM s FOR UPDATE", ORM_SEG_WRITE},
+      {"WITH d AS (DELETE FROM s RETURNING *) INSERT INTO t SELECT * FROM d",
+       ORM_SEG_WRITE},
+      {"INSERT INTO t VALUES ('update')", ORM_SEG_WRITE}, /* errs, safely */
+      {"INSERT INTO t (updated_at) VALUES (now())", ORM_SEG_APPEND},
       {"update t set a = 1", ORM_SEG_WRITE},
       {"DELETE FROM t", ORM_SEG_WRITE},
       {"MERGE INTO t USING s ON true WHEN MATCHED THEN DO NOTHING",
@@ -106,7 +118,7 @@ static void test_intern(void **state) {
     snprintf(sql, sizeof sql, "INSERT INTO t VALUES (%d)", i);
     orm__stmt_t *s = orm__stmts_intern(&t, sql, NULL, 0, &err);
     assert_non_null(s);
-    assert_int_equal(s->seg, ORM_SEG_WRITE);
+    assert_int_equal(s->seg, ORM_SEG_APPEND);
   }
   for (int i = 0; i < 500; i++) {
     snprintf(sql, sizeof sql, "INSERT INTO t VALUES (%d)", i);
