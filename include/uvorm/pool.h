@@ -418,6 +418,8 @@ typedef struct {
   uint64_t prepared_hits;    /* named statements sent (each send, replays
                                 too) already prepared on their connection */
   uint64_t prepared_misses;  /* ... that had to be prepared there first */
+  uint64_t syncs;            /* pipeline syncs sent: segments, each one
+                                implicit transaction on the server */
 } orm_pool_stats_t;
 
 /* The most notices that wait for delivery; beyond it they are dropped. */

@@ -18,6 +18,8 @@ static int pipelined(const orm__conn_t *conn) {
 }
 
 size_t orm__conn_capacity(const orm__conn_t *conn) {
+  if (conn->awaiting)
+    return 0;
   return pipelined(conn) ? conn->pool->cfg.pipeline_depth : 1;
 }
 
@@ -110,6 +112,7 @@ void orm__conn_init(orm__conn_t *conn, orm_pool_t *pool) {
   conn->pool = pool;
   conn->fd = -1;
   conn->seg_key_len = -1;
+  conn->seg_clean = 1;
   orm__list_init(&conn->link);
   orm__list_init(&conn->held);
   uv_timer_init(pool->loop, &conn->timer); /* cannot fail */
@@ -233,17 +236,27 @@ void orm__conn_flush(orm__conn_t *conn) {
   arm(conn, r == 1 ? UV_READABLE | UV_WRITABLE : UV_READABLE);
 }
 
-static void segment_reset(orm__conn_t *conn) {
-  conn->unsynced = 0;
+/* A new implicit transaction: no writes, no row keys. */
+static void segment_writes_reset(orm__conn_t *conn) {
   conn->seg_writes = SEGW_NONE;
   conn->seg_key_len = -1;
+}
+
+static void segment_reset(orm__conn_t *conn) {
+  conn->unsynced = 0;
+  conn->seg_clean = 1;
+  conn->seg_hold = 0;
+  segment_writes_reset(conn);
 }
 
 /* Ends the open segment: 0, or ORM_ECONNLOST. A slot must be reserved. */
 static int segment_end(orm__conn_t *conn) {
   if (PQpipelineSync(conn->pg) != 1)
     return ORM_ECONNLOST;
-  slot_push(conn, SLOT_SYNC, NULL);
+  orm__slot_t *slot = slot_push(conn, SLOT_SYNC, NULL);
+  slot->stmt_id = (uint32_t)conn->seg_hold;
+  conn->awaiting |= conn->seg_hold;
+  conn->pool->stats.syncs++;
   segment_reset(conn);
   return 0;
 }
@@ -320,6 +333,14 @@ static int text_cmp(const char *a, const char *b) {
  * then schema and table), and any other write goes alone. A deadlock
  * that a trigger or function makes anyway is retried alone (may_retry). */
 static int segment_takes(const orm__conn_t *conn, const orm__request_t *req) {
+  /* Transactions share segments too, one after the other: BEGIN where
+   * nothing before it would become part of its transaction, COMMIT and
+   * ROLLBACK with the statements before them (segment_done() sorts out a
+   * failure). */
+  if (req->kind == REQ_BEGIN)
+    return conn->seg_clean;
+  if (orm__req_ends_tx(req))
+    return 1;
   if (req->seg == ORM_SEG_READ)
     return 1;
   if (req->seg == ORM_SEG_APPEND)
@@ -344,8 +365,21 @@ static int segment_takes(const orm__conn_t *conn, const orm__request_t *req) {
   return c >= 0;
 }
 
-/* `req` went into the open segment. */
+/* `req` goes into the open segment (conn->unsynced still counts what was
+ * there before it). */
 static void segment_joined(orm__conn_t *conn, const orm__request_t *req) {
+  int ends = orm__req_ends_tx(req);
+  /* A boundary behind other statements: if one of those fails, the server
+   * skips it (COMMIT: the session stays in the failed transaction; BEGIN:
+   * its transaction does not start), and nothing may follow on the wire
+   * until the segment's answer says which. */
+  if ((ends || req->kind == REQ_BEGIN) && conn->unsynced > 0)
+    conn->seg_hold = 1;
+  conn->seg_clean = ends;
+  if (ends) {
+    segment_writes_reset(conn); /* what follows is a new transaction */
+    return;
+  }
   if (req->seg == ORM_SEG_APPEND) {
     if (conn->seg_writes == SEGW_NONE)
       conn->seg_writes = SEGW_GROUPED;
@@ -378,8 +412,7 @@ int orm__conn_send(orm__conn_t *conn, orm__request_t *req) {
   /* A statement that cannot share an implicit transaction starts a segment
    * of its own, and ends it; so does a write the open segment cannot take;
    * BEGIN starts the one its transaction's statements join. */
-  if (pipe && conn->unsynced > 0 &&
-      (req->kind == REQ_BEGIN || !segment_takes(conn, req)) &&
+  if (pipe && conn->unsynced > 0 && !segment_takes(conn, req) &&
       segment_end(conn) != 0)
     return ORM_ECONNLOST;
   req->conn = conn;
@@ -415,10 +448,11 @@ int orm__conn_send(orm__conn_t *conn, orm__request_t *req) {
   if (send_query(conn, req) != 0)
     goto lost;
   slot_push(conn, SLOT_QUERY, req);
-  conn->unsynced += (size_t)pipe;
   segment_joined(conn, req);
+  conn->unsynced += (size_t)pipe;
   /* Failing, the request is in a slot: conn_lost fails it. */
-  if (pipe && (req->seg == ORM_SEG_OWN || conn->pool->cfg.sync_each))
+  if (pipe && ((req->seg == ORM_SEG_OWN && !orm__req_ends_tx(req)) ||
+               conn->pool->cfg.sync_each))
     return segment_end(conn);
   return 0;
 lost:
@@ -600,10 +634,8 @@ static retry_t may_retry(orm__conn_t *conn, orm__request_t *req, int shared) {
   return stale ? RETRY_YES : RETRY_NO;
 }
 
-/* Readies `req` to go again and adds it to `again`, which
- * resend_all() hands back to the pool in order. */
-static void resend(orm__conn_t *conn, orm__request_t *req, retry_t why,
-                   orm__link_t *again) {
+/* Readies `req` to go again. */
+static void replay_ready(orm__conn_t *conn, orm__request_t *req, retry_t why) {
   orm__req_untransform(req);
   if (req->result != NULL) {
     PQclear(req->result);
@@ -628,6 +660,13 @@ static void resend(orm__conn_t *conn, orm__request_t *req, retry_t why,
                                    : "its pipeline segment failed",
                   req->sql != NULL ? req->sql : "");
   }
+}
+
+/* Readies `req` to go again and adds it to `again`, which
+ * resend_all() hands back to the pool in order. */
+static void resend(orm__conn_t *conn, orm__request_t *req, retry_t why,
+                   orm__link_t *again) {
+  replay_ready(conn, req, why);
   orm__list_push_back(again, &req->link);
 }
 
@@ -687,10 +726,85 @@ static void query_answered(orm__conn_t *conn, orm__request_t *req) {
     check_tx_ended(conn);
 }
 
+/* BEGIN (just taken off the held list) was skipped for a failure ahead
+ * of it in the segment it shared: its transaction never started, and goes
+ * again whole, as if just issued. BEGIN joins `again`; the statements of
+ * the transaction that followed it go back to the front of its queue, in
+ * order, ahead of any issued since; the connection is its no more. */
+static void replay_tx(orm__conn_t *conn, orm__request_t *begin,
+                      orm__link_t *again) {
+  orm_tx_t *tx = begin->tx;
+  orm__link_t stmts;
+  orm__list_init(&stmts);
+  while (!orm__list_empty(&conn->held)) {
+    orm__request_t *req =
+        ORM__CONTAINER_OF(conn->held.next, orm__request_t, link);
+    if (req->tx != tx)
+      break;
+    orm__list_remove(&req->link);
+    req->conn = NULL;
+    replay_ready(conn, req, RETRY_FREE);
+    req->state = REQ_QUEUED;
+    orm__list_push_back(&stmts, &req->link);
+  }
+  while (!orm__list_empty(&stmts)) {
+    orm__link_t *last = stmts.prev;
+    orm__list_remove(last);
+    orm__list_push_front(&tx->queue, last);
+  }
+  if (tx->conn == conn) {
+    tx->conn = NULL;
+    conn->tx = NULL;
+    if (conn->state == CONN_PINNED)
+      orm__pool_conn_ready(conn->pool, conn);
+  }
+  resend(conn, begin, RETRY_FREE, again);
+}
+
+/* Whether held `req`, a BEGIN, was skipped for another's failure and its
+ * transaction can simply go again (nobody gave up on it). */
+static int begin_skipped(const orm__request_t *req, int failed) {
+  if (!failed || req->kind != REQ_BEGIN || req->abandoned ||
+      req->result == NULL ||
+      PQresultStatus(req->result) != PGRES_PIPELINE_ABORTED)
+    return 0;
+  const orm_tx_t *tx = req->tx;
+  if (tx == NULL || tx->dead || tx->pool == NULL)
+    return 0;
+  for (const orm__link_t *l = req->link.next; l != &req->conn->held;
+       l = l->next) {
+    const orm__request_t *r = ORM__CONTAINER_OF(l, orm__request_t, link);
+    if (r->tx != tx)
+      break;
+    if (r->abandoned)
+      return 0;
+  }
+  return 1;
+}
+
+/* A held segment's transaction that failed before its COMMIT, which the
+ * server skipped, leaves the session in the failed transaction: roll it
+ * back, ahead of anything else. */
+static void send_reset(orm__conn_t *conn) {
+  if (slots_reserve(conn, 2) != 0 ||
+      !PQsendQueryParams(conn->pg, "ROLLBACK", 0, NULL, NULL, NULL, NULL, 1)) {
+    conn_failed(conn, "could not roll back a failed transaction");
+    return;
+  }
+  slot_push(conn, SLOT_RESET, NULL);
+  if (segment_end(conn) != 0) {
+    conn_failed(conn, NULL);
+    return;
+  }
+  orm__conn_flush(conn);
+}
+
 /* The sync closing a segment is in: its statements committed together, or,
  * if one failed, none of them took effect. The failed one fails alone; its
- * neighbours (rolled back or skipped) go again. */
-static void segment_done(orm__conn_t *conn) {
+ * neighbours (rolled back or skipped) go again. Transactions in it ended
+ * by their own COMMIT or ROLLBACK; one skipped whole goes again. `held`:
+ * nothing was sent behind it (see segment_joined()). */
+static void segment_done(orm__conn_t *conn, int held) {
   orm_pool_t *pool = conn->pool;
   int failed = conn->segment_failed;
   int shared = conn->held.next != conn->held.prev; /* two or more */
@@ -701,6 +815,11 @@ static void segment_done(orm__conn_t *conn) {
   while (!orm__list_empty(&conn->held)) {
     orm__request_t *req =
         ORM__CONTAINER_OF(conn->held.next, orm__request_t, link);
+    if (begin_skipped(req, failed)) {
+      orm__list_remove(&req->link);
+      replay_tx(conn, req, &again);
+      continue;
+    }
     orm__list_remove(&req->link);
     req->conn = NULL;
     tx_end |= orm__req_ends_tx(req);
@@ -725,8 +844,22 @@ static void segment_done(orm__conn_t *conn) {
     }
   }
   resend_all(pool, &again);
-  if (tx_end)
-    check_tx_ended(conn);
+  if (!held) {
+    if (tx_end)
+      check_tx_ended(conn);
+    return;
+  }
+  /* Nothing follows on the wire: libpq's word on the session is exact. A
+   * transaction still on the connection owns whatever state it is in. */
+  conn->awaiting = 0;
+  orm__pool_kick(pool);
+  if (conn->pg == NULL || conn->tx != NULL)
+    return;
+  PGTransactionStatusType st = PQtransactionStatus(conn->pg);
+  if (st == PQTRANS_INERROR)
+    send_reset(conn);
+  else if (st != PQTRANS_IDLE)
+    conn_failed(conn, "a transaction's end left the session in a transaction");
 }
 
 static void prepare_answered(orm__conn_t *conn, orm__slot_t *slot,
@@ -806,7 +939,7 @@ static void check_done(orm__conn_t *conn, int ok) {
 /* Reads every complete answer libpq has. Callbacks run from here; after
  * each, the connection may have been failed or the pool closed. */
 static void process(orm__conn_t *conn) {
-  int check_ok = 1;
+  int check_ok = 1, reset_ok = 1;
   while (conn->pg != NULL && conn->slot_count > 0 && !PQisBusy(conn->pg)) {
     PGresult *res = PQgetResult(conn->pg);
     orm__slot_t *slot = slot_at(conn, 0);
@@ -837,15 +970,30 @@ static void process(orm__conn_t *conn) {
       slot_pop(conn);
       prepare_done(conn, req);
       break;
-    case SLOT_SYNC:
+    case SLOT_SYNC: {
       if (res == NULL || PQresultStatus(res) != PGRES_PIPELINE_SYNC) {
         PQclear(res);
         conn_failed(conn, "protocol out of step: expected a pipeline sync");
         return;
       }
       PQclear(res);
+      int held = slot->stmt_id != 0;
       slot_pop(conn);
-      segment_done(conn);
+      segment_done(conn, held);
+      break;
+    }
+    case SLOT_RESET:
+      if (res != NULL) {
+        if (PQresultStatus(res) != PGRES_COMMAND_OK)
+          reset_ok = 0;
+        PQclear(res);
+        break;
+      }
+      slot_pop(conn);
+      if (!reset_ok) {
+        conn_failed(conn, "could not roll back a failed transaction");
+        return;
+      }
       break;
     case SLOT_CHECK:
       if (res != NULL) {
@@ -941,6 +1089,7 @@ void orm__conn_fail_all(orm__conn_t *conn, int code, const char *why,
   }
   assert(conn->in_flight == 0);
   conn->in_flight = 0;
+  conn->awaiting = 0;
   segment_reset(conn);
   conn->segment_failed = 0;
 }

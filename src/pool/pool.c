@@ -160,6 +160,8 @@ void orm__pool_dispatch(orm_pool_t *pool) {
                                req->kind == REQ_BEGIN && req->tx->mode == TX_HANDED_OUT
                                    ? 0
                                    : pool->cfg.statement_timeout_ms);
+    if (req->kind == REQ_BEGIN && req->tx != NULL && req->tx->conn == conn)
+      orm__tx_pump(req->tx);
   }
 }
 

@@ -100,7 +100,8 @@ static inline int orm__req_ends_tx(const orm__request_t *req) {
 typedef enum {
   SLOT_QUERY,   /* a request's statement */
   SLOT_PREPARE, /* Parse of a statement, ahead of its first use */
-  SLOT_SYNC,    /* end of a segment */
+  SLOT_SYNC,    /* end of a segment (stmt_id 1: a held one) */
+  SLOT_RESET,   /* ROLLBACK of a transaction a held segment left failed */
   SLOT_CHECK    /* health check */
 } orm__slot_kind_t;
 
@@ -161,6 +162,15 @@ struct orm__conn_s {
    * number of inserts and keyed writes, or one other write; and the
    * greatest row key written, as bytes (length -1: none yet). */
   orm__seg_writes_t seg_writes;
+  /* Transactions in the open segment: it is empty or ends with COMMIT or
+   * ROLLBACK (a BEGIN may join: nothing before it would become part of
+   * its transaction); it holds a transaction boundary after other
+   * statements, whose fate hangs on theirs (its sync must be answered
+   * before anything follows: see segment_done()). */
+  int seg_clean;
+  int seg_hold;
+  /* Such a sync is on the wire: nothing more is sent until it is in. */
+  int awaiting;
   int seg_key_len;
   const char *seg_schema;
   const char *seg_table;
@@ -400,6 +410,10 @@ void orm__tx_end_done(orm_tx_t *tx, int status);
 void orm__tx_unpin(orm_tx_t *tx);
 /* Sends waiting transaction statements on their pinned connections. */
 void orm__tx_pump_all(orm_pool_t *pool);
+/* ... of one transaction, whose BEGIN was just sent: statements issued
+ * with it follow at once, and once its COMMIT is out the connection can
+ * take the next BEGIN in the same turn. `tx` may be gone after. */
+void orm__tx_pump(orm_tx_t *tx);
 int orm__tx_submit(orm_tx_t *tx, const char *sql, orm__stmt_hint_t *hint,
                    const orm__params_in_t *in, orm__transform_fn transform,
                    void *const *ctx,

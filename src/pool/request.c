@@ -266,6 +266,21 @@ void orm__req_finish(orm__request_t *req, orm__when_t when) {
                                            : ORM_ESERVER;
     break;
   case PGRES_PIPELINE_ABORTED:
+    /* Behind a statement of its transaction that failed: the transaction
+     * is rolled back all the same (the connection's session is, before
+     * anything else runs on it: see segment_done). */
+    if (req->kind == REQ_ROLLBACK)
+      break;
+    if (req->kind == REQ_COMMIT) {
+      /* Behind a statement of its transaction that failed: rolled back,
+       * as the server answers a COMMIT sent after the failure. */
+      req->future.error.sqlstate = "25P02";
+      orm__future_set_message(&req->future,
+                              "COMMIT rolled back: a statement of the "
+                              "transaction had failed");
+      status = ORM_ESERVER;
+      break;
+    }
     /* Sent in the same segment behind a statement that failed: the server
      * skipped it. Inside a transaction that is "in failed transaction". */
     if (req->tx != NULL)

@@ -168,50 +168,63 @@ static void release_conn(orm_tx_t *tx, orm__conn_t *conn) {
   orm__pool_conn_ready(tx->pool, conn);
 }
 
+/* Sends what waits in `tx`'s queue on its pinned connection, as far as
+ * the connection takes it. 0, or 1 when a failure may have ended other
+ * transactions, this one among them (it may be gone). */
+static int pump(orm_pool_t *pool, orm_tx_t *tx) {
+  orm__conn_t *conn = tx->conn;
+  while (conn != NULL && conn->state == CONN_PINNED && conn->pg != NULL &&
+         !orm__list_empty(&tx->queue) &&
+         conn->in_flight < orm__conn_capacity(conn)) {
+    orm__request_t *req =
+        ORM__CONTAINER_OF(tx->queue.next, orm__request_t, link);
+    orm__list_remove(&req->link);
+    int rc = orm__conn_send(conn, req);
+    if (rc == ORM_ENOMEM) {
+      /* Not sent. What follows it must not run without it, and the
+       * callbacks run later: this is no place for one to close the
+       * pool. COMMIT or ROLLBACK that could not go out ends the
+       * transaction as a lost connection does (the connection is reset
+       * when it comes back in a transaction). */
+      int end = orm__req_ends_tx(req);
+      orm__req_complete(req, ORM_ENOMEM, ORM__LATER);
+      if (!end) {
+        snprintf(tx->why, sizeof tx->why,
+                 "an earlier statement of the transaction could not be "
+                 "sent: out of memory");
+        tx_die(tx, ORM_ENOMEM, ORM__LATER);
+      }
+      return 1; /* either may have freed the transaction */
+    } else if (rc != 0) {
+      /* Back in the queue only if it never reached a slot: one that did
+       * is failed with the connection (and would complete twice). */
+      if (req->state == REQ_QUEUED)
+        orm__list_push_front(&tx->queue, &req->link);
+      orm__pool_conn_failed(pool, conn, NULL); /* fails the transaction */
+      /* That may have ended other transactions (their COMMIT was still
+       * in the connection's slots). */
+      return 1;
+    } else {
+      orm__future_owner_deadline(&req->future,
+                                 pool->cfg.statement_timeout_ms);
+      if (orm__req_ends_tx(req)) {
+        release_conn(tx, conn);
+        return 0;
+      }
+    }
+  }
+  return 0;
+}
+
+void orm__tx_pump(orm_tx_t *tx) { (void)pump(tx->pool, tx); }
+
 void orm__tx_pump_all(orm_pool_t *pool) {
 restart:
   for (orm__link_t *l = pool->txs.next; l != &pool->txs;) {
     orm_tx_t *tx = ORM__CONTAINER_OF(l, orm_tx_t, link);
     l = l->next;
-    orm__conn_t *conn = tx->conn;
-    while (conn != NULL && conn->state == CONN_PINNED && conn->pg != NULL &&
-           !orm__list_empty(&tx->queue) &&
-           conn->in_flight < orm__conn_capacity(conn)) {
-      orm__request_t *req =
-          ORM__CONTAINER_OF(tx->queue.next, orm__request_t, link);
-      orm__list_remove(&req->link);
-      int rc = orm__conn_send(conn, req);
-      if (rc == ORM_ENOMEM) {
-        /* Not sent. What follows it must not run without it, and the
-         * callbacks run later: this is no place for one to close the
-         * pool. COMMIT or ROLLBACK that could not go out ends the
-         * transaction as a lost connection does (the connection is reset
-         * when it comes back in a transaction). */
-        int end = orm__req_ends_tx(req);
-        orm__req_complete(req, ORM_ENOMEM, ORM__LATER);
-        if (!end) {
-          snprintf(tx->why, sizeof tx->why,
-                   "an earlier statement of the transaction could not be "
-                   "sent: out of memory");
-          tx_die(tx, ORM_ENOMEM, ORM__LATER);
-        }
-        goto restart; /* either may have freed the transaction */
-      } else if (rc != 0) {
-        /* Back in the queue only if it never reached a slot: one that did
-         * is failed with the connection (and would complete twice). */
-        if (req->state == REQ_QUEUED)
-          orm__list_push_front(&tx->queue, &req->link);
-        orm__pool_conn_failed(pool, conn, NULL); /* fails the transaction */
-        /* That may have ended other transactions, the next one in the list
-         * among them (their COMMIT was still in the connection's slots). */
-        goto restart;
-      } else {
-        orm__future_owner_deadline(&req->future,
-                                   pool->cfg.statement_timeout_ms);
-        if (orm__req_ends_tx(req))
-          release_conn(tx, conn);
-      }
-    }
+    if (pump(pool, tx))
+      goto restart;
   }
 }
 

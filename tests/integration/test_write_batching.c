@@ -293,6 +293,211 @@ static void test_lost_connection_never_replays_writes(void **state) {
   orm_fx_close(&fx);
 }
 
+/* ---- transactions sharing segments ------------------------------------------ */
+
+static uint64_t syncs(void) {
+  orm_pool_stats_t st;
+  assert_int_equal(orm_pool_stats(fx.pool, &st), 0);
+  return st.syncs;
+}
+
+typedef struct {
+  orm_tx_t *tx;
+  entry_t row;
+  char email[32];
+  orm_step_t insert;
+  orm_step_t commit;
+} tx_unit_t;
+
+/* BEGIN, an insert and COMMIT, issued at once. */
+static void issue_tx(tx_unit_t *u, const char *email) {
+  snprintf(u->email, sizeof u->email, "%s", email);
+  u->row = (entry_t){.email = u->email};
+  u->insert = (orm_step_t){0};
+  u->commit = (orm_step_t){0};
+  assert_int_equal(orm_tx_begin(fx.pool, &u->tx), 0);
+  assert_int_equal(orm_insert_async(orm_tx_exec(u->tx), entry_model(), &u->row,
+                                    orm_fx_on_step, &u->insert, NULL),
+                   0);
+  assert_int_equal(
+      orm_tx_commit_async(u->tx, orm_fx_on_step, &u->commit, NULL), 0);
+}
+
+static void wait_units(tx_unit_t *u, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    orm_fx_wait(&fx, &u[i].insert, 1);
+    orm_fx_wait(&fx, &u[i].commit, 1);
+  }
+  orm_fx_run_ms(&fx, 50);
+  for (size_t i = 0; i < n; i++)
+    if (u[i].insert.done != 1 || u[i].commit.done != 1)
+      fail_msg("transaction %zu: callbacks ran %d and %d times", i,
+               u[i].insert.done, u[i].commit.done);
+}
+
+static int64_t email_count(const char *email) {
+  char q[256];
+  snprintf(q, sizeof q, "SELECT count(*) FROM entries WHERE email = '%s'", email);
+  return orm_fx_int(&fx, q);
+}
+
+/* Transactions issued together go in one flight, each its own transaction
+ * on the server (BEGIN ... COMMIT), with one sync for all. */
+static void test_transactions_share_a_segment(void **state) {
+  open_pool(1);
+  enum { T = 20 };
+  tx_unit_t u[T];
+  uint64_t before = syncs();
+  for (int i = 0; i < T; i++) {
+    char email[32];
+    snprintf(email, sizeof email, "t%d@example.com", i);
+    issue_tx(&u[i], email);
+  }
+  wait_units(u, T);
+  for (int i = 0; i < T; i++) {
+    assert_int_equal(u[i].insert.status, 0);
+    assert_int_equal(u[i].commit.status, 0);
+    assert_true(u[i].row.id > 0);
+  }
+  assert_int_equal(orm_fx_int(&fx, "SELECT count(DISTINCT xid) FROM entries"), T);
+  assert_true(syncs() - before <= 2);
+  assert_int_equal(resends(), 0);
+  orm_fx_close(&fx);
+}
+
+/* One transaction of twenty fails in the middle of their shared flight:
+ * it fails alone (its COMMIT reports the rollback), the ones before it
+ * committed, the ones after it, which the server skipped, go again and
+ * commit exactly once, and the session the failure left in a failed
+ * transaction is rolled back without losing the connection. */
+static void test_failed_transaction_fails_alone(void **state) {
+  open_pool(1);
+  orm_fx_sql(&fx, "INSERT INTO entries (email) VALUES ('u10@example.com')");
+  enum { T = 20 };
+  tx_unit_t u[T];
+  uint64_t before = resends();
+  for (int i = 0; i < T; i++) {
+    char email[32];
+    snprintf(email, sizeof email, "u%d@example.com", i);
+    issue_tx(&u[i], email);
+  }
+  /* Autocommit inserts behind them in the same flight. */
+  entry_t rows[5];
+  char emails[5][32];
+  orm_step_t steps[5];
+  for (int i = 0; i < 5; i++) {
+    snprintf(emails[i], sizeof emails[i], "v%d@example.com", i);
+    rows[i] = (entry_t){.email = emails[i]};
+    steps[i] = (orm_step_t){0};
+    assert_int_equal(orm_insert_async(fx.pool, entry_model(), &rows[i],
+                                      orm_fx_on_step, &steps[i], NULL),
+                     0);
+  }
+  wait_units(u, T);
+  wait_all(steps, 5);
+  for (int i = 0; i < T; i++) {
+    if (i == 10) {
+      assert_int_equal(u[i].insert.status, ORM_ESERVER);
+      assert_string_equal(u[i].insert.sqlstate, "23505");
+      assert_int_equal(u[i].commit.status, ORM_ESERVER);
+      assert_string_equal(u[i].commit.sqlstate, "25P02");
+      continue;
+    }
+    if (u[i].insert.status != 0 || u[i].commit.status != 0)
+      fail_msg("transaction %d: insert %s, commit %s", i,
+               orm_err_name(u[i].insert.status),
+               orm_err_name(u[i].commit.status));
+    assert_int_equal(email_count(u[i].email), 1);
+  }
+  for (int i = 0; i < 5; i++) {
+    assert_int_equal(steps[i].status, 0);
+    assert_int_equal(email_count(emails[i]), 1);
+  }
+  assert_int_equal(email_count("u10@example.com"), 1);
+  assert_int_equal(orm_fx_int(&fx, "SELECT count(*) FROM entries"), T + 5);
+  /* The nine after it went again whole: BEGIN, insert, COMMIT. */
+  assert_true(resends() - before >= 9 * 3);
+  orm_pool_stats_t st;
+  orm_pool_stats(fx.pool, &st);
+  assert_int_equal(st.reconnects, 0);
+  assert_int_equal(st.connects, 1);
+  orm_fx_close(&fx);
+}
+
+/* A transaction whose BEGIN shares a flight behind another's COMMIT sends
+ * nothing more until that flight is answered: had its BEGIN been skipped,
+ * a statement sent after it would run outside any transaction. Here the
+ * first transaction fails, the second's BEGIN is skipped and goes again,
+ * and its later statement still lands in its own transaction. */
+static void test_statements_wait_for_a_shared_begin(void **state) {
+  open_pool(1);
+  orm_fx_sql(&fx, "INSERT INTO entries (email) VALUES ('w0@example.com')");
+  tx_unit_t first;
+  issue_tx(&first, "w0@example.com"); /* fails: taken */
+  orm_tx_t *tx;
+  assert_int_equal(orm_tx_begin(fx.pool, &tx), 0);
+  entry_t x = {.email = "w1@example.com"}, y = {.email = "w2@example.com"};
+  orm_step_t sx = {0}, sy = {0}, commit = {0};
+  assert_int_equal(orm_insert_async(orm_tx_exec(tx), entry_model(), &x,
+                                    orm_fx_on_step, &sx, NULL),
+                   0);
+  /* Out on the wire, unanswered: the next statement comes a turn later. */
+  uv_run(&fx.loop, UV_RUN_NOWAIT);
+  assert_int_equal(sx.done, 0);
+  assert_int_equal(orm_insert_async(orm_tx_exec(tx), entry_model(), &y,
+                                    orm_fx_on_step, &sy, NULL),
+                   0);
+  assert_int_equal(orm_tx_commit_async(tx, orm_fx_on_step, &commit, NULL), 0);
+  wait_units(&first, 1);
+  orm_fx_wait(&fx, &sx, 1);
+  orm_fx_wait(&fx, &sy, 1);
+  orm_fx_wait(&fx, &commit, 1);
+  assert_int_equal(first.insert.status, ORM_ESERVER);
+  assert_int_equal(first.commit.status, ORM_ESERVER);
+  assert_int_equal(sx.status, 0);
+  assert_int_equal(sy.status, 0);
+  assert_int_equal(commit.status, 0);
+  assert_true(resends() > 0); /* the second's BEGIN went again */
+  assert_int_equal(
+      orm_fx_int(&fx, "SELECT count(DISTINCT xid) FROM entries WHERE email IN "
+                      "('w1@example.com', 'w2@example.com')"),
+      1);
+  assert_int_equal(orm_fx_int(&fx, "SELECT count(*) FROM entries"), 3);
+  orm_fx_close(&fx);
+}
+
+/* A COMMIT that fails itself (a deferred unique constraint) with the next
+ * transaction behind it in the flight: it reports its error, the next one
+ * goes again and commits. */
+static void test_failed_commit_replays_the_next(void **state) {
+  open_pool(1);
+  orm_fx_sql(&fx, "CREATE TABLE deferred (id int, CONSTRAINT deferred_u "
+                  "UNIQUE (id) DEFERRABLE INITIALLY DEFERRED)");
+  orm_tx_t *t1;
+  assert_int_equal(orm_tx_begin(fx.pool, &t1), 0);
+  orm_step_t a = {0}, b = {0}, c1 = {0};
+  assert_int_equal(orm_query_async(orm_tx_exec(t1),
+                                   "INSERT INTO deferred VALUES (1), (1)", NULL,
+                                   0, orm_fx_on_step, &a, NULL),
+                   0);
+  assert_int_equal(orm_tx_commit_async(t1, orm_fx_on_step, &c1, NULL), 0);
+  tx_unit_t second;
+  issue_tx(&second, "x1@example.com");
+  (void)b;
+  orm_fx_wait(&fx, &a, 1);
+  orm_fx_wait(&fx, &c1, 1);
+  wait_units(&second, 1);
+  assert_int_equal(a.status, 0);
+  assert_int_equal(c1.status, ORM_ESERVER);
+  assert_string_equal(c1.sqlstate, "23505");
+  assert_int_equal(second.insert.status, 0);
+  assert_int_equal(second.commit.status, 0);
+  assert_int_equal(email_count("x1@example.com"), 1);
+  assert_int_equal(orm_fx_int(&fx, "SELECT count(*) FROM deferred"), 0);
+  assert_true(resends() > 0);
+  orm_fx_close(&fx);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_inserts_share_a_segment),
@@ -300,6 +505,10 @@ int main(void) {
       cmocka_unit_test(test_keyed_writes_share_in_key_order),
       cmocka_unit_test(test_keyed_writes_do_not_deadlock),
       cmocka_unit_test(test_lost_connection_never_replays_writes),
+      cmocka_unit_test(test_transactions_share_a_segment),
+      cmocka_unit_test(test_failed_transaction_fails_alone),
+      cmocka_unit_test(test_statements_wait_for_a_shared_begin),
+      cmocka_unit_test(test_failed_commit_replays_the_next),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
