@@ -578,14 +578,13 @@ int (orm_update_async)(orm_exec_t *exec, const orm_model_t *model,
     return call_run_keyed(&c, "update", &c.sql->update, 1, NULL, NULL, cb,
                           data, out);
   }
-  orm__sql_stmt_t stmt;
-  if ((rc = orm__model_sql_update_fields(c.sql, fields, &stmt)) != 0)
+  orm__sql_stmt_t *stmt;
+  if ((rc = orm__model_sql_update_cached(c.sql, fields, &stmt)) != 0)
     return rc;
-  rc = orm__params_bind_row(c.params, model, &stmt, row);
-  if (rc == 0)
-    rc = call_run_keyed(&c, "update", &stmt, 1, NULL, NULL, cb, data, out);
-  orm__free(stmt.sql);
-  return rc;
+  rc = orm__params_bind_row(c.params, model, stmt, row);
+  return rc != 0 ? rc
+                 : call_run_keyed(&c, "update", stmt, 1, NULL, NULL, cb, data,
+                                  out);
 }
 
 int (orm_delete_async)(orm_exec_t *exec, const orm_model_t *model,

@@ -449,6 +449,8 @@ void orm__model_sql_free(orm__model_sql_t *s) {
     orm__free(s->insert_with[i].sql);
   orm__free(s->insert_with);
   orm__free(s->insert_with_child);
+  for (size_t i = 0; i < ORM__UPDATE_MASKS; i++)
+    orm__free(s->update_masks[i].sql);
   orm__free(s->find_by);
   orm__free(s->upsert);
   orm__free(s);
@@ -461,6 +463,26 @@ int orm__model_sql_update_fields(const orm__model_sql_t *s, uint64_t fields,
       (fields & (UINT64_C(1) << s->pk)) != 0)
     return ORM_EINVAL;
   return build_update(s, fields, out);
+}
+
+int orm__model_sql_update_cached(orm__model_sql_t *s, uint64_t fields,
+                                 orm__sql_stmt_t **out) {
+  for (size_t i = 0; i < ORM__UPDATE_MASKS; i++) {
+    if (s->update_masks[i].sql != NULL && s->update_mask_keys[i] == fields) {
+      *out = &s->update_masks[i];
+      return 0;
+    }
+  }
+  orm__sql_stmt_t st;
+  int rc = orm__model_sql_update_fields(s, fields, &st);
+  if (rc != 0)
+    return rc;
+  size_t i = s->update_mask_next++ % ORM__UPDATE_MASKS;
+  orm__free(s->update_masks[i].sql);
+  s->update_masks[i] = st;
+  s->update_mask_keys[i] = fields;
+  *out = &s->update_masks[i];
+  return 0;
 }
 
 int orm__model_sql_insert_with(const orm__model_sql_t *parent,

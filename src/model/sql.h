@@ -91,6 +91,8 @@ typedef struct {
   orm__stmt_hint_t hint; /* the pool's statement for `sql` */
 } orm__sql_stmt_t;
 
+#define ORM__UPDATE_MASKS 8
+
 typedef struct {
   const orm_model_t *model;
   int pk;              /* the primary key's field index */
@@ -113,6 +115,11 @@ typedef struct {
    * binds. */
   orm__sql_stmt_t *insert_with;
   uint64_t *insert_with_child;
+  /* UPDATEs of named fields, by field mask, built on first use: the last
+   * ORM__UPDATE_MASKS masks used (sql NULL: free). */
+  orm__sql_stmt_t update_masks[ORM__UPDATE_MASKS];
+  uint64_t update_mask_keys[ORM__UPDATE_MASKS];
+  unsigned update_mask_next;
 } orm__model_sql_t;
 
 /* Checks `model` (orm_model_check_detail) and builds its statements.
@@ -126,6 +133,11 @@ void orm__model_sql_free(orm__model_sql_t *sql);
  * primary key; generated fields may be named), by primary key, RETURNING
  * the columns. out->sql comes from orm__malloc(): the caller frees it.
  * Returns 0, ORM_EINVAL or ORM_ENOMEM. */
+/* The UPDATE of `fields` from `sql`'s cache, built there on first use
+ * (the statement stays valid until ORM__UPDATE_MASKS other masks have been
+ * used after it). 0, ORM_EINVAL or ORM_ENOMEM. */
+int orm__model_sql_update_cached(orm__model_sql_t *sql, uint64_t fields,
+                                 orm__sql_stmt_t **out);
 int orm__model_sql_update_fields(const orm__model_sql_t *sql, uint64_t fields,
                                  orm__sql_stmt_t *out);
 

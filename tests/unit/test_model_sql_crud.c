@@ -267,6 +267,32 @@ static void test_crud_sql_users(void **state) {
   orm__model_sql_free(s);
 }
 
+/* UPDATEs of named fields are built once per mask and kept for the last
+ * ORM__UPDATE_MASKS masks used. */
+static void test_update_masks_cached(void **state) {
+  orm__model_sql_t *s;
+  assert_int_equal(orm__model_sql_new(&s, agent_model(), NULL), 0);
+  orm__sql_stmt_t *a, *b, *again;
+  assert_int_equal(orm__model_sql_update_cached(s, UINT64_C(1) << 2, &a), 0);
+  assert_string_equal(a->sql, "UPDATE \"agents\" SET \"name\" = $1 WHERE "
+                              "\"id\" = $2 RETURNING " AGENT_COLS);
+  assert_int_equal(orm__model_sql_update_cached(s, UINT64_C(1) << 2, &again), 0);
+  assert_ptr_equal(again, a); /* built once */
+  assert_int_equal(orm__model_sql_update_cached(s, 0, &b), ORM_EINVAL);
+  assert_int_equal(orm__model_sql_update_cached(s, 1, &b), ORM_EINVAL); /* pk */
+  /* Seven more masks fill the cache; the eighth evicts the oldest. */
+  for (int f = 1; f <= 8; f++)
+    if (f != 2)
+      assert_int_equal(orm__model_sql_update_cached(s, UINT64_C(1) << f, &b), 0);
+  assert_int_equal(orm__model_sql_update_cached(s, 0x6, &b), 0);
+  assert_ptr_equal(b, a); /* the slot of the oldest, now another mask */
+  assert_int_equal(b->fields, 0x6);
+  assert_int_equal(orm__model_sql_update_cached(s, UINT64_C(1) << 2, &b), 0);
+  assert_string_equal(b->sql, "UPDATE \"agents\" SET \"name\" = $1 WHERE "
+                              "\"id\" = $2 RETURNING " AGENT_COLS);
+  orm__model_sql_free(s);
+}
+
 static void test_crud_sql_agents(void **state) {
   orm__model_sql_t *s;
   assert_int_equal(orm__model_sql_new(&s, agent_model(), NULL), 0);
@@ -395,6 +421,7 @@ int main(void) {
       C(test_declared_models),
       C(test_bad_descriptors),
       C(test_crud_sql_users),
+      C(test_update_masks_cached),
       C(test_crud_sql_agents),
       C(test_crud_sql_quoting),
       C(test_crud_sql_all_generated),
