@@ -207,6 +207,15 @@ void orm__req_untransform(orm__request_t *req) {
   f->error_text[0] = '\0';
 }
 
+/* A COMMIT that committed nothing: a statement of its transaction failed.
+ * Reported as an error, so that success always means committed. */
+static int commit_rolled_back(orm__request_t *req) {
+  req->future.error.sqlstate = "25P02";
+  orm__future_set_message(&req->future, "COMMIT rolled back: a statement of "
+                                        "the transaction had failed");
+  return ORM_ESERVER;
+}
+
 /* A write ran, but its answer could not be made into the value: say so,
  * or a caller that retries writes twice. */
 static void mark_applied(orm_future_t *f) {
@@ -243,11 +252,7 @@ void orm__req_finish(orm__request_t *req, orm__when_t when) {
                strcmp(PQcmdStatus(res), "ROLLBACK") == 0) {
       /* The server answers COMMIT of a failed transaction by rolling it
        * back, without an error: nothing was committed. */
-      req->future.error.sqlstate = "25P02";
-      orm__future_set_message(&req->future,
-                              "COMMIT rolled back: a statement of the "
-                              "transaction had failed");
-      status = ORM_ESERVER;
+      status = commit_rolled_back(req);
     }
     break;
   case PGRES_FATAL_ERROR:
@@ -272,13 +277,9 @@ void orm__req_finish(orm__request_t *req, orm__when_t when) {
     if (req->kind == REQ_ROLLBACK)
       break;
     if (req->kind == REQ_COMMIT) {
-      /* Behind a statement of its transaction that failed: rolled back,
-       * as the server answers a COMMIT sent after the failure. */
-      req->future.error.sqlstate = "25P02";
-      orm__future_set_message(&req->future,
-                              "COMMIT rolled back: a statement of the "
-                              "transaction had failed");
-      status = ORM_ESERVER;
+      /* Rolled back, as the server answers a COMMIT sent after the
+       * failure. */
+      status = commit_rolled_back(req);
       break;
     }
     /* Sent in the same segment behind a statement that failed: the server

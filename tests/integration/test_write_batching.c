@@ -81,9 +81,9 @@ static void wait_all(orm_step_t *steps, size_t n) {
 
 enum { N = 100 };
 
-static void issue_inserts(entry_t *rows, char (*emails)[32], orm_step_t *steps,
-                          const char *prefix) {
-  for (int i = 0; i < N; i++) {
+static void issue_inserts_n(entry_t *rows, char (*emails)[32],
+                            orm_step_t *steps, int n, const char *prefix) {
+  for (int i = 0; i < n; i++) {
     snprintf(emails[i], sizeof emails[i], "%s%d@example.com", prefix, i);
     rows[i] = (entry_t){.email = emails[i]};
     steps[i] = (orm_step_t){0};
@@ -91,6 +91,11 @@ static void issue_inserts(entry_t *rows, char (*emails)[32], orm_step_t *steps,
                                       orm_fx_on_step, &steps[i], NULL),
                      0);
   }
+}
+
+static void issue_inserts(entry_t *rows, char (*emails)[32], orm_step_t *steps,
+                          const char *prefix) {
+  issue_inserts_n(rows, emails, steps, N, prefix);
 }
 
 static void test_inserts_share_a_segment(void **state) {
@@ -323,6 +328,15 @@ static void issue_tx(tx_unit_t *u, const char *email) {
       orm_tx_commit_async(u->tx, orm_fx_on_step, &u->commit, NULL), 0);
 }
 
+/* `n` of them, emails PREFIX0@example.com ... */
+static void issue_txs(tx_unit_t *u, int n, const char *prefix) {
+  for (int i = 0; i < n; i++) {
+    char email[32];
+    snprintf(email, sizeof email, "%s%d@example.com", prefix, i);
+    issue_tx(&u[i], email);
+  }
+}
+
 static void wait_units(tx_unit_t *u, size_t n) {
   for (size_t i = 0; i < n; i++) {
     orm_fx_wait(&fx, &u[i].insert, 1);
@@ -348,11 +362,7 @@ static void test_transactions_share_a_segment(void **state) {
   enum { T = 20 };
   tx_unit_t u[T];
   uint64_t before = syncs();
-  for (int i = 0; i < T; i++) {
-    char email[32];
-    snprintf(email, sizeof email, "t%d@example.com", i);
-    issue_tx(&u[i], email);
-  }
+  issue_txs(u, T, "t");
   wait_units(u, T);
   for (int i = 0; i < T; i++) {
     assert_int_equal(u[i].insert.status, 0);
@@ -376,23 +386,12 @@ static void test_failed_transaction_fails_alone(void **state) {
   enum { T = 20 };
   tx_unit_t u[T];
   uint64_t before = resends();
-  for (int i = 0; i < T; i++) {
-    char email[32];
-    snprintf(email, sizeof email, "u%d@example.com", i);
-    issue_tx(&u[i], email);
-  }
+  issue_txs(u, T, "u");
   /* Autocommit inserts behind them in the same flight. */
   entry_t rows[5];
   char emails[5][32];
   orm_step_t steps[5];
-  for (int i = 0; i < 5; i++) {
-    snprintf(emails[i], sizeof emails[i], "v%d@example.com", i);
-    rows[i] = (entry_t){.email = emails[i]};
-    steps[i] = (orm_step_t){0};
-    assert_int_equal(orm_insert_async(fx.pool, entry_model(), &rows[i],
-                                      orm_fx_on_step, &steps[i], NULL),
-                     0);
-  }
+  issue_inserts_n(rows, emails, steps, 5, "v");
   wait_units(u, T);
   wait_all(steps, 5);
   for (int i = 0; i < T; i++) {
