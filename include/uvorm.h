@@ -9,5 +9,6 @@
 #include "uvorm/pool.h"
 #include "uvorm/model.h"
 #include "uvorm/migrate.h"
+#include "uvorm/stream.h"
 
 #endif /* UVORM_H */

@@ -170,6 +170,12 @@ typedef struct {
   orm_log_cb on_log;             /* the runtime's events, with `data`: none
                                     (silent) */
   orm_log_level_t log_level;     /* the least level logged: ORM_LOG_DEBUG */
+  bool transaction_pooling;      /* the server is behind a pooler in
+                                    transaction mode (PgBouncer's
+                                    pool_mode=transaction): implies
+                                    no_prepare, and what needs a session of
+                                    its own is refused with ORM_ENOTSUP
+                                    (LISTEN). Off */
 } orm_pool_config_t;
 
 /* Opens a pool and starts connecting min_conns connections; it returns at

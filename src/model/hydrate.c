@@ -494,6 +494,13 @@ int orm__hydrate_block(orm_rows_t **out, const orm_model_t *model,
   return 0;
 }
 
+int orm__hydrate_row_planned(const orm_model_t *model,
+                             const orm__hydrate_plan_t *plan,
+                             const PGresult *res, int row, void *dst,
+                             orm__arena_t *arena, orm_model_error_t *err) {
+  return fill_rows(model, plan, res, row, 1, dst, arena, err);
+}
+
 int orm__hydrate_into(const orm_model_t *model, const PGresult *res, int row,
                       void *dst, uint64_t fields, orm__arena_t *arena,
                       orm_model_error_t *err) {

@@ -95,4 +95,12 @@ int orm__hydrate_into_cols(const orm_model_t *model, const PGresult *res,
                            uint64_t fields, orm__arena_t *arena,
                            orm_model_error_t *err);
 
+/* Decodes row `row` of `res` into the struct at `dst` (zeroed first) by a
+ * plan made for a result of the same shape: the rows of a stream, one
+ * single-row result each, planned once. Returns what orm__hydrate() does. */
+int orm__hydrate_row_planned(const orm_model_t *model,
+                             const orm__hydrate_plan_t *plan,
+                             const PGresult *res, int row, void *dst,
+                             orm__arena_t *arena, orm_model_error_t *err);
+
 #endif /* ORM_MODEL_HYDRATE_H */

@@ -18,7 +18,7 @@ static int pipelined(const orm__conn_t *conn) {
 }
 
 size_t orm__conn_capacity(const orm__conn_t *conn) {
-  if (conn->awaiting)
+  if (conn->awaiting || conn->lease != NULL)
     return 0;
   return pipelined(conn) ? conn->pool->cfg.pipeline_depth : 1;
 }
@@ -102,8 +102,13 @@ static void arm(orm__conn_t *conn, int events) {
   if (conn->poll == NULL || events == conn->poll_events)
     return;
   conn->poll_events = events;
-  uv_poll_start(conn->poll, events, on_poll);
+  if (events == 0)
+    uv_poll_stop(conn->poll);
+  else
+    uv_poll_start(conn->poll, events, on_poll);
 }
+
+void orm__conn_arm(orm__conn_t *conn, int events) { arm(conn, events); }
 
 /* ---- connecting --------------------------------------------------------- */
 
@@ -1017,6 +1022,9 @@ static void process(orm__conn_t *conn) {
    * abandoned behind others goes out only when it reaches the front. */
   if (conn->pg != NULL)
     cancel_if_abandoned(conn);
+  /* A lease waits for everything sent before it to be answered. */
+  if (conn->pg != NULL && conn->lease != NULL && conn->slot_count == 0)
+    orm__lease_maybe_start(conn);
 }
 
 static void on_poll(uv_poll_t *handle, int status, int events) {
@@ -1024,6 +1032,10 @@ static void on_poll(uv_poll_t *handle, int status, int events) {
   if (conn->state == CONN_CONNECTING) {
     /* libuv reports POLLERR as an error status; libpq reads the cause. */
     connect_step(conn);
+    return;
+  }
+  if (conn->lease_started) {
+    conn->lease->lease_ops->io(conn->lease, status, events);
     return;
   }
   if (status < 0)
@@ -1092,6 +1104,8 @@ void orm__conn_fail_all(orm__conn_t *conn, int code, const char *why,
   conn->awaiting = 0;
   segment_reset(conn);
   conn->segment_failed = 0;
+  if (conn->lease != NULL)
+    orm__lease_conn_lost(conn, code, why, when);
 }
 
 

@@ -116,7 +116,8 @@ void orm__pool_dispatch(orm_pool_t *pool) {
     orm__request_t *req =
         ORM__CONTAINER_OF(pool->queue.next, orm__request_t, link);
     int all_busy;
-    orm__conn_t *conn = pick(pool, req->kind == REQ_BEGIN, &all_busy);
+    orm__conn_t *conn = pick(
+        pool, req->kind == REQ_BEGIN || req->kind == REQ_LEASE, &all_busy);
     if (all_busy && pool->nconns < pool->cfg.max_conns &&
         orm__list_empty(&pool->connecting) && orm__list_empty(&pool->broken))
       new_conn(pool);
@@ -124,6 +125,10 @@ void orm__pool_dispatch(orm_pool_t *pool) {
       break;
     orm__list_remove(&req->link);
     pool->queued--;
+    if (req->kind == REQ_LEASE) {
+      orm__lease_assign(conn, req);
+      continue;
+    }
     if (req->kind == REQ_BEGIN) {
       orm__list_remove(&conn->link);
       orm__list_push_back(&pool->pinned, &conn->link);
@@ -191,6 +196,11 @@ static void on_work(orm__sched_t *sched) {
   }
   if (pool->explain != NULL)
     orm__explain_submit(pool);
+  orm__lease_poke_all(pool);
+  if (pool->listener != NULL) {
+    orm__listener_turn(pool);
+    orm__listener_sync(pool);
+  }
   orm__pool_dispatch(pool);
   orm__tx_pump_all(pool);
   sync_all(&pool->ready);
@@ -465,6 +475,8 @@ static int config_defaults(orm_pool_config_t *c) {
     c->idle_timeout_ms = 300000;
   if (c->health_check_ms == 0)
     c->health_check_ms = 30000;
+  if (c->transaction_pooling)
+    c->no_prepare = true;
   return 0;
 }
 
@@ -485,6 +497,7 @@ static void pool_free(orm_pool_t *pool) {
       req->future.sched = NULL;
     }
   }
+  orm__listener_free(pool);
   orm__stmts_free(&pool->stmts);
   orm__metrics_free(pool);
   orm__explain_free_all(pool);
@@ -649,7 +662,7 @@ static void finish_close(orm_pool_t *pool) {
 static void cancel_conns(orm_pool_t *pool, orm__link_t *list) {
   for (orm__link_t *l = list->next; l != list; l = l->next) {
     orm__conn_t *conn = ORM__CONTAINER_OF(l, orm__conn_t, link);
-    if (conn->in_flight > 0)
+    if (conn->in_flight > 0 || conn->lease_started)
       orm__pool_cancel_on_server(pool, conn);
     orm__conn_fail_all(conn, ORM_ECANCELED, "the pool was closed", ORM__LATER);
   }
@@ -702,6 +715,12 @@ int orm_pool_stats(const orm_pool_t *pool, orm_pool_stats_t *stats) {
         break;
       case CONN_PINNED:
         stats->conns_in_tx++;
+        break;
+      case CONN_LENT: /* a COPY, a stream, the listener */
+        if (conn->tx != NULL)
+          stats->conns_in_tx++;
+        else
+          stats->conns_busy++;
         break;
       default:
         stats->conns_broken++;

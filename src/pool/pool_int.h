@@ -29,7 +29,9 @@ typedef enum {
   REQ_TX_QUERY, /* a statement of a transaction, on its pinned connection */
   REQ_BEGIN,    /* BEGIN: pins an idle connection */
   REQ_COMMIT,   /* ends the transaction: unpins its connection */
-  REQ_ROLLBACK  /* ... as does this */
+  REQ_ROLLBACK, /* ... as does this */
+  REQ_LEASE     /* takes a connection for itself: COPY, a stream, the
+                   listener (lease.c); on the pool or in a transaction */
 } orm__req_kind_t;
 
 typedef enum {
@@ -42,6 +44,7 @@ typedef enum {
 
 typedef struct orm__conn_s orm__conn_t;
 typedef struct orm__notice_s orm__notice_t;
+typedef struct orm__lease_ops_s orm__lease_ops_t;
 
 typedef struct orm__request_s {
   orm_future_t future; /* first: a request is a future */
@@ -90,6 +93,9 @@ typedef struct orm__request_s {
   int backend_pid;
   unsigned char replays;
   unsigned char server; /* 1 + its index in the pool's servers; 0: unsent */
+  /* REQ_LEASE: what runs on the lent connection, and its state. */
+  const orm__lease_ops_t *lease_ops;
+  void *lease_obj;
 } orm__request_t;
 
 /* COMMIT or ROLLBACK. */
@@ -117,6 +123,8 @@ typedef enum {
   CONN_CHECKING,   /* connected; health check in flight */
   CONN_READY,      /* serving requests (idle when nothing is in flight) */
   CONN_PINNED,     /* owned by a transaction */
+  CONN_LENT,       /* owned by a lease (lease.c), on the pool's behalf or
+                      a transaction's (then `tx` is set) */
   CONN_BROKEN,     /* lost or failed to connect; waiting to reconnect */
   CONN_CLOSED      /* being torn down */
 } orm__conn_state_t;
@@ -186,6 +194,11 @@ struct orm__conn_s {
   uint64_t cancel_guard_until; /* 57014 errors until then may be strays */
   unsigned failures;           /* consecutive failed connects */
   int ever_connected;
+  /* The lease the connection is lent to (CONN_LENT); it starts once
+   * everything sent before it is answered, out of pipeline mode. */
+  orm__request_t *lease;
+  int lease_started;
+  int lease_poke; /* run the lease's io from the pool's turn (a resume) */
 };
 
 /* Where a transaction is in the caller's eyes. Independent of it, `dead`
@@ -295,6 +308,7 @@ struct orm_pool_s {
   unsigned nnotices;
   orm__pool_cache_t cache; /* the model layer's */
   uint64_t rng;
+  struct orm__listener_s *listener; /* listen.c, once anything listened */
 };
 
 /* request.c */
@@ -392,6 +406,61 @@ void orm__pool_req_discard(orm__request_t *req);
 void orm__req_set_transform(orm__request_t *req, orm__transform_fn fn,
                             void *const *ctx);
 
+/* lease.c: a connection lent to one operation (COPY, a stream, the
+ * listener) for its duration, out of pipeline mode. */
+struct orm__lease_ops_s {
+  /* The connection is the operation's: nothing in flight, out of
+   * pipeline mode. Send the first command and arm the poll. */
+  void (*start)(orm__request_t *req, orm__conn_t *conn);
+  /* Its socket is ready: UV_READABLE / UV_WRITABLE (status < 0: an
+   * error, for libpq to find). */
+  void (*io)(orm__request_t *req, int status, int events);
+  /* Cancelled or timed out once started; the future is completed with
+   * `code` by the caller. Stop, and end the lease when the connection is
+   * back in a known state. */
+  void (*abort)(orm__request_t *req, int code);
+  /* The connection is gone (lost, the pool closing): the lease is over
+   * already. Complete the future with `code` unless done, release what it
+   * holds. */
+  void (*lost)(orm__request_t *req, int code, const char *why);
+  /* The request is reclaimed: free the operation's state (req->lease_obj). */
+  void (*release)(void *obj);
+};
+/* From dispatch (pool) or the transaction's pump: `conn` is lent to `req`. */
+void orm__lease_assign(orm__conn_t *conn, orm__request_t *req);
+/* Starts the lease of `conn` if nothing is left on the wire before it. */
+void orm__lease_maybe_start(orm__conn_t *conn);
+/* The operation is over: the connection goes back (to the pool or its
+ * transaction) or, with `broken` set, is failed for that reason. */
+void orm__lease_end(orm__conn_t *conn, const char *broken);
+/* Cancel or deadline of a lease (request.c). */
+void orm__lease_abort(orm__request_t *req, int code);
+/* The connection failed under the lease (conn.c, from fail_all). The
+ * operation is told (lost); the future completes with `code`, unless
+ * nothing ran yet and another connection can take it. */
+void orm__lease_conn_lost(orm__conn_t *conn, int code, const char *why,
+                          orm__when_t when);
+/* Lent connections whose lease asked for a turn (lease_poke): their io
+ * runs with no events, to work through what libpq has buffered. */
+void orm__lease_poke_all(orm_pool_t *pool);
+/* Arms the lent connection's poll: 0 stops it (pause). */
+void orm__conn_arm(orm__conn_t *conn, int events);
+/* Queues a lease on `exec` (the pool's queue, or the transaction's) for
+ * `sql` with parameters `in` (NULL: none), encoded into the request (sent
+ * unnamed: req->sql, types, values, lengths, formats). 0, or the call's
+ * error: nothing was queued, and `obj` is still the caller's. On 0 the
+ * request owns `obj` (ops->release frees it when the request goes). */
+int orm__lease_submit(orm_exec_t *exec, const orm__lease_ops_t *ops,
+                      void *obj, const char *sql, const orm__params_in_t *in,
+                      orm_future_cb cb, void *data, orm__request_t **out);
+
+/* listen.c: from the pool's turn, the listener asks for its lease (when
+ * something listens and it has none) and sends LISTEN / UNLISTEN for
+ * subscriptions that changed; freed with the pool. */
+void orm__listener_turn(orm_pool_t *pool);
+void orm__listener_sync(orm_pool_t *pool);
+void orm__listener_free(orm_pool_t *pool);
+
 /* notice.c */
 /* Routes the connection's notices to the pool (call after PQconnectStart). */
 void orm__notice_watch(orm__conn_t *conn);
@@ -414,6 +483,8 @@ void orm__tx_pump_all(orm_pool_t *pool);
  * with it follow at once, and once its COMMIT is out the connection can
  * take the next BEGIN in the same turn. `tx` may be gone after. */
 void orm__tx_pump(orm_tx_t *tx);
+/* Queues `req` (a lease) behind the transaction's statements. */
+int orm__tx_submit_lease(orm_tx_t *tx, orm__request_t *req);
 int orm__tx_submit(orm_tx_t *tx, const char *sql, orm__stmt_hint_t *hint,
                    const orm__params_in_t *in, orm__transform_fn transform,
                    void *const *ctx,

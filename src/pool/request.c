@@ -64,12 +64,17 @@ orm__request_t *orm__pool_req_new(orm_pool_t *pool, orm__req_kind_t kind,
   req->backend_pid = 0;
   req->replays = 0;
   req->server = 0;
+  req->lease_ops = NULL;
+  req->lease_obj = NULL;
   return req;
 }
 
 static void req_reclaim(orm_future_t *f) {
   orm__request_t *req = (orm__request_t *)f;
   orm__future_clear(f);
+  if (req->kind == REQ_LEASE && req->lease_obj != NULL)
+    req->lease_ops->release(req->lease_obj);
+  req->lease_obj = NULL;
   PQclear(req->result);
   PQclear(req->prepare_error);
   req->result = req->prepare_error = NULL;
@@ -319,12 +324,26 @@ static void req_abort(orm_future_t *f, int code) {
       break;
     }
     orm__list_remove(&req->link);
-    if (req->kind == REQ_QUERY || req->kind == REQ_BEGIN)
+    if (req->kind == REQ_QUERY || req->kind == REQ_BEGIN ||
+        (req->kind == REQ_LEASE && req->tx == NULL))
       pool->queued--;
     complete(req, code, ORM__LATER);
     break;
   case REQ_SENT:
   case REQ_HELD:
+    if (req->kind == REQ_LEASE) {
+      /* Not started: back to the pool at once. Running: its operation
+       * stops the server and ends the lease (orm__req_drop then). */
+      int started = req->conn != NULL && req->conn->lease_started;
+      orm__lease_abort(req, code);
+      if (!started) {
+        complete(req, code, ORM__LATER);
+        break;
+      }
+      settle(pool, req, code);
+      orm__future_complete(&req->future, code, ORM__LATER);
+      break;
+    }
     /* It stays in its connection until answered (orm__req_drop). */
     orm__req_untransform(req);
     orm__conn_abandon(req->conn, req);

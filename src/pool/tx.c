@@ -179,6 +179,11 @@ static int pump(orm_pool_t *pool, orm_tx_t *tx) {
     orm__request_t *req =
         ORM__CONTAINER_OF(tx->queue.next, orm__request_t, link);
     orm__list_remove(&req->link);
+    if (req->kind == REQ_LEASE) {
+      /* The connection is the lease's until it ends; then the rest. */
+      orm__lease_assign(conn, req);
+      return 0;
+    }
     int rc = orm__conn_send(conn, req);
     if (rc == ORM_ENOMEM) {
       /* Not sent. What follows it must not run without it, and the
@@ -394,6 +399,12 @@ static int tx_submit(orm_tx_t *tx, orm__seg_class_t seg, const char *sql,
    * the ones after it are reported skipped, as the server skipped them. */
   req->seg = seg;
   tx_enqueue(tx, req, out);
+  return 0;
+}
+
+int orm__tx_submit_lease(orm_tx_t *tx, orm__request_t *req) {
+  req->tx = tx;
+  tx_enqueue(tx, req, NULL);
   return 0;
 }
 
