@@ -100,6 +100,56 @@ ORM_EXTERN int orm_stream_cancel(orm_stream_t *stream);
 ORM_EXTERN uint64_t orm_stream_count(const orm_stream_t *stream);
 ORM_EXTERN bool orm_stream_paused(const orm_stream_t *stream);
 
+/* ---- COPY ------------------------------------------------------------------
+ * COPY runs on a lent connection (COPY cannot run in pipeline mode), on
+ * the pool or in a transaction. It is all or nothing: a row the server
+ * rejects (a constraint, a NULL in a NOT NULL column, a bad value) fails
+ * the whole COPY with the server's error and SQLSTATE, and no row of it is
+ * kept. Each resolves with an orm_result_t * whose orm_result_affected()
+ * is the number of rows copied. Cancelling one stops it on the server:
+ * nothing is kept. */
+
+/* Model rows in, by binary COPY through the model's codecs: COPY table
+ * (its columns but generated ones) FROM STDIN (FORMAT binary). `rows` is
+ * an array of `nrows` structs that must stay alive and untouched until the
+ * callback (they are encoded as they are sent, a block at a time: memory
+ * stays small whatever nrows). Generated columns take their defaults, and
+ * nothing is written back into the rows (use insert_many for that). Call
+ * errors: those of orm_query_async(), ORM_EINVAL (NULL model, NULL rows
+ * with nrows > 0), ORM_EMODEL, ORM_ENOTSUP (every column is generated). A
+ * value that does not encode (ORM_ERANGE, ORM_EINVAL from the codec) fails
+ * the future with the row and column named, and the COPY is aborted. */
+ORM_EXTERN int orm_copy_in_rows_async(orm_exec_t *exec,
+                                      const orm_model_t *model,
+                                      const void *rows, size_t nrows,
+                                      orm_future_cb cb, void *data,
+                                      orm_future_t **out);
+
+/* Supplies the next piece of a raw COPY FROM STDIN: points *buf at up to
+ * any number of bytes (they must stay valid until the next call) and
+ * returns 1; returns 0 at the end; or a negative ORM_E* code to abort the
+ * COPY (the future fails with it). The pieces are the COPY's bytes in the
+ * format its SQL names (text, csv, binary), cut anywhere. */
+typedef int (*orm_copy_read_cb)(void *data, const void **buf, size_t *len);
+/* Receives each row of a raw COPY TO STDOUT, in the format its SQL names
+ * (valid during the call only). */
+typedef void (*orm_copy_write_cb)(void *data, const void *buf, size_t len);
+
+/* COPY ... FROM STDIN with the data `read` supplies, for files and buffers
+ * in text, CSV or binary format. `data` goes to `read` and `cb`. The SQL
+ * is sent as is (COPY takes no parameters: name tables and columns in it,
+ * quoted). Call errors: those of orm_query_async(), ORM_EINVAL (NULL sql or
+ * read). A statement that is not a COPY FROM STDIN fails the future with
+ * ORM_EPROTO. */
+ORM_EXTERN int orm_copy_in_async(orm_exec_t *exec, const char *sql,
+                                 orm_copy_read_cb read, orm_future_cb cb,
+                                 void *data, orm_future_t **out);
+/* COPY ... TO STDOUT, each row handed to `write` as it arrives (memory
+ * stays small whatever the size). */
+ORM_EXTERN int orm_copy_out_async(orm_exec_t *exec, const char *sql,
+                                  orm_copy_write_cb write, orm_future_cb cb,
+                                  void *data, orm_future_t **out);
+
 /* ---- LISTEN / NOTIFY -------------------------------------------------------
  * orm_listen() subscribes a callback to a channel. The pool's listener, one
  * connection lent to it for as long as anything listens (so max_conns must
@@ -170,6 +220,12 @@ ORM_EXTERN int orm_notify_async(orm_exec_t *exec, const char *channel,
                                 void *data, orm_future_t **out);
 
 #ifdef ORM__GENERIC
+#define orm_copy_in_rows_async(exec, ...)                                      \
+  orm_copy_in_rows_async(ORM_EXEC(exec), __VA_ARGS__)
+#define orm_copy_in_async(exec, ...)                                           \
+  orm_copy_in_async(ORM_EXEC(exec), __VA_ARGS__)
+#define orm_copy_out_async(exec, ...)                                          \
+  orm_copy_out_async(ORM_EXEC(exec), __VA_ARGS__)
 #define orm_notify_async(exec, ...) orm_notify_async(ORM_EXEC(exec), __VA_ARGS__)
 #define orm_stream_async(exec, ...) orm_stream_async(ORM_EXEC(exec), __VA_ARGS__)
 #define orm_stream_query_async(exec, ...)                                      \

@@ -216,8 +216,8 @@ static bool is_string_type(orm_type_t type) {
          type == ORM_T_JSONB || type == ORM_T_NUMERIC;
 }
 
-static bool field_is_null(const orm_model_t *model, const void *row, size_t f,
-                          uint64_t nulls) {
+bool orm__field_is_null(const orm_model_t *model, const void *row, size_t f,
+                        uint64_t nulls) {
   if ((nulls >> f) & 1u)
     return true;
   const orm_field_t *field = &model->fields[f];
@@ -233,7 +233,7 @@ static int add_field(orm__params_t *p, const orm_model_t *model,
   int rc = reserve_item(p);
   if (rc != 0)
     return rc;
-  if (field_is_null(model, row, f, nulls)) {
+  if (orm__field_is_null(model, row, f, nulls)) {
     push_null(p);
     return 0;
   }
@@ -307,7 +307,7 @@ static int add_column(orm__params_t *p, const orm_model_t *model, size_t f,
   rc = array_begin(&p->buf, elem_oid, nrows, &w);
   for (size_t i = 0; rc == 0 && i < nrows; i++) {
     const char *row = rows + i * model->struct_size;
-    if (field_is_null(model, row, f, orm__row_nulls(model, row))) {
+    if (orm__field_is_null(model, row, f, orm__row_nulls(model, row))) {
       rc = array_null(&p->buf, &w);
       continue;
     }

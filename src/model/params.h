@@ -13,6 +13,7 @@
 #ifndef ORM_MODEL_PARAMS_H
 #define ORM_MODEL_PARAMS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -73,6 +74,11 @@ int orm__params_add_value(orm__params_t *p, const orm_model_t *model,
  * type. */
 int orm__params_add_value_array(orm__params_t *p, const orm_model_t *model,
                                 size_t f, const orm_param_t *values, size_t n);
+
+/* Whether field `f` of `row` goes as NULL: its bit in `nulls` (the row's
+ * null bitmap) is set, or it is a string type holding a NULL pointer. */
+bool orm__field_is_null(const orm_model_t *model, const void *row, size_t f,
+                        uint64_t nulls);
 
 /* A plain bigint (LIMIT, OFFSET). */
 int orm__params_add_int8(orm__params_t *p, int64_t v);
