@@ -29,8 +29,8 @@ typedef struct orm__histogram_s {
 static const char *const ops[] = {
     "query",  "find",        "find_by",     "find_all", "count",
     "exists", "insert",      "insert_many", "insert_with", "update",
-    "delete", "upsert",      "include",     "verify",   "begin",
-    "commit", "rollback"};
+    "delete", "upsert",      "include",     "verify",   "stream",
+    "copy",   "begin",       "commit",      "rollback"};
 #define NOPS (sizeof ops / sizeof ops[0])
 
 int orm__metrics_init(orm_pool_t *pool) {

@@ -344,6 +344,113 @@ static void test_cancel_copy_out(void **state) {
   orm_fx_close(&fx);
 }
 
+typedef struct {
+  int64_t rows;
+  int bad;
+  int64_t cancel_at;
+  int unchecked; /* rows not from make_rows() */
+  orm_step_t step;
+} out_t;
+
+static void on_out_rows(orm_stream_t *s, const orm_rows_t *rows, void *data) {
+  out_t *o = data;
+  for (size_t i = 0; !o->unchecked && i < orm_rows_count(rows); i++) {
+    const usage_t *u = orm_rows_at(rows, i);
+    char want[16];
+    snprintf(want, sizeof want, "m-%d", u->tokens);
+    bool null_cost = orm_row_is_null(usage_model(), u, 3);
+    if (strcmp(u->model, want) != 0 || null_cost != (u->tokens % 7 == 0) ||
+        (!null_cost && u->cost != (double)u->tokens / 4) ||
+        u->at != 1700000000000000LL + u->tokens || u->id <= 0)
+      o->bad++;
+  }
+  o->rows += (int64_t)orm_rows_count(rows);
+  if (o->cancel_at > 0 && o->rows >= o->cancel_at) {
+    o->cancel_at = 0;
+    assert_int_equal(orm_stream_cancel(s), 0);
+  }
+}
+
+static void on_out_done(orm_future_t *f, void *data) {
+  out_t *o = data;
+  orm_fx_on_step(f, &o->step);
+}
+
+static void test_rows_out(void **state) {
+  (void)state;
+  open_fx();
+  char(*names)[16];
+  size_t n = 3000;
+  usage_t *rows = make_rows(n, &names);
+  orm_step_t s = {0};
+  assert_int_equal(orm_copy_in_rows_async(fx.pool, usage_model(), rows, n,
+                                          orm_fx_on_step, &s, NULL),
+                   0);
+  orm_fx_wait(&fx, &s, 1);
+  assert_int_equal(s.status, 0);
+  /* The whole table, through the codecs, NULLs and all. */
+  out_t all = {0};
+  orm_stream_t *st;
+  assert_int_equal(orm_copy_out_rows_async(fx.pool, usage_model(), NULL, 500,
+                                           on_out_rows, on_out_done, &all,
+                                           &st, NULL),
+                   0);
+  orm_fx_wait(&fx, &all.step, 1);
+  assert_int_equal(all.step.status, 0);
+  assert_int_equal(all.rows, (int64_t)n);
+  assert_int_equal(all.bad, 0);
+  /* A query of the caller's; its columns are cast to the fields' types. */
+  out_t some = {0};
+  assert_int_equal(
+      orm_copy_out_rows_async(fx.pool, usage_model(),
+                              "SELECT id, model, tokens::int2 AS tokens, "
+                              "cost, at FROM usage WHERE tokens < 100",
+                              0, on_out_rows, on_out_done, &some, NULL, NULL),
+      0);
+  orm_fx_wait(&fx, &some.step, 1);
+  assert_int_equal(some.step.status, 0);
+  assert_int_equal(some.rows, 100);
+  assert_int_equal(some.bad, 0);
+  /* A column that cannot be its field's type fails on the server. */
+  out_t wrong = {0};
+  assert_int_equal(
+      orm_copy_out_rows_async(fx.pool, usage_model(),
+                              "SELECT id, model, 'many' AS tokens, cost, at "
+                              "FROM usage",
+                              0, on_out_rows, on_out_done, &wrong, NULL,
+                              NULL),
+      0);
+  orm_fx_wait(&fx, &wrong.step, 1);
+  assert_int_equal(wrong.step.status, ORM_ESERVER);
+  assert_string_equal(wrong.step.sqlstate, "22P02");
+  assert_int_equal(wrong.rows, 0);
+  /* Cancelled half way through a very long one. */
+  out_t big = {.cancel_at = 5000, .unchecked = 1};
+  assert_int_equal(
+      orm_copy_out_rows_async(
+          fx.pool, usage_model(),
+          "SELECT g AS id, 'm' AS model, 1 AS tokens, NULL::float8 AS cost, "
+          "now() AS at FROM generate_series(1, 100000000) g",
+          1000, on_out_rows, on_out_done, &big, NULL, NULL),
+      0);
+  orm_fx_wait(&fx, &big.step, 1);
+  assert_int_equal(big.step.status, ORM_ECANCELED);
+  assert_int_equal(big.rows, 5000);
+  orm_step_t q = {.result = 1};
+  assert_int_equal(orm_query_async(fx.pool, "SELECT 4", NULL, 0,
+                                   orm_fx_on_step, &q, NULL),
+                   0);
+  orm_fx_wait(&fx, &q, 1);
+  assert_int_equal(q.value, 4);
+  assert_int_equal(orm_copy_out_rows_async(fx.pool, NULL, NULL, 0,
+                                           on_out_rows, on_out_done, &big,
+                                           NULL, NULL),
+                   ORM_EINVAL);
+  free(rows);
+  free(names);
+  orm_fx_close(&fx);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_rows_in),
@@ -352,6 +459,7 @@ int main(void) {
       cmocka_unit_test(test_raw_csv_in_and_out),
       cmocka_unit_test(test_wrong_statements),
       cmocka_unit_test(test_cancel_copy_out),
+      cmocka_unit_test(test_rows_out),
   };
   return orm_run_group_tests(tests, NULL, NULL);
 }
