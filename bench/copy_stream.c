@@ -9,8 +9,9 @@
  *     rows/s, client CPU per row and the ratios.
  *   bench_copy_stream CONNINFO stream [ROWS]
  *     reads ROWS generated rows (default 10000000) through a model with
- *     orm_stream_async (chunks of 1000), then the same rows with raw libpq
- *     in single-row mode and with a cursor (FETCH 1000 in a transaction):
+ *     orm_stream_async (chunks of 1000) and orm_copy_out_rows_async, then
+ *     the same rows with raw libpq in single-row mode and with a cursor
+ *     (FETCH 1000 in a transaction):
  *     rows/s, client CPU per row, and the peak RSS of the process.
  *
  * Creates and drops the schema bench_copy. */
@@ -287,7 +288,7 @@ static void on_stream_done(orm_future_t *f, void *data) {
   "generate_series(1, %zu) g"
 
 static void report(const char *what, size_t n, double t, double c) {
-  printf("  %-28s %10.0f rows/s  %6.0f ns CPU/row  peak RSS %ld MB\n", what,
+  printf("  %-30s %10.0f rows/s  %6.0f ns CPU/row  peak RSS %ld MB\n", what,
          (double)n / t, c * 1e9 / (double)n, peak_kb() / 1024);
 }
 
@@ -311,6 +312,17 @@ static void bench_stream(size_t n) {
   if (k.status != 0 || k.rows != n)
     exit(1);
   report("uvorm orm_stream_async", n, now_s() - t0, cpu_s() - c0);
+  sink_t c = {0};
+  t0 = now_s();
+  c0 = cpu_s();
+  if (orm_copy_out_rows_async(pool, bi_model(), sql, 1000, on_rows,
+                              on_stream_done, &c, NULL, NULL) != 0)
+    exit(1);
+  while (!c.done)
+    uv_run(&loop, UV_RUN_ONCE);
+  if (c.status != 0 || c.rows != n || c.sum != k.sum)
+    exit(1);
+  report("uvorm orm_copy_out_rows_async", n, now_s() - t0, cpu_s() - c0);
   orm_pool_close(pool, NULL);
   uv_run(&loop, UV_RUN_DEFAULT);
   uv_loop_close(&loop);
