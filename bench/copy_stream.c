@@ -5,7 +5,8 @@
  *     loads ROWS usage records (default 100000) REPS times (default 3) each
  *     way, interleaved: raw libpq binary COPY (blocking, rows encoded by
  *     hand), orm_copy_in_rows_async, and orm_insert_many_async in
- *     statements of 1000 rows (4 connections). Prints per way the median
+ *     statements of 1000 rows (on 4 connections, and on 1 as COPY has).
+ *     Prints per way the median
  *     rows/s, client CPU per row and the ratios.
  *   bench_copy_stream CONNINFO stream [ROWS]
  *     reads ROWS generated rows (default 10000000) through a model with
@@ -212,19 +213,24 @@ static void bench_copy(size_t n, int reps) {
   }
   uv_loop_t loop;
   uv_loop_init(&loop);
-  orm_pool_t *pool;
+  orm_pool_t *pool, *one;
   if (orm_pool_open(&pool, &loop,
                     &(orm_pool_config_t){.conninfo = conninfo,
                                          .min_conns = 4,
-                                         .max_conns = 4}) != 0)
+                                         .max_conns = 4}) != 0 ||
+      orm_pool_open(&one, &loop,
+                    &(orm_pool_config_t){.conninfo = conninfo,
+                                         .min_conns = 1,
+                                         .max_conns = 1}) != 0)
     exit(1);
-  double rate[3][16], cpu[3][16];
-  const char *names3[3] = {"raw libpq COPY", "uvorm copy_in_rows",
-                           "uvorm insert_many x1000"};
+  enum { WAYS = 4 };
+  double rate[WAYS][16], cpu[WAYS][16];
+  const char *names3[WAYS] = {"raw libpq COPY", "uvorm copy_in_rows",
+                              "uvorm insert_many x1000", "  ... on 1 connection"};
   if (reps > 16)
     reps = 16;
   for (int r = 0; r < reps; r++) {
-    for (int way = 0; way < 3; way++) {
+    for (int way = 0; way < WAYS; way++) {
       admin(pg, "TRUNCATE bench_copy.usage");
       double t0 = now_s(), c0 = cpu_s();
       if (way == 0)
@@ -232,22 +238,24 @@ static void bench_copy(size_t n, int reps) {
       else if (way == 1)
         uvorm_copy(&loop, pool, rows, n);
       else
-        uvorm_insert_many(&loop, pool, rows, n);
+        uvorm_insert_many(&loop, way == 2 ? pool : one, rows, n);
       double t = now_s() - t0, c = cpu_s() - c0;
       rate[way][r] = (double)n / t;
       cpu[way][r] = c * 1e9 / (double)n;
     }
   }
-  double med[3];
+  double med[WAYS];
   printf("copy: %zu rows, median of %d\n", n, reps);
-  for (int way = 0; way < 3; way++) {
+  for (int way = 0; way < WAYS; way++) {
     med[way] = median(rate[way], reps);
     printf("  %-26s %10.0f rows/s  %7.0f ns CPU/row\n", names3[way], med[way],
            median(cpu[way], reps));
   }
   printf("  copy_in_rows / raw COPY    %.2fx\n", med[1] / med[0]);
-  printf("  copy_in_rows / insert_many %.2fx\n", med[1] / med[2]);
+  printf("  copy_in_rows / insert_many %.2fx (4 connections), %.2fx (1)\n",
+         med[1] / med[2], med[1] / med[3]);
   orm_pool_close(pool, NULL);
+  orm_pool_close(one, NULL);
   uv_run(&loop, UV_RUN_DEFAULT);
   uv_loop_close(&loop);
   admin(pg, "DROP SCHEMA bench_copy CASCADE");
@@ -285,7 +293,7 @@ static void on_stream_done(orm_future_t *f, void *data) {
 
 #define SERIES                                                                 \
   "SELECT g::int8 AS id, 'item-' || g AS name, g::float8 AS score FROM "      \
-  "generate_series(1, %zu) g"
+  "(SELECT generate_series(1, %zu) AS g) s"
 
 static void report(const char *what, size_t n, double t, double c) {
   printf("  %-30s %10.0f rows/s  %6.0f ns CPU/row  peak RSS %ld MB\n", what,
