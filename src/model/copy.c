@@ -382,13 +382,9 @@ static void on_start(orm__request_t *req, orm__conn_t *conn) {
 
 static void on_io(orm__request_t *req, int status, int events) {
   copy_t *c = req->lease_obj;
-  PGconn *pg = c->conn->pg;
-  if (events & UV_WRITABLE && PQflush(pg) < 0) {
-    lost_now(c, PQerrorMessage(pg));
-    return;
-  }
-  if ((events & UV_READABLE || status < 0) && !PQconsumeInput(pg)) {
-    lost_now(c, PQerrorMessage(pg));
+  const char *why;
+  if (orm__lease_io(c->conn, status, events, &why) < 0) {
+    lost_now(c, why);
     return;
   }
   step(c);

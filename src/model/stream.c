@@ -340,13 +340,9 @@ static void on_start(orm__request_t *req, orm__conn_t *conn) {
 
 static void on_io(orm__request_t *req, int status, int events) {
   orm_stream_t *s = req->lease_obj;
-  PGconn *pg = s->conn->pg;
-  if (events & UV_WRITABLE && PQflush(pg) < 0) {
-    lost_now(s, PQerrorMessage(pg));
-    return;
-  }
-  if ((events & UV_READABLE || status < 0) && !PQconsumeInput(pg)) {
-    lost_now(s, PQerrorMessage(pg));
+  const char *why;
+  if (orm__lease_io(s->conn, status, events, &why) < 0) {
+    lost_now(s, why);
     return;
   }
   drain(s);

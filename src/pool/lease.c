@@ -190,3 +190,18 @@ void orm__lease_poke_all(orm_pool_t *pool) {
     }
   }
 }
+
+int orm__lease_io(orm__conn_t *conn, int status, int events,
+                  const char **why) {
+  PGconn *pg = conn->pg;
+  int pending = 0;
+  if (events & UV_WRITABLE && (pending = PQflush(pg)) < 0) {
+    *why = PQerrorMessage(pg);
+    return -1;
+  }
+  if ((events & UV_READABLE || status < 0) && !PQconsumeInput(pg)) {
+    *why = PQerrorMessage(pg);
+    return -1;
+  }
+  return pending;
+}

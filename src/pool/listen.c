@@ -296,19 +296,14 @@ static void on_start(orm__request_t *req, orm__conn_t *conn) {
 
 static void on_io(orm__request_t *req, int status, int events) {
   orm__listener_t *l = req->lease_obj;
-  PGconn *pg = l->conn->pg;
-  if (events & UV_WRITABLE) {
-    int r = PQflush(pg);
-    if (r < 0) {
-      lease_lost(l, PQerrorMessage(pg));
-      return;
-    }
-    orm__conn_arm(l->conn, UV_READABLE | (r == 1 ? UV_WRITABLE : 0));
-  }
-  if ((events & UV_READABLE || status < 0) && !PQconsumeInput(pg)) {
-    lease_lost(l, PQerrorMessage(pg));
+  const char *why;
+  int pending = orm__lease_io(l->conn, status, events, &why);
+  if (pending < 0) {
+    lease_lost(l, why);
     return;
   }
+  if (events & UV_WRITABLE)
+    orm__conn_arm(l->conn, UV_READABLE | (pending ? UV_WRITABLE : 0));
   drain(l);
 }
 

@@ -443,6 +443,11 @@ void orm__lease_conn_lost(orm__conn_t *conn, int code, const char *why,
 /* Lent connections whose lease asked for a turn (lease_poke): their io
  * runs with no events, to work through what libpq has buffered. */
 void orm__lease_poke_all(orm_pool_t *pool);
+/* The common part of a lease's io: flushes on UV_WRITABLE, reads on
+ * UV_READABLE (or a poll error). -1 with *why set (libpq's message) when
+ * the connection failed, else 1 when output is still pending, 0 when not. */
+int orm__lease_io(orm__conn_t *conn, int status, int events,
+                  const char **why);
 /* Arms the lent connection's poll: 0 stops it (pause). */
 void orm__conn_arm(orm__conn_t *conn, int events);
 /* Queues a lease on `exec` (the pool's queue, or the transaction's) for

@@ -105,6 +105,14 @@ static void start(sink_t *k, orm_exec_t *exec, int64_t n, size_t chunk) {
                    0);
 }
 
+/* A stream of `n` rows, paused once its first chunk is in. */
+static void start_paused(sink_t *k, int64_t n, size_t chunk) {
+  k->pause_at = 1;
+  start(k, orm_pool_exec(fx.pool), n, chunk);
+  while (!k->paused)
+    uv_run(&fx.loop, UV_RUN_ONCE);
+}
+
 static void test_rows_arrive_in_chunks(void **state) {
   (void)state;
   open_fx(2);
@@ -216,12 +224,9 @@ static void test_pause_holds_the_server(void **state) {
   (void)state;
   open_fx(2);
   sink_t k = new_sink();
-  k.pause_at = 1;
   /* Enough to overflow every socket buffer between us and the server. */
   int64_t n = quick() ? 200000 : 1000000;
-  start(&k, orm_pool_exec(fx.pool), n, 500);
-  while (!k.paused)
-    uv_run(&fx.loop, UV_RUN_ONCE);
+  start_paused(&k, n, 500);
   assert_true(orm_stream_paused(k.stream));
   int64_t seen = k.rows;
   /* The proof: memory holds steady for 5 s while paused. */
@@ -287,10 +292,7 @@ static void test_cancel_while_paused(void **state) {
   (void)state;
   open_fx(1);
   sink_t k = new_sink();
-  k.pause_at = 1;
-  start(&k, orm_pool_exec(fx.pool), 100000000, 1000);
-  while (!k.paused)
-    uv_run(&fx.loop, UV_RUN_ONCE);
+  start_paused(&k, 100000000, 1000);
   orm_fx_run_ms(&fx, 100);
   int64_t seen = k.rows;
   assert_int_equal(orm_stream_cancel(k.stream), 0);
@@ -347,10 +349,7 @@ static void test_killed_mid_stream(void **state) {
   (void)state;
   open_fx(2);
   sink_t k = new_sink();
-  k.pause_at = 1;
-  start(&k, orm_pool_exec(fx.pool), 100000000, 1000);
-  while (!k.paused)
-    uv_run(&fx.loop, UV_RUN_ONCE);
+  start_paused(&k, 100000000, 1000);
   orm_fx_run_ms(&fx, 100);
   assert_int_equal(
       orm_fx_int(&fx, "SELECT count(pg_terminate_backend(pid)) FROM "
