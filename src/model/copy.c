@@ -471,36 +471,33 @@ int(orm_copy_in_rows_async)(orm_exec_t *exec, const orm_model_t *model,
   return rc;
 }
 
-int(orm_copy_in_async)(orm_exec_t *exec, const char *sql,
-                       orm_copy_read_cb read, orm_future_cb cb, void *data,
-                       orm_future_t **out) {
+/* A raw COPY in either direction. */
+static int raw_copy(orm_exec_t *exec, const char *sql, copy_mode_t mode,
+                    orm_copy_read_cb read, orm_copy_write_cb write,
+                    orm_future_cb cb, void *data, orm_future_t **out) {
   if (out != NULL)
     *out = NULL;
-  if (sql == NULL || read == NULL)
+  if (sql == NULL || (read == NULL && write == NULL))
     return ORM_EINVAL;
   copy_t *c = orm__calloc(1, sizeof *c);
   if (c == NULL)
     return ORM_ENOMEM;
-  c->mode = COPY_RAW_IN;
+  c->mode = mode;
   c->read = read;
+  c->write = write;
   c->data = data;
   orm__buf_init(&c->buf);
   return copy_submit(exec, c, sql, "copy", NULL, cb, data, out);
 }
 
+int(orm_copy_in_async)(orm_exec_t *exec, const char *sql,
+                       orm_copy_read_cb read, orm_future_cb cb, void *data,
+                       orm_future_t **out) {
+  return raw_copy(exec, sql, COPY_RAW_IN, read, NULL, cb, data, out);
+}
+
 int(orm_copy_out_async)(orm_exec_t *exec, const char *sql,
                         orm_copy_write_cb write, orm_future_cb cb, void *data,
                         orm_future_t **out) {
-  if (out != NULL)
-    *out = NULL;
-  if (sql == NULL || write == NULL)
-    return ORM_EINVAL;
-  copy_t *c = orm__calloc(1, sizeof *c);
-  if (c == NULL)
-    return ORM_ENOMEM;
-  c->mode = COPY_RAW_OUT;
-  c->write = write;
-  c->data = data;
-  orm__buf_init(&c->buf);
-  return copy_submit(exec, c, sql, "copy", NULL, cb, data, out);
+  return raw_copy(exec, sql, COPY_RAW_OUT, NULL, write, cb, data, out);
 }
