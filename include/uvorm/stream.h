@@ -51,7 +51,12 @@ extern "C" {
  * ORM_ECANCELED (orm_stream_cancel() or orm_future_cancel(): the server's
  * query is cancelled, no chunk follows), ORM_ECONNLOST (the connection
  * died mid-stream: the stream fails once, and is never resumed or re-run
- * elsewhere), ORM_ECONNECT. */
+ * elsewhere), ORM_ECONNECT.
+ *
+ * In a transaction, a stream (or COPY) that is cancelled or fails leaves
+ * the transaction failed, like any statement that fails in it: its cancel
+ * goes to the server, which may also hit the transaction's next statement
+ * if the query had just finished. Roll back after it. */
 typedef struct orm_stream_s orm_stream_t;
 
 typedef void (*orm_stream_cb)(orm_stream_t *stream, const orm_rows_t *rows,
@@ -77,8 +82,10 @@ ORM_EXTERN int orm_stream_async(orm_exec_t *exec, const orm_model_t *model,
 
 /* Streams the rows a query builder selects (its SQL and values are taken
  * at the call: the query may be freed or changed once it returns). A query
- * that includes relations is refused: ORM_ENOTSUP (load them per chunk with
- * orm_preload_async). Call errors: the query's sticky error, and those of
+ * that includes relations is refused: ORM_ENOTSUP. (Loading relations per
+ * chunk with orm_preload_async works on the pool, whose other connections
+ * serve it; not on the stream's own transaction, whose connection the
+ * stream holds until it ends.) Call errors: the query's sticky error, and those of
  * orm_stream_async(). */
 ORM_EXTERN int orm_stream_query_async(orm_exec_t *exec, orm_query_t *query,
                                       size_t chunk_rows, orm_stream_cb on_rows,
@@ -118,7 +125,11 @@ ORM_EXTERN bool orm_stream_paused(const orm_stream_t *stream);
  * errors: those of orm_query_async(), ORM_EINVAL (NULL model, NULL rows
  * with nrows > 0), ORM_EMODEL, ORM_ENOTSUP (every column is generated). A
  * value that does not encode (ORM_ERANGE, ORM_EINVAL from the codec) fails
- * the future with the row and column named, and the COPY is aborted. */
+ * the future with the row and column named, and the COPY is aborted.
+ * Binary COPY carries no casts: each column must have its field's type
+ * exactly (an integer field of ORM_T_INT4 into a bigint column fails on
+ * the server, where an insert would convert it). The server's verdict on
+ * the rows comes once they are all sent. */
 ORM_EXTERN int orm_copy_in_rows_async(orm_exec_t *exec,
                                       const orm_model_t *model,
                                       const void *rows, size_t nrows,

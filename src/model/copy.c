@@ -58,6 +58,7 @@ typedef struct {
   PGresult *error;        /* the server's */
   PGresult *final;        /* COPY n */
   int aborting;
+  int out;                /* the server opened a COPY TO STDOUT */
 } copy_t;
 
 static void copy_release(void *obj) {
@@ -224,15 +225,28 @@ static int next_piece(copy_t *c) {
   return 1;
 }
 
-/* Sends as much as the socket takes. 0 to go on, 1 to wait for writable. */
+/* Sends as much as the socket takes: 0 to go on, 1 to wait for writable,
+ * -1 when the copy is no longer ours (lost, or the pool closed from the
+ * reader). Nothing more is made while libpq still holds unsent output, so
+ * memory stays at a block whatever the server's pace. */
 static int pump_in(copy_t *c) {
   PGconn *pg = c->conn->pg;
   while (c->phase == PHASE_DATA) {
+    int f = PQflush(pg);
+    if (f < 0) {
+      lost_now(c, PQerrorMessage(pg));
+      return -1;
+    }
+    if (f == 1)
+      return 1;
     if (c->aborting) {
       c->phase = PHASE_END;
       break;
     }
-    if (!next_piece(c)) {
+    int more = next_piece(c); /* may run the caller's reader */
+    if (c->conn == NULL)
+      return -1;
+    if (!more || c->aborting) {
       c->phase = PHASE_END;
       break;
     }
@@ -247,13 +261,6 @@ static int pump_in(copy_t *c) {
     if (r == 0)
       return 1; /* libpq's buffer is full: wait */
     c->buf_off += len;
-    int f = PQflush(pg);
-    if (f < 0) {
-      lost_now(c, PQerrorMessage(pg));
-      return -1;
-    }
-    if (f == 1)
-      return 1;
   }
   if (c->phase == PHASE_END) {
     const char *err = c->status != 0 ? c->why
@@ -295,6 +302,7 @@ static void step(copy_t *c) {
           ((st == PGRES_COPY_IN && c->mode != COPY_RAW_OUT) ||
            (st == PGRES_COPY_OUT && c->mode == COPY_RAW_OUT))) {
         PQclear(res);
+        c->out = st == PGRES_COPY_OUT;
         c->phase = PHASE_DATA;
         continue;
       }
@@ -321,9 +329,10 @@ static void step(copy_t *c) {
           c->phase = PHASE_END;
           continue;
         }
-        if (st == PGRES_COPY_OUT) {
+        if (st == PGRES_COPY_OUT) { /* read away, cancelled */
           orm__pool_cancel_on_server(c->conn->pool, c->conn);
           c->aborting = 1;
+          c->out = 1;
           c->phase = PHASE_DATA;
           continue;
         }
@@ -333,7 +342,7 @@ static void step(copy_t *c) {
     }
     case PHASE_DATA:
     case PHASE_END:
-      if (c->mode != COPY_RAW_OUT || c->phase == PHASE_END) {
+      if (!c->out) {
         int r = pump_in(c);
         if (r < 0)
           return;
@@ -347,7 +356,7 @@ static void step(copy_t *c) {
         char *row = NULL;
         int n = PQgetCopyData(pg, &row, 1);
         if (n > 0) {
-          if (!c->aborting && c->status == 0)
+          if (!c->aborting && c->status == 0 && c->write != NULL)
             c->write(c->data, row, (size_t)n);
           PQfreemem(row);
           if (c->conn == NULL)
@@ -396,9 +405,12 @@ static void on_abort(orm__request_t *req, int code) {
   c->aborting = 1;
   if (c->conn == NULL)
     return;
-  if (c->mode == COPY_RAW_OUT || c->phase == PHASE_START)
+  if (c->out || c->phase == PHASE_START)
     orm__pool_cancel_on_server(c->conn->pool, c->conn);
-  step(c);
+  /* From the pool's turn, not inside the caller's call (a cancel from
+   * the reader or writer would run the copy inside itself). */
+  c->conn->lease_poke = 1;
+  orm__pool_kick(c->conn->pool);
 }
 
 static void on_lost(orm__request_t *req, int code, const char *why) {

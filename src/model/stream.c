@@ -290,22 +290,30 @@ static void drain(orm_stream_t *s) {
       else
         PQclear(res);
       break;
-    case PGRES_COPY_OUT:
+    default: {
+      ExecStatusType st = PQresultStatus(res);
       PQclear(res);
-      if (s->copy) {
+      if (st == PGRES_COPY_OUT && s->copy) {
         s->copy_open = true;
         break;
       }
-      /* fall through */
-    default:
-      PQclear(res);
       if (s->status == 0) {
         snprintf(s->err.message, sizeof s->err.message,
                  "the statement is not a query (it answers %s)",
-                 PQresStatus(PQresultStatus(res)));
+                 PQresStatus(st));
         fail_client(s, ORM_EPROTO);
       }
+      /* A COPY it started is ended (FROM STDIN) or read away (TO STDOUT,
+       * cancelled by fail_client), so that its results can end. */
+      if (st == PGRES_COPY_OUT) {
+        s->copy_open = true;
+      } else if (st == PGRES_COPY_IN &&
+                 PQputCopyEnd(pg, "a stream takes a query") != 1) {
+        lost_now(s, PQerrorMessage(pg));
+        return;
+      }
       break;
+    }
     }
   }
   if (s->conn != NULL)
@@ -352,8 +360,12 @@ static void on_abort(orm__request_t *req, int code) {
   (void)code;
   orm_stream_t *s = req->lease_obj;
   stop(s);
-  if (s->conn != NULL)
-    arm(s); /* a paused stream reads again, to drain */
+  /* A paused stream drains again, from the pool's turn: libpq may hold
+   * the rest already, and no readable event would come for it. */
+  if (s->conn != NULL) {
+    s->conn->lease_poke = 1;
+    orm__pool_kick(s->conn->pool);
+  }
 }
 
 static void on_lost(orm__request_t *req, int code, const char *why) {

@@ -76,8 +76,13 @@ void orm__lease_end(orm__conn_t *conn, const char *broken) {
   conn->lease = NULL;
   conn->lease_started = 0;
   conn->lease_poke = 0;
-  if (req != NULL)
+  if (req != NULL) {
     req->conn = NULL;
+    /* Its operation completes it next: a cancel from a callback that
+     * giving the connection back runs (a transaction failed with it)
+     * must not complete it first. */
+    req->state = REQ_DONE;
+  }
   if (broken == NULL && conn->pg != NULL && pipelined(conn) &&
       PQenterPipelineMode(conn->pg) != 1)
     broken = "could not enter pipeline mode again";

@@ -42,6 +42,8 @@ typedef struct orm__listener_s {
   int busy;          /* a batch is in flight */
   PGresult *error;   /* the batch's failure */
   struct orm_listen_s *walk_next; /* where a walk stands (see walk()) */
+  struct orm_listen_s *walk_cur;  /* ... and whom it visits: NULL once
+                                     that one unlistened */
 } orm__listener_t;
 
 static int channel_ok(const char *channel) {
@@ -172,7 +174,7 @@ typedef int (*visit_fn)(orm__listener_t *l, orm_listen_t *sub, void *arg);
 
 static void walk(orm__listener_t *l, const char *channel, visit_fn fn,
                  void *arg) {
-  orm_listen_t *saved = l->walk_next;
+  orm_listen_t *saved = l->walk_next, *saved_cur = l->walk_cur;
   orm__link_t *k = l->subs.next;
   l->walk_next =
       k != &l->subs ? ORM__CONTAINER_OF(k, orm_listen_t, link) : NULL;
@@ -182,11 +184,15 @@ static void walk(orm__listener_t *l, const char *channel, visit_fn fn,
     k = sub->link.next;
     l->walk_next =
         k != &l->subs ? ORM__CONTAINER_OF(k, orm_listen_t, link) : NULL;
+    l->walk_cur = sub;
     if (channel == NULL || strcmp(sub->channel, channel) == 0)
-      if (fn(l, sub, arg) != 0 || pool->listener != l)
-        return; /* the pool is gone or closing: `l` may be too */
+      /* A closing pool delivers nothing more (the listener lives until
+       * the pool's memory goes). */
+      if (fn(l, sub, arg) != 0 || pool->state != POOL_OPEN)
+        break;
   }
   l->walk_next = saved;
+  l->walk_cur = saved_cur;
 }
 
 static void activate(orm_listen_t *sub) {
@@ -205,8 +211,9 @@ static int deliver_one(orm__listener_t *l, orm_listen_t *sub, void *arg) {
     return 0;
   if (!sub->active) {
     activate(sub);
-    if (l->walk_next != NULL && l->pool->listener != l)
-      return 1;
+    /* Its callback may have unlistened it, or closed the pool. */
+    if (l->walk_cur != sub || l->pool->state != POOL_OPEN)
+      return 0;
   }
   notify(sub, ORM_NOTIFY_MESSAGE, n->extra, n->be_pid);
   return 0;
@@ -246,13 +253,13 @@ static void batch_done(orm__listener_t *l) {
     l->non = l->nnext;
     walk(l, NULL, confirm_one, NULL);
   }
-  if (pool->listener == l)
+  if (pool->state == POOL_OPEN)
     sync_channels(l);
 }
 
 static void drain(orm__listener_t *l) {
   orm_pool_t *pool = l->pool;
-  while (l->conn != NULL && pool->listener == l) {
+  while (l->conn != NULL && pool->state == POOL_OPEN) {
     PGconn *pg = l->conn->pg;
     PGnotify *n = PQnotifies(pg);
     if (n != NULL) {
@@ -410,6 +417,8 @@ int orm_unlisten(orm_listen_t *sub) {
   if (sub == NULL)
     return ORM_EINVAL;
   orm__listener_t *l = sub->owner;
+  if (l->walk_cur == sub)
+    l->walk_cur = NULL;
   if (l->walk_next == sub) {
     orm__link_t *k = sub->link.next;
     l->walk_next =

@@ -197,6 +197,8 @@ static void on_work(orm__sched_t *sched) {
   if (pool->explain != NULL)
     orm__explain_submit(pool);
   orm__lease_poke_all(pool);
+  if (pool->state != POOL_OPEN)
+    return; /* closed from a callback: its own turn comes next */
   if (pool->listener != NULL) {
     orm__listener_turn(pool);
     orm__listener_sync(pool);

@@ -178,12 +178,18 @@ static int pump(orm_pool_t *pool, orm_tx_t *tx) {
          conn->in_flight < orm__conn_capacity(conn)) {
     orm__request_t *req =
         ORM__CONTAINER_OF(tx->queue.next, orm__request_t, link);
-    orm__list_remove(&req->link);
     if (req->kind == REQ_LEASE) {
-      /* The connection is the lease's until it ends; then the rest. */
+      /* Not before BEGIN has completed: a BEGIN skipped in a shared
+       * segment goes again, and nothing of the lease may run outside
+       * its transaction meanwhile. Then the connection is the lease's
+       * until it ends, and the rest follows. */
+      if (tx->begin != NULL)
+        return 0;
+      orm__list_remove(&req->link);
       orm__lease_assign(conn, req);
-      return 0;
+      return 1; /* its start may have failed the transaction */
     }
+    orm__list_remove(&req->link);
     int rc = orm__conn_send(conn, req);
     if (rc == ORM_ENOMEM) {
       /* Not sent. What follows it must not run without it, and the

@@ -273,6 +273,16 @@ static void test_wrong_statements(void **state) {
                    0);
   orm_fx_wait(&fx, &o.step, 1);
   assert_int_equal(o.step.status, ORM_EPROTO);
+  /* In the other direction: the COPY TO is read away, not fatal. */
+  pipe_t w = {.text = "", .piece = 1};
+  assert_int_equal(orm_copy_in_async(fx.pool, "COPY usage TO STDOUT", reader,
+                                     on_pipe, &w, NULL),
+                   0);
+  orm_fx_wait(&fx, &w.step, 1);
+  assert_int_equal(w.step.status, ORM_EPROTO);
+  orm_pool_stats_t st;
+  assert_int_equal(orm_pool_stats(fx.pool, &st), 0);
+  assert_int_equal(st.reconnects, 0);
   assert_int_equal(orm_fx_int(&fx, "SELECT count(*) FROM usage"), 0);
   pipe_t e = {0};
   assert_int_equal(orm_copy_out_async(fx.pool, "COPY nosuch TO STDOUT",

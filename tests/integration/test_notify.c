@@ -21,6 +21,7 @@ typedef struct {
   int order_bad;           /* a message before LISTENING */
   orm_listen_t *self;
   int unlisten_after;      /* unlisten itself after this many messages */
+  int unlisten_on_listening; /* ... as soon as it listens */
   int close_after;         /* close the pool after this many */
 } inbox_t;
 
@@ -29,6 +30,8 @@ static void on_note(orm_listen_t *l, const orm_notification_t *n, void *data) {
   switch (n->kind) {
   case ORM_NOTIFY_LISTENING:
     in->listening++;
+    if (in->unlisten_on_listening)
+      assert_int_equal(orm_unlisten(l), 0);
     break;
   case ORM_NOTIFY_GAP:
     in->gaps++;
@@ -215,6 +218,14 @@ static void test_unlisten(void **state) {
   admin_notify("u2", "y");
   orm_fx_run_ms(&fx, 300);
   assert_int_equal(b.messages, 1);
+  /* Unlistened from its own LISTENING: nothing more reaches it. */
+  inbox_t once = {.unlisten_on_listening = 1};
+  orm_listen_t *lo;
+  assert_int_equal(orm_listen(fx.pool, "u2", on_note, &once, &lo), 0);
+  wait_for(&once.listening, 1);
+  admin_notify("u2", "z");
+  orm_fx_run_ms(&fx, 300);
+  assert_int_equal(once.messages, 0);
   /* Nothing listens: the connection went back to the pool. */
   assert_int_equal(busy_conns(), 0);
   /* And listening again takes one again. */

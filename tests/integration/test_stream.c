@@ -327,6 +327,56 @@ static void test_error_mid_stream(void **state) {
   orm_fx_close(&fx);
 }
 
+/* A statement that is no query: the COPY it opens is ended or read away,
+ * and the connection goes on. */
+static void test_not_a_query(void **state) {
+  (void)state;
+  open_fx(1);
+  orm_fx_sql(&fx, "CREATE TABLE items (id int8 PRIMARY KEY, name text NOT "
+                  "NULL, score float8)");
+  const char *sqls[] = {"COPY items FROM STDIN", "COPY (SELECT 1) TO STDOUT",
+                        "CREATE TEMP TABLE x (a int)"};
+  for (int i = 0; i < 3; i++) {
+    sink_t k = new_sink();
+    assert_int_equal(orm_stream_async(fx.pool, item_model(), sqls[i], NULL, 0,
+                                      0, on_rows, on_done, &k, NULL, NULL),
+                     0);
+    orm_fx_wait(&fx, &k.done, 1);
+    if (i < 2)
+      assert_int_equal(k.done.status, ORM_EPROTO);
+    assert_int_equal(k.chunks, 0);
+  }
+  assert_int_equal(orm_fx_int(&fx, "SELECT count(*) FROM items"), 0);
+  orm_step_t step = {.result = 1};
+  assert_int_equal(orm_query_async(fx.pool, "SELECT 12", NULL, 0,
+                                   orm_fx_on_step, &step, NULL),
+                   0);
+  orm_fx_wait(&fx, &step, 1);
+  assert_int_equal(step.value, 12);
+  orm_fx_close(&fx);
+}
+
+/* Paused on a result libpq holds whole: no readable event will come, and
+ * the cancel must still end the stream and give the connection back. */
+static void test_cancel_paused_small_result(void **state) {
+  (void)state;
+  open_fx(1);
+  sink_t k = new_sink();
+  start_paused(&k, 30, 10); /* one read takes it all */
+  orm_fx_run_ms(&fx, 200);
+  assert_int_equal(orm_stream_cancel(k.stream), 0);
+  orm_fx_wait(&fx, &k.done, 1);
+  assert_int_equal(k.done.status, ORM_ECANCELED);
+  assert_int_equal(k.rows, 10);
+  orm_step_t step = {.result = 1};
+  assert_int_equal(orm_query_async(fx.pool, "SELECT 13", NULL, 0,
+                                   orm_fx_on_step, &step, NULL),
+                   0);
+  orm_fx_wait(&fx, &step, 1);
+  assert_int_equal(step.value, 13);
+  orm_fx_close(&fx);
+}
+
 static void test_type_mismatch(void **state) {
   (void)state;
   open_fx(1);
@@ -507,6 +557,8 @@ int main(void) {
       cmocka_unit_test(test_cancel_while_paused),
       cmocka_unit_test(test_error_mid_stream),
       cmocka_unit_test(test_type_mismatch),
+      cmocka_unit_test(test_not_a_query),
+      cmocka_unit_test(test_cancel_paused_small_result),
       cmocka_unit_test(test_killed_mid_stream),
       cmocka_unit_test(test_in_a_transaction),
       cmocka_unit_test(test_pool_closed_under_a_stream),
