@@ -59,6 +59,8 @@ typedef struct {
   PGresult *final;        /* COPY n */
   int aborting;
   int out;                /* the server opened a COPY TO STDOUT */
+  int unflushed;          /* blocks handed to libpq since it last had
+                             nothing left to send */
 } copy_t;
 
 static void copy_release(void *obj) {
@@ -227,8 +229,9 @@ static int next_piece(copy_t *c) {
 
 /* Sends as much as the socket takes: 0 to go on, 1 to wait for writable,
  * -1 when the copy is no longer ours (lost, or the pool closed from the
- * reader). Nothing more is made while libpq still holds unsent output, so
- * memory stays at a block whatever the server's pace. */
+ * reader). At most two blocks wait in libpq for the socket: the next one
+ * is encoded while the last drains, and memory stays at a few blocks
+ * whatever the server's pace. */
 static int pump_in(copy_t *c) {
   PGconn *pg = c->conn->pg;
   while (c->phase == PHASE_DATA) {
@@ -237,8 +240,10 @@ static int pump_in(copy_t *c) {
       lost_now(c, PQerrorMessage(pg));
       return -1;
     }
-    if (f == 1)
-      return 1;
+    if (f == 0)
+      c->unflushed = 0;
+    else if (c->unflushed >= 2)
+      return 1; /* two blocks wait for the socket: enough in the pipe */
     if (c->aborting) {
       c->phase = PHASE_END;
       break;
@@ -261,6 +266,7 @@ static int pump_in(copy_t *c) {
     if (r == 0)
       return 1; /* libpq's buffer is full: wait */
     c->buf_off += len;
+    c->unflushed++;
   }
   if (c->phase == PHASE_END) {
     const char *err = c->status != 0 ? c->why
