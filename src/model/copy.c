@@ -110,15 +110,8 @@ static void finish(copy_t *c) {
 
 static void lost_now(copy_t *c, const char *why) {
   orm__conn_t *conn = c->conn;
-  orm__request_t *req = c->req;
   c->conn = NULL;
-  int abandoned = req->abandoned;
-  if (!abandoned)
-    orm__future_set_message(&req->future,
-                            "the connection was lost during COPY: %s", why);
-  orm__lease_end(conn, why);
-  if (!abandoned)
-    orm__req_complete(req, ORM_ECONNLOST, ORM__NOW);
+  orm__lease_lost(conn, "the connection was lost during COPY", why);
 }
 
 /* A failure on our side: the COPY is ended with an error, so that the

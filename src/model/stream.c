@@ -322,16 +322,9 @@ static void drain(orm_stream_t *s) {
 
 static void lost_now(orm_stream_t *s, const char *why) {
   orm__conn_t *conn = s->conn;
-  orm__request_t *req = s->req;
   s->conn = NULL;
   s->stopping = true;
-  int abandoned = req->abandoned;
-  if (!abandoned)
-    orm__future_set_message(&req->future,
-                            "the connection was lost mid-stream: %s", why);
-  orm__lease_end(conn, why);
-  if (!abandoned)
-    orm__req_complete(req, ORM_ECONNLOST, ORM__NOW);
+  orm__lease_lost(conn, "the connection was lost mid-stream", why);
 }
 
 static void on_start(orm__request_t *req, orm__conn_t *conn) {

@@ -210,3 +210,14 @@ int orm__lease_io(orm__conn_t *conn, int status, int events,
   }
   return pending;
 }
+
+void orm__lease_lost(orm__conn_t *conn, const char *what, const char *why) {
+  orm__request_t *req = conn->lease;
+  int abandoned = req->abandoned;
+  /* Copied before the connection goes: `why` may be libpq's. */
+  if (!abandoned)
+    orm__future_set_message(&req->future, "%s: %s", what, why);
+  orm__lease_end(conn, why);
+  if (!abandoned)
+    orm__req_complete(req, ORM_ECONNLOST, ORM__NOW);
+}

@@ -284,13 +284,9 @@ static void drain(orm__listener_t *l) {
 /* The connection failed under the listener (from its own io). */
 static void lease_lost(orm__listener_t *l, const char *why) {
   orm__conn_t *conn = l->conn;
-  orm__request_t *req = l->req;
   l->conn = NULL;
   l->req = NULL;
-  orm__future_set_message(&req->future, "the listener's connection was "
-                                        "lost: %s", why);
-  orm__lease_end(conn, why); /* the lease is over: no on_lost */
-  orm__req_complete(req, ORM_ECONNLOST, ORM__NOW);
+  orm__lease_lost(conn, "the listener's connection was lost", why);
 }
 
 static void on_start(orm__request_t *req, orm__conn_t *conn) {

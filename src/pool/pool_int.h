@@ -433,6 +433,11 @@ void orm__lease_maybe_start(orm__conn_t *conn);
 /* The operation is over: the connection goes back (to the pool or its
  * transaction) or, with `broken` set, is failed for that reason. */
 void orm__lease_end(orm__conn_t *conn, const char *broken);
+/* The operation found its connection failed (`why`, libpq's message):
+ * the lease ends with the connection failed, and the request fails with
+ * ORM_ECONNLOST ("`what`: `why`") unless it was abandoned. The operation
+ * lets go of `conn` first. */
+void orm__lease_lost(orm__conn_t *conn, const char *what, const char *why);
 /* Cancel or deadline of a lease (request.c). */
 void orm__lease_abort(orm__request_t *req, int code);
 /* The connection failed under the lease (conn.c, from fail_all). The
