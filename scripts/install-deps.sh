@@ -20,6 +20,8 @@ packages=(
   postgresql postgresql-client locales util-linux
   # the migration tests run behind a real PgBouncer in transaction mode
   pgbouncer
+  # the scale-out tests' throwaway CA (scripts/pg-test-cluster --tls)
+  openssl
   # the example HTTP server: H2O built for libuv (its header includes
   # OpenSSL's), jansson for JSON; wrk loads it in bench/server.sh
   libh2o-dev libssl-dev libjansson-dev wrk
