@@ -10,5 +10,6 @@
 #include "uvorm/model.h"
 #include "uvorm/migrate.h"
 #include "uvorm/stream.h"
+#include "uvorm/cluster.h"
 
 #endif /* UVORM_H */

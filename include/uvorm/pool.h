@@ -27,6 +27,9 @@ typedef struct orm_pool_s orm_pool_t;
 typedef struct orm_tx_s orm_tx_t;
 typedef struct orm_exec_s orm_exec_t;
 typedef struct orm_result_s orm_result_t;
+/* A primary and its replicas, and a caller's view of them (cluster.h). */
+typedef struct orm_cluster_s orm_cluster_t;
+typedef struct orm_session_s orm_session_t;
 
 /* A message the server sent outside any result: NOTICE, WARNING, INFO,
  * ... (from RAISE NOTICE, DROP TABLE IF EXISTS, a deprecated setting).
@@ -263,20 +266,24 @@ typedef struct {
 ORM_EXTERN orm_exec_t *orm_pool_exec(orm_pool_t *pool);
 ORM_EXTERN orm_exec_t *orm_tx_exec(orm_tx_t *tx);
 
-/* In C11 (not C++), ORM_EXEC(x) is the executor of a pool, a transaction or
- * an executor, chosen by x's type; any other type does not compile. Each
- * call that takes an executor is also a macro of the same name that applies
- * it to its first argument, so orm_find_async(pool, ...) and
+/* In C11 (not C++), ORM_EXEC(x) is the executor of a pool, a transaction,
+ * a cluster, a session (cluster.h) or an executor, chosen by x's type; any
+ * other type does not compile. Each call that takes an executor is also a
+ * macro of the same name that applies it to its first argument, so orm_find_async(pool, ...) and
  * orm_find_async(tx, ...) both work. The functions themselves stay
  * reachable: (orm_find_async)(orm_pool_exec(pool), ...), or define
  * ORM_NO_GENERIC before including uvorm to do without the macros. A bare
- * NULL is none of the three types: the macros refuse it at compile time
+ * NULL is none of these types: the macros refuse it at compile time
  * (the functions return ORM_EINVAL for a NULL executor). */
 #if !defined(__cplusplus) && !defined(ORM_NO_GENERIC) &&                       \
     defined(__STDC_VERSION__) && __STDC_VERSION__ >= 201112L
 static inline orm_exec_t *orm__exec_of_exec(orm_exec_t *ex) { return ex; }
+ORM_EXTERN orm_exec_t *orm_cluster_exec(orm_cluster_t *cluster);
+ORM_EXTERN orm_exec_t *orm_session_exec(orm_session_t *session);
 #define ORM_EXEC(x)                                                            \
   _Generic((x), orm_pool_t *: orm_pool_exec, orm_tx_t *: orm_tx_exec,          \
+           orm_cluster_t *: orm_cluster_exec,                                  \
+           orm_session_t *: orm_session_exec,                                  \
            orm_exec_t *: orm__exec_of_exec)(x)
 #define ORM__GENERIC 1
 #endif

@@ -314,18 +314,20 @@ typedef struct {
 } call_t;
 
 static int call_begin(call_t *c, orm_exec_t *exec, const orm_model_t *model,
-                      orm_future_t **out);
+                      int intent, orm_future_t **out);
 
 /* call_begin() for a call that writes: a read-only model (a view) takes
  * none. */
 static int write_begin(call_t *c, orm_exec_t *exec, const orm_model_t *model,
                        orm_future_t **out) {
-  int rc = call_begin(c, exec, model, out);
+  int rc = call_begin(c, exec, model, ORM__WRITE, out);
   return rc == 0 && model->read_only ? ORM_ENOTSUP : rc;
 }
 
+/* `intent`: ORM__READ or ORM__WRITE, where a cluster's executor sends it
+ * (cluster.c). */
 static int call_begin(call_t *c, orm_exec_t *exec, const orm_model_t *model,
-                      orm_future_t **out) {
+                      int intent, orm_future_t **out) {
   if (out != NULL)
     *out = NULL;
   if (exec == NULL || model == NULL)
@@ -333,6 +335,7 @@ static int call_begin(call_t *c, orm_exec_t *exec, const orm_model_t *model,
   int rc = orm__exec_usable(exec);
   if (rc != 0)
     return rc;
+  exec = orm__exec_route(exec, intent);
   orm_pool_t *pool = orm__exec_pool(exec);
   model_cache_t *cache;
   rc = model_sql(pool, model, &c->sql, &cache);
@@ -374,7 +377,7 @@ static int call_run(call_t *c, const char *op, orm__sql_stmt_t *stmt,
 int (orm_find_async)(orm_exec_t *exec, const orm_model_t *model, orm_param_t key,
                      orm_future_cb cb, void *data, orm_future_t **out) {
   call_t c;
-  int rc = call_begin(&c, exec, model, out);
+  int rc = call_begin(&c, exec, model, ORM__READ, out);
   if (rc == 0 && c.sql->pk < 0)
     rc = ORM_ENOTSUP; /* a view without a key */
   if (rc == 0)
@@ -388,7 +391,7 @@ int (orm_find_by_async)(orm_exec_t *exec, const orm_model_t *model,
                         const char *column, orm_param_t value, orm_future_cb cb,
                         void *data, orm_future_t **out) {
   call_t c;
-  int rc = call_begin(&c, exec, model, out);
+  int rc = call_begin(&c, exec, model, ORM__READ, out);
   if (rc != 0)
     return rc;
   if (column == NULL)
@@ -410,7 +413,11 @@ static int select_query(orm_exec_t *exec, const orm_model_t *model,
   call_t c;
   if (query != NULL && model == NULL)
     model = orm_query_model(query);
-  int rc = call_begin(&c, exec, model, out);
+  int rc = call_begin(&c, exec, model,
+                      query != NULL && orm__query_for_update(query)
+                          ? ORM__WRITE
+                          : ORM__READ,
+                      out);
   if (rc != 0)
     return rc;
   if (query != NULL && orm_query_model(query) != model)

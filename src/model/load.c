@@ -690,6 +690,7 @@ int(orm_preload_async)(orm_exec_t *exec, orm_rows_t *rows, const char *path,
     *out = NULL;
   if (exec == NULL || rows == NULL || path == NULL)
     return ORM_EINVAL;
+  exec = orm__exec_route(exec, ORM__READ);
   orm_pool_t *pool = orm__exec_pool(exec);
   if (pool == NULL)
     return ORM_ECLOSED;

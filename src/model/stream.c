@@ -444,6 +444,8 @@ int(orm_stream_query_async)(orm_exec_t *exec, orm_query_t *query,
   const orm_model_t *model = orm_query_model(query);
   orm__params_in_t in = {.values = params, .n = n, .op = "stream",
                          .table = model->table};
+  exec = orm__exec_route(exec, orm__query_for_update(query) ? ORM__WRITE
+                                                            : ORM__READ);
   return stream_open(exec, model, false, sql, &in, chunk_rows, on_rows, cb,
                      data, out, fut);
 }
@@ -515,8 +517,9 @@ int(orm_copy_out_rows_async)(orm_exec_t *exec, const orm_model_t *model,
   if (sql == NULL)
     return rc;
   orm__params_in_t in = {.op = "copy", .table = model->table};
-  rc = stream_open(exec, model, true, sql, &in, chunk_rows, on_rows, cb, data,
-                   out, fut);
+  /* A read, whatever select_sql is: a subquery cannot write. */
+  rc = stream_open(orm__exec_route(exec, ORM__READ), model, true, sql, &in,
+                   chunk_rows, on_rows, cb, data, out, fut);
   orm__free(sql);
   return rc;
 }

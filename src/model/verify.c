@@ -99,8 +99,8 @@ int (orm_model_verify_async)(orm_exec_t *exec, const orm_model_t *model,
   void *ctx[ORM__SUBMIT_CTX] = {(void *)(uintptr_t)model};
   orm__params_in_t in = {.values = &param, .n = 1, .op = "verify",
                          .table = model->table};
-  rc = orm__exec_submit(exec, verify_sql, NULL, &in, to_report, ctx, cb, data,
-                        out);
+  rc = orm__exec_submit(orm__exec_route(exec, ORM__READ), verify_sql, NULL,
+                        &in, to_report, ctx, cb, data, out);
   orm__sql_discard(&name);
   return rc;
 }

@@ -151,6 +151,8 @@ int orm__lease_submit(orm_exec_t *exec, const orm__lease_ops_t *ops,
   if (in == NULL)
     in = &none;
   int rc = orm__exec_usable(exec);
+  if (rc == 0 && exec->cluster != NULL)
+    exec = orm__exec_route(exec, ORM__WRITE); /* raw: the primary */
   if (rc == 0)
     rc = orm__statement_args(sql, in);
   if (rc != 0)

@@ -553,6 +553,8 @@ int orm_pool_open(orm_pool_t **out, uv_loop_t *loop,
   orm__list_init(&pool->broken);
   orm__list_init(&pool->txs);
   orm__list_init(&pool->closed_txs);
+  orm__list_init(&pool->lsn_next);
+  orm__list_init(&pool->lsn_sent);
   /* Allocate everything that can fail before the first handle exists, so
    * that a failure leaves nothing behind on the loop. */
   orm__conn_t **conns = orm__metrics_init(pool) == 0
@@ -678,6 +680,7 @@ int orm_pool_close(orm_pool_t *pool, orm_pool_close_cb cb) {
   pool->state = POOL_CLOSING;
   pool->close_cb = cb;
   orm__notices_drop(pool);
+  orm__lsn_close(pool);
   fail_queue(pool, ORM_ECANCELED, "the pool was closed", ORM__LATER);
   while (!orm__list_empty(&pool->txs)) {
     orm_tx_t *tx = ORM__CONTAINER_OF(pool->txs.next, orm_tx_t, link);
@@ -758,6 +761,8 @@ orm_exec_t *orm_pool_exec(orm_pool_t *pool) {
 }
 
 orm_pool_t *orm__exec_pool(const orm_exec_t *exec) {
+  if (exec->cluster != NULL)
+    exec = exec->writes; /* the primary's: for caches and the loop */
   return exec->tx != NULL ? exec->tx->pool : exec->pool;
 }
 
@@ -781,6 +786,14 @@ int orm__exec_submit(orm_exec_t *exec, const char *sql, orm__stmt_hint_t *hint,
                      const orm__params_in_t *in, orm__transform_fn transform,
                      void *const *ctx, orm_future_cb cb, void *data,
                      orm_future_t **out) {
+  /* A routed executor that reaches here unresolved is raw SQL: it may
+   * write, so the primary takes it (or a replica, when asked for). */
+  if (exec != NULL && exec->cluster != NULL) {
+    int rc = orm__exec_usable(exec);
+    if (rc != 0)
+      return rc;
+    exec = orm__exec_route(exec, ORM__WRITE);
+  }
   if (exec != NULL && exec->tx != NULL)
     return orm__tx_submit(exec->tx, sql, hint, in, transform, ctx, cb, data,
                           out);
@@ -799,6 +812,10 @@ int orm__exec_submit(orm_exec_t *exec, const char *sql, orm__stmt_hint_t *hint,
     return ORM_ENOMEM;
   orm__req_set_transform(req, transform, ctx);
   rc = orm__pool_prepare_request(req, sql, in, !pool->cfg.no_prepare, hint);
+  if (rc == 0 && exec->sink != NULL && req->writes) {
+    req->sink = exec->sink;
+    exec->sink->refs++;
+  }
   if (rc == 0 && !pool->down)
     rc = orm__pool_enqueue(pool, req);
   if (rc != 0) {

@@ -39,6 +39,8 @@ typedef enum {
   REQ_QUEUED, /* in the pool queue, or a transaction's */
   REQ_SENT,   /* in a connection's slots */
   REQ_HELD,   /* answered; waiting for its segment's sync */
+  REQ_LSN,    /* a write that succeeded, waiting for a probe of the
+                 primary's WAL position (lsn.c) */
   REQ_DONE    /* out of the machine */
 } orm__req_state_t;
 
@@ -96,6 +98,10 @@ typedef struct orm__request_s {
   /* REQ_LEASE: what runs on the lent connection, and its state. */
   const orm__lease_ops_t *lease_ops;
   void *lease_obj;
+  /* A session's write (cluster.c): before its callback runs, the sink
+   * learns an LSN at or past its commit (lsn.c). */
+  orm__lsn_sink_t *sink;
+  orm__link_t lsn_link;
 } orm__request_t;
 
 /* COMMIT or ROLLBACK. */
@@ -232,6 +238,7 @@ struct orm_tx_s {
   char why[200];          /* ... and what to tell the statements behind */
   orm__tx_phase_t phase;
   orm__tx_mode_t mode;
+  orm__lsn_sink_t *sink; /* a session's: its COMMIT is tracked (lsn.c) */
 };
 
 /* A pool's life. orm_pool_close() moves it from OPEN to CLOSING; the
@@ -309,7 +316,32 @@ struct orm_pool_s {
   orm__pool_cache_t cache; /* the model layer's */
   uint64_t rng;
   struct orm__listener_s *listener; /* listen.c, once anything listened */
+  /* Sessions' writes waiting for the WAL position (lsn.c): for the next
+   * probe, and for the one in flight. */
+  orm__link_t lsn_next;
+  orm__link_t lsn_sent;
+  int lsn_probing;
+  orm__stmt_hint_t lsn_hint;
+  struct orm_cluster_s *owner; /* the cluster it belongs to, or NULL */
 };
+
+/* cluster.c: 0, or ORM_ECLOSED once the cluster is closing. */
+int orm__cluster_usable(const struct orm_cluster_s *cluster);
+/* Checks the replicas now (at most every check_ms / 5): a session's write
+ * completed, and its reads follow. */
+void orm__cluster_kick(struct orm_cluster_s *cluster);
+
+/* lsn.c */
+/* Called as a tracked write completes with `status`: 1 if it now waits for
+ * a probe (completed later by lsn.c), 0 if it completes now (the sink is
+ * dropped, and told the write may have committed when that is so). */
+int orm__lsn_hold(orm__request_t *req, int status);
+/* A request leaving the machine still holding a sink (abandoned). */
+void orm__lsn_drop(orm__request_t *req, int may_have_committed);
+/* A tracked write cancelled while it waited: out of the lists. */
+void orm__lsn_unhold(orm__request_t *req);
+/* The pool is closing: writes waiting complete, their sinks blind. */
+void orm__lsn_close(orm_pool_t *pool);
 
 /* request.c */
 /* Frees a request that is in no list (the pool is gone, or keeps enough). */

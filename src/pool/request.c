@@ -66,6 +66,7 @@ orm__request_t *orm__pool_req_new(orm_pool_t *pool, orm__req_kind_t kind,
   req->server = 0;
   req->lease_ops = NULL;
   req->lease_obj = NULL;
+  req->sink = NULL;
   return req;
 }
 
@@ -75,6 +76,8 @@ static void req_reclaim(orm_future_t *f) {
   if (req->kind == REQ_LEASE && req->lease_obj != NULL)
     req->lease_ops->release(req->lease_obj);
   req->lease_obj = NULL;
+  /* Abandoned after it was sent: it may have committed. */
+  orm__lsn_drop(req, 1);
   PQclear(req->result);
   PQclear(req->prepare_error);
   req->result = req->prepare_error = NULL;
@@ -155,13 +158,24 @@ static void settle(orm_pool_t *pool, orm__request_t *req, int status) {
 
 static void complete(orm__request_t *req, int status, orm__when_t when) {
   orm_pool_t *pool = req->pool;
+  int tx_ended = req->state == REQ_LSN;
+  if (req->sink != NULL) {
+    /* A session's write. Its transaction ends first: the probe it waits
+     * for may need the connection. */
+    if (orm__req_ends_tx(req)) {
+      orm__tx_end_done(req->tx, status);
+      tx_ended = 1;
+    }
+    if (orm__lsn_hold(req, status))
+      return;
+  }
   req->state = REQ_DONE;
   settle(pool, req, status);
   if (req->kind == REQ_BEGIN) {
     if (status == 0)
       orm__future_set_value(&req->future, req->tx, NULL);
     orm__tx_begin_done(req, status, 0, when);
-  } else if (orm__req_ends_tx(req)) {
+  } else if (!tx_ended && orm__req_ends_tx(req)) {
     orm__tx_end_done(req->tx, status);
   }
   orm__future_complete(&req->future, status, when);
@@ -327,6 +341,14 @@ static void req_abort(orm_future_t *f, int code) {
     if (req->kind == REQ_QUERY || req->kind == REQ_BEGIN ||
         (req->kind == REQ_LEASE && req->tx == NULL))
       pool->queued--;
+    complete(req, code, ORM__LATER);
+    break;
+  case REQ_LSN:
+    /* It took effect; only its commit position is not known yet. */
+    orm__lsn_unhold(req);
+    f->error.applied = 1;
+    orm__future_set_message(f, "the statement took effect; it was stopped "
+                               "while the primary's WAL position was read");
     complete(req, code, ORM__LATER);
     break;
   case REQ_SENT:

@@ -61,11 +61,46 @@ typedef struct {
   const char *schema;
 } orm__params_in_t;
 
-/* An executor is a pool or a transaction: exactly one of the two is set. */
+/* What a session knows of its writes (cluster.c): an LSN of the primary
+ * at or past the commit of each, so that its reads go where they show.
+ * Shared by the session and its writes in flight. */
+typedef struct orm__lsn_sink_s {
+  unsigned refs;
+  uint64_t lsn;
+  /* A write may have committed without its LSN being learnt (its
+   * connection lost, the probe failed): reads go to the primary until a
+   * later probe covers it. */
+  int blind;
+  void (*release)(struct orm__lsn_sink_s *sink); /* refs reached 0 */
+} orm__lsn_sink_t;
+
+static inline void orm__lsn_sink_unref(orm__lsn_sink_t *sink) {
+  if (--sink->refs == 0)
+    sink->release(sink);
+}
+
+/* An executor is a pool or a transaction (exactly one of the two set), or
+ * a cluster's routed executor (cluster.c): `cluster` set, and each call
+ * resolves it to a pool's executor with orm__exec_route(). */
 struct orm_exec_s {
   orm_pool_t *pool;
   orm_tx_t *tx;
+  struct orm_cluster_s *cluster;
+  orm_exec_t *writes;     /* routed: where writes go */
+  orm__lsn_sink_t *sink;  /* a session's: its writes' LSNs, for its reads
+                             (routed), or to track (its primary executor) */
+  int route;              /* routed: ORM__ROUTE_* */
 };
+
+enum { ORM__ROUTE_AUTO = 0, ORM__ROUTE_REPLICA = 1 };
+enum { ORM__READ = 0, ORM__WRITE = 1 };
+
+/* The executor a call of `intent` (ORM__READ or ORM__WRITE) runs on: the
+ * executor itself unless it is a cluster's. A read goes to a replica that
+ * is up, not too far behind and (for a session) has replayed the
+ * session's writes, else to the primary; a write to the primary. Never
+ * NULL for a non-NULL executor. */
+orm_exec_t *orm__exec_route(orm_exec_t *exec, int intent);
 
 /* The pool an executor runs on (NULL once a transaction's pool is gone). */
 orm_pool_t *orm__exec_pool(const orm_exec_t *exec);

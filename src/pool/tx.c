@@ -16,6 +16,8 @@ static void tx_free(orm_tx_t *tx) {
   orm__list_remove(&tx->link); /* the pool's list, live or closed */
   if (tx->end != NULL)
     orm__pool_req_discard(tx->end);
+  if (tx->sink != NULL)
+    orm__lsn_sink_unref(tx->sink);
   orm__free(tx);
 }
 
@@ -365,6 +367,8 @@ static int tx_usable(const orm_tx_t *tx) {
 int orm__exec_usable(const orm_exec_t *exec) {
   if (exec == NULL)
     return ORM_EINVAL;
+  if (exec->cluster != NULL)
+    return orm__cluster_usable(exec->cluster);
   return exec->tx != NULL ? tx_usable(exec->tx) : orm__pool_usable(exec->pool);
 }
 
@@ -458,6 +462,10 @@ static int tx_end(orm_tx_t *tx, orm__req_kind_t kind, orm_future_cb cb,
   req->kind = kind;
   orm__pool_prepare_request(req, kind == REQ_COMMIT ? "COMMIT" : "ROLLBACK",
                             NULL, 0, NULL);
+  if (kind == REQ_COMMIT && tx->sink != NULL) {
+    req->sink = tx->sink; /* the reference moves */
+    tx->sink = NULL;
+  }
   tx_enqueue(tx, req, out);
   return 0;
 }
