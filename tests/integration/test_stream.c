@@ -373,6 +373,9 @@ static void test_cancel_paused_small_result(void **state) {
                                    orm_fx_on_step, &step, NULL),
                    0);
   orm_fx_wait(&fx, &step, 1);
+  if (step.status != 0)
+    fail_msg("the next statement failed: %s %s %s", orm_err_name(step.status),
+             step.sqlstate, step.message);
   assert_int_equal(step.value, 13);
   orm_fx_close(&fx);
 }
