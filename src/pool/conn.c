@@ -3,8 +3,11 @@
  * the pipeline protocol (slots, segments, holding results until their sync
  * confirms them, re-sending the neighbours of a failed statement). */
 #include <assert.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "base/alloc.h"
 #include "pool_int.h"
@@ -65,6 +68,13 @@ static orm__slot_t slot_pop(orm__conn_t *conn) {
 
 /* ---- poll handle -------------------------------------------------------- */
 
+/* The handle watches a duplicate of libpq's socket that the connection owns.
+ * libpq closes its socket by itself (the server hung up during
+ * PQconsumeInput; the next host during PQconnectPoll), and libuv removes a
+ * closed handle's descriptor from epoll by number: on libpq's own number that
+ * would name whatever socket reused it since, here or on another thread's
+ * loop. The duplicate stays open until the handle is closed. */
+
 static void free_poll(uv_handle_t *handle) {
   orm_pool_t *pool = handle->data;
   pool->handles_open--;
@@ -74,25 +84,66 @@ static void free_poll(uv_handle_t *handle) {
 static void poll_close(orm__conn_t *conn) {
   if (conn->poll == NULL)
     return;
-  /* uv_close stops watching the fd at once, so PQfinish may follow. */
+  /* uv_close stops watching the descriptor at once, so it may be closed. */
   conn->poll->data = conn->pool;
   uv_close((uv_handle_t *)conn->poll, free_poll);
   conn->poll = NULL;
   conn->poll_events = 0;
+  close(conn->fd);
+  conn->fd = -1;
 }
 
-static int poll_open(orm__conn_t *conn, uv_os_sock_t fd) {
+/* Whether libpq's socket `fd` is still the one being watched: the number
+ * alone cannot tell, a new socket may reuse the old one's. */
+static int poll_watches(const orm__conn_t *conn, uv_os_sock_t fd) {
+  struct stat st;
+  return conn->poll != NULL && fstat(fd, &st) == 0 &&
+         st.st_ino == conn->sock_ino && st.st_dev == conn->sock_dev;
+}
+
+#if defined(__SANITIZE_THREAD__)
+#define ORM__TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define ORM__TSAN 1
+#endif
+#endif
+
+static uv_os_sock_t dup_socket(uv_os_sock_t fd) {
+#ifdef ORM__TSAN
+  /* ThreadSanitizer follows descriptors made by dup() but not by fcntl(),
+   * and would take ours for whatever socket had the number before. */
+  fd = dup(fd);
+  if (fd >= 0)
+    fcntl(fd, F_SETFD, FD_CLOEXEC);
+  return fd;
+#else
+  return fcntl(fd, F_DUPFD_CLOEXEC, 0);
+#endif
+}
+
+static int poll_open(orm__conn_t *conn, uv_os_sock_t pgfd) {
+  struct stat st;
+  uv_os_sock_t fd = dup_socket(pgfd);
+  if (fd < 0)
+    return ORM_EIO;
   uv_poll_t *poll = orm__malloc(sizeof *poll);
-  if (poll == NULL)
+  if (poll == NULL) {
+    close(fd);
     return ORM_ENOMEM;
-  if (uv_poll_init_socket(conn->pool->loop, poll, fd) != 0) {
+  }
+  if (fstat(fd, &st) != 0 ||
+      uv_poll_init_socket(conn->pool->loop, poll, fd) != 0) {
     orm__free(poll);
+    close(fd);
     return ORM_EIO;
   }
   conn->pool->handles_open++;
   poll->data = conn;
   conn->poll = poll;
   conn->fd = fd;
+  conn->sock_ino = st.st_ino;
+  conn->sock_dev = st.st_dev;
   conn->poll_events = 0;
   return 0;
 }
@@ -154,14 +205,12 @@ static void connected(orm__conn_t *conn) {
 }
 
 static void connect_step(orm__conn_t *conn) {
-  /* Each host or address libpq tries has a socket of its own, and the new
-   * one may reuse the old one's number: stop watching before the step
-   * (epoll forgets the closed socket) and watch afresh after it. */
-  uv_poll_stop(conn->poll);
-  conn->poll_events = 0;
+  /* Each host or address libpq tries has a socket of its own, which may
+   * reuse the old one's number: when the step changed it, watch the new
+   * one. */
   PostgresPollingStatusType st = PQconnectPoll(conn->pg);
   uv_os_sock_t fd = PQsocket(conn->pg);
-  if (st != PGRES_POLLING_FAILED && fd != conn->fd) {
+  if (st != PGRES_POLLING_FAILED && (fd < 0 || !poll_watches(conn, fd))) {
     poll_close(conn);
     int rc = fd < 0 ? ORM_EIO : poll_open(conn, fd);
     if (rc != 0) {
@@ -1115,7 +1164,6 @@ void orm__conn_shutdown(orm__conn_t *conn) {
     PQfinish(conn->pg);
     conn->pg = NULL;
   }
-  conn->fd = -1;
   if (conn->prepared != NULL)
     memset(conn->prepared, 0, conn->prepared_cap * sizeof *conn->prepared);
   if (conn->timer_open)

@@ -161,7 +161,8 @@ struct orm__conn_s {
   int backend_pid; /* its server process, once connected (libpq forgets it
                       when the connection breaks) */
   uv_poll_t *poll; /* re-created whenever libpq's socket changes */
-  uv_os_sock_t fd;
+  uv_os_sock_t fd;  /* the connection's own duplicate of libpq's socket */
+  unsigned long long sock_ino, sock_dev; /* which socket it is */
   int poll_events;
   uv_timer_t timer; /* connect timeout, reconnect backoff */
   int timer_open;
