@@ -71,6 +71,7 @@ void reply_failed(call_t *c) {
     return;
   switch (c->failed) {
   case ORM_ECONNECT:
+  case ORM_EAUTH:
   case ORM_ECONNLOST:
   case ORM_ETIMEDOUT:
   case ORM_EQUEUEFULL:

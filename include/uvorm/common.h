@@ -46,13 +46,14 @@ extern "C" {
   XX(ENORELATION, -22, "unknown relation")                                     \
   XX(ENOTLOADED, -23, "relation not loaded")                                   \
   XX(EMIGRATION, -24, "migrations do not match the database's history")      \
-  XX(EVALIDATION, -25, "a row failed its model's validation")
+  XX(EVALIDATION, -25, "a row failed its model's validation")                 \
+  XX(EAUTH, -26, "authentication failed")
 
 typedef enum {
 #define ORM_ERRNO_ENUM_(name, code, msg) ORM_##name = (code),
   ORM_ERRNO_MAP(ORM_ERRNO_ENUM_)
 #undef ORM_ERRNO_ENUM_
-  ORM_ERRNO_MAX_ = -26 /* one past the last code; not an error */
+  ORM_ERRNO_MAX_ = -27 /* one past the last code; not an error */
 } orm_errno_t;
 
 /* A static, human-readable description of `code`. Never NULL, never

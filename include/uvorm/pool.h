@@ -293,7 +293,10 @@ ORM_EXTERN orm_exec_t *orm_session_exec(orm_session_t *session);
  * future resolves with an orm_result_t (take it with orm_future_take() and
  * free it with orm_result_free()), or fails: ORM_ESERVER with SQLSTATE and
  * message in orm_future_error(), ORM_ECONNLOST, ORM_ETIMEDOUT,
- * ORM_ECANCELED, ORM_ECONNECT (the server cannot be reached), ORM_ENOMEM.
+ * ORM_ECANCELED, ORM_ECONNECT (the server cannot be reached, or refused
+ * the connection: its SQLSTATE, e.g. 3D000 or 53300, when it said why),
+ * ORM_EAUTH (it refused the credentials: SQLSTATE 28P01 for a wrong
+ * password, 28000 for no pg_hba.conf entry), ORM_ENOMEM.
  * Returns: 0; ORM_EINVAL (NULL executor or sql, params NULL with nparams > 0,
  * a bad parameter kind, `nparams` above the highest $N of `sql`: a
  * parameter nothing uses (placeholders inside literals, quoted names,

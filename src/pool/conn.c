@@ -198,6 +198,7 @@ static void connected(orm__conn_t *conn) {
     conn_failed(conn, "could not set up the connection");
     return;
   }
+  PQsetErrorVerbosity(conn->pg, PQERRORS_DEFAULT);
   conn->created_at = uv_now(conn->pool->loop);
   conn->backend_pid = PQbackendPID(conn->pg);
   arm(conn, UV_READABLE);
@@ -251,6 +252,8 @@ void orm__conn_start(orm__conn_t *conn) {
     return;
   }
   orm__notice_watch(conn);
+  /* Until connected: a refusal then names its SQLSTATE (see pool.c). */
+  PQsetErrorVerbosity(conn->pg, PQERRORS_VERBOSE);
   int rc = poll_open(conn, PQsocket(conn->pg));
   if (rc != 0) {
     conn_failed(conn, orm_strerror(rc));

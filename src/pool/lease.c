@@ -177,10 +177,8 @@ int orm__lease_submit(orm_exec_t *exec, const orm__lease_ops_t *ops,
   *out = req;
   if (exec->tx != NULL)
     return orm__tx_submit_lease(exec->tx, req);
-  if (pool->down) {
-    orm__future_set_message(&req->future, "%s", pool->last_error);
-    orm__pool_req_fail_deferred(req, ORM_ECONNECT);
-  }
+  if (pool->down)
+    orm__pool_req_fail_down(req);
   return 0;
 }
 

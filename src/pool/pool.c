@@ -97,7 +97,7 @@ static orm__conn_t *pick(orm_pool_t *pool, int for_begin, int *all_busy) {
 }
 
 static void fail_queue(orm_pool_t *pool, int code, const char *why,
-                       orm__when_t when) {
+                       const char *sqlstate, orm__when_t when) {
   while (!orm__list_empty(&pool->queue)) {
     orm__request_t *req =
         ORM__CONTAINER_OF(pool->queue.next, orm__request_t, link);
@@ -105,8 +105,16 @@ static void fail_queue(orm_pool_t *pool, int code, const char *why,
     pool->queued--;
     if (why != NULL)
       orm__future_set_message(&req->future, "%s", why);
+    req->future.error.sqlstate = sqlstate;
     orm__req_complete(req, code, when);
   }
+}
+
+void orm__pool_req_fail_down(orm__request_t *req) {
+  orm_pool_t *pool = req->pool;
+  orm__future_set_message(&req->future, "%s", pool->last_error);
+  req->future.error.sqlstate = pool->last_sqlstate;
+  orm__pool_req_fail_deferred(req, pool->last_code);
 }
 
 void orm__pool_dispatch(orm_pool_t *pool) {
@@ -257,6 +265,48 @@ static uint64_t backoff_ms(orm_pool_t *pool, unsigned failures) {
   return delay / 2 + next_random(pool) % (delay / 2 + 1);
 }
 
+/* The SQLSTATEs a server may refuse a connection with, as static strings a
+ * failed request can point at after the pool is gone. */
+static const char *const connect_states[] = {
+    "28000", /* invalid_authorization_specification: no pg_hba.conf entry,
+                role may not log in */
+    "28P01", /* invalid_password */
+    "3D000", /* invalid_catalog_name: no such database */
+    "42501", /* insufficient_privilege: no CONNECT */
+    "53300", /* too_many_connections */
+    "57P03", /* cannot_connect_now: starting up, shutting down */
+    "08P01", /* protocol_violation */
+    "0A000", /* feature_not_supported */
+};
+
+/* libpq reports a failed connect as text only. Connections try with
+ * PQERRORS_VERBOSE, which writes the server's SQLSTATE after the severity
+ * ("FATAL:  28P01: password authentication failed ...") and a LOCATION
+ * line: takes both out of `msg`, so it reads as libpq's default, and
+ * returns the first SQLSTATE found, or "". */
+static const char *take_connect_state(char *msg) {
+  const char *state = "";
+  char *p = msg;
+  while ((p = strstr(p, ":  ")) != NULL) {
+    p += 3;
+    size_t n = 0;
+    while (n < 5 && ((p[n] >= '0' && p[n] <= '9') || (p[n] >= 'A' && p[n] <= 'Z')))
+      n++;
+    if (n != 5 || p[5] != ':' || p[6] != ' ')
+      continue;
+    for (size_t i = 0; *state == '\0' && i < sizeof connect_states / sizeof *connect_states; i++)
+      if (memcmp(p, connect_states[i], 5) == 0)
+        state = connect_states[i];
+    memmove(p, p + 7, strlen(p + 7) + 1);
+  }
+  while ((p = strstr(msg, "LOCATION:  ")) != NULL) {
+    char *end = strchr(p, '\n');
+    memmove(p, end != NULL ? end + 1 : p + strlen(p),
+            end != NULL ? strlen(end + 1) + 1 : 1);
+  }
+  return state;
+}
+
 void orm__pool_conn_failed(orm_pool_t *pool, orm__conn_t *conn,
                            const char *why) {
   int was_up = conn->state != CONN_CONNECTING;
@@ -267,11 +317,23 @@ void orm__pool_conn_failed(orm_pool_t *pool, orm__conn_t *conn,
    * carry it. Ours beats libpq's, which for an attempt we gave up on names
    * no cause. */
   const char *msg = why;
-  if (msg == NULL && conn->pg != NULL)
-    msg = PQerrorMessage(conn->pg);
+  char text[1024];
+  pool->last_code = was_up ? ORM_ECONNLOST : ORM_ECONNECT;
+  pool->last_sqlstate = "";
+  if (msg == NULL && conn->pg != NULL) {
+    snprintf(text, sizeof text, "%s", PQerrorMessage(conn->pg));
+    if (!was_up) {
+      pool->last_sqlstate = take_connect_state(text);
+      /* Class 28: the server refused the credentials. */
+      if (strncmp(pool->last_sqlstate, "28", 2) == 0)
+        pool->last_code = ORM_EAUTH;
+    }
+    msg = text;
+  }
   if (msg == NULL || *msg == '\0')
     msg = orm_strerror(was_up ? ORM_ECONNLOST : ORM_ECONNECT);
-  snprintf(pool->last_error, sizeof pool->last_error, "%s", msg);
+  snprintf(pool->last_error, sizeof pool->last_error, "%.*s",
+           (int)sizeof pool->last_error - 1, msg);
   size_t n = strlen(pool->last_error);
   while (n > 0 &&
          (pool->last_error[n - 1] == '\n' || pool->last_error[n - 1] == ' '))
@@ -312,7 +374,8 @@ void orm__pool_conn_failed(orm_pool_t *pool, orm__conn_t *conn,
                     delay,
                     "no connection is up: requests fail until one is (%s)",
                     pool->last_error);
-    fail_queue(pool, ORM_ECONNECT, pool->last_error, ORM__NOW);
+    fail_queue(pool, pool->last_code, pool->last_error, pool->last_sqlstate,
+               ORM__NOW);
   }
   orm__pool_kick(pool);
 }
@@ -544,6 +607,8 @@ int orm_pool_open(orm_pool_t **out, uv_loop_t *loop,
   pool->loop = loop;
   pool->data = cfg.data;
   pool->rng = uv_hrtime() | 1;
+  pool->last_code = ORM_ECONNECT;
+  pool->last_sqlstate = "";
   orm__list_init(&pool->queue);
   orm__list_init(&pool->free_reqs);
   orm__list_init(&pool->all_reqs);
@@ -681,7 +746,7 @@ int orm_pool_close(orm_pool_t *pool, orm_pool_close_cb cb) {
   pool->close_cb = cb;
   orm__notices_drop(pool);
   orm__lsn_close(pool);
-  fail_queue(pool, ORM_ECANCELED, "the pool was closed", ORM__LATER);
+  fail_queue(pool, ORM_ECANCELED, "the pool was closed", NULL, ORM__LATER);
   while (!orm__list_empty(&pool->txs)) {
     orm_tx_t *tx = ORM__CONTAINER_OF(pool->txs.next, orm_tx_t, link);
     orm__tx_pool_closing(tx, ORM__LATER);
@@ -828,7 +893,8 @@ int orm__exec_submit(orm_exec_t *exec, const char *sql, orm__stmt_hint_t *hint,
   }
   if (pool->down) {
     orm__future_set_message(&req->future, "%s", pool->last_error);
-    orm__req_complete(req, ORM_ECONNECT, ORM__LATER);
+    req->future.error.sqlstate = pool->last_sqlstate;
+    orm__req_complete(req, pool->last_code, ORM__LATER);
   }
   return 0;
 }

@@ -290,6 +290,8 @@ struct orm_pool_s {
   orm__pool_state_t state;
   int down; /* the last connect failed and no connection is up */
   char last_error[256];
+  int last_code;             /* the code requests fail with while down */
+  const char *last_sqlstate; /* the server's SQLSTATE for it, or "" */
   /* Latency histograms (the `metrics` setting): per operation, and the
    * wait before being sent. */
   struct orm__histogram_s *latency; /* ORM__OPS of them, or NULL */
@@ -435,6 +437,8 @@ orm__request_t *orm__pool_req_new(orm_pool_t *pool, orm__req_kind_t kind,
                                   orm_future_cb cb, void *data);
 /* Fails a request that never entered the machine, from inside a call. */
 void orm__pool_req_fail_deferred(orm__request_t *req, int code);
+/* Fails `req` (later) with why the pool is down: no connection is up. */
+void orm__pool_req_fail_down(orm__request_t *req);
 void orm__pool_req_discard(orm__request_t *req);
 void orm__req_set_transform(orm__request_t *req, orm__transform_fn fn,
                             void *const *ctx);

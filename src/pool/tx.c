@@ -294,10 +294,8 @@ static int tx_open(orm_pool_t *pool, const char *begin_sql, orm__tx_mode_t mode,
   }
   if (out != NULL)
     *out = tx;
-  if (pool->down) {
-    orm__future_set_message(&begin->future, "%s", pool->last_error);
-    orm__pool_req_fail_deferred(begin, ORM_ECONNECT);
-  }
+  if (pool->down)
+    orm__pool_req_fail_down(begin);
   return 0;
 }
 

@@ -238,6 +238,46 @@ static void test_server_down_at_start(void **state) {
   orm_fx_close(&fx);
 }
 
+/* ---- 6. a server that refuses the connection says why --------------------- */
+
+/* A pool whose conninfo is the test server's with `key` = `value`: its first
+ * query fails with `code` and `sqlstate`, and again while it stays down. */
+static void refused_with(const char *key, const char *value, int code,
+                         const char *sqlstate) {
+  char *dsn = orm_test_dsn_with(key, value, NULL);
+  memset(&fx, 0, sizeof fx);
+  orm_pool_config_t cfg = reconnecting(
+      (orm_pool_config_t){.conninfo = dsn, .min_conns = 1, .max_conns = 1});
+  orm_fx_open_pool(&fx, &cfg);
+  for (int i = 0; i < 2; i++) {
+    orm_step_t s = {0};
+    assert_int_equal(
+        orm_query_async(fx.pool, "SELECT 1", NULL, 0, orm_fx_on_step, &s, NULL),
+        0);
+    orm_fx_wait(&fx, &s, 1);
+    assert_int_equal(s.status, code);
+    assert_string_equal(s.sqlstate, sqlstate);
+    /* libpq's default text, without the code or a LOCATION line. */
+    assert_non_null(strstr(s.message, "FATAL:  "));
+    assert_null(strstr(s.message, sqlstate));
+    assert_null(strstr(s.message, "LOCATION"));
+    assert_null(strstr(s.message, "dbname="));
+    if (i == 0)
+      print_message("refused (%s): %s\n", orm_err_name(s.status), s.message);
+  }
+  orm_fx_close(&fx);
+  free(dsn);
+}
+
+static void test_refusals_name_their_sqlstate(void **state) {
+  /* The suite's own server trusts loopback: an unknown role is refused for
+   * who it is (class 28), not for a password. */
+  if (!orm_test_server_managed())
+    skip();
+  refused_with("user", "uvorm_no_such_role", ORM_EAUTH, "28000");
+  refused_with("dbname", "uvorm_no_such_db", ORM_ECONNECT, "3D000");
+}
+
 /* ---- 7. transactions ---------------------------------------------------- */
 
 static void wait_step(orm_step_t *s) { orm_fx_wait(&fx, s, 1); }
@@ -803,6 +843,7 @@ int main(void) {
       cmocka_unit_test(test_terminate_backend),
       cmocka_unit_test(test_server_restart),
       cmocka_unit_test(test_server_down_at_start),
+      cmocka_unit_test(test_refusals_name_their_sqlstate),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
