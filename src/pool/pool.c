@@ -324,8 +324,10 @@ void orm__pool_conn_failed(orm_pool_t *pool, orm__conn_t *conn,
     snprintf(text, sizeof text, "%s", PQerrorMessage(conn->pg));
     if (!was_up) {
       pool->last_sqlstate = take_connect_state(text);
-      /* Class 28: the server refused the credentials. */
-      if (strncmp(pool->last_sqlstate, "28", 2) == 0)
+      /* Class 28: the server refused the credentials; or it asked for a
+       * password the conninfo does not have (libpq's own error). */
+      if (strncmp(pool->last_sqlstate, "28", 2) == 0 ||
+          PQconnectionNeedsPassword(conn->pg))
         pool->last_code = ORM_EAUTH;
     }
     msg = text;

@@ -9,7 +9,7 @@
  * server. The open transaction fails with ORM_ECONNLOST and is never
  * retried. The promoted replica leaves rotation (it is no standby). Prints
  * the time from the kill until writes succeed again. */
-#include "harness.h"
+#include "support.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -29,7 +29,6 @@ ORM_MODEL_DEFINE(row, "failover_rows", ROW_FIELDS);
 #define MAXW 100000
 #define INFLIGHT 16
 
-static uv_loop_t loop;
 static orm_cluster_t *cluster;
 static row_t rows[MAXW];
 static signed char outcome[MAXW]; /* 0 pending, 1 ok, 2 lost, 3 connect */
@@ -80,35 +79,6 @@ static void issue(void) {
                             (void *)(intptr_t)id, NULL);
   if (rc != 0)
     fail_msg("insert: %s", orm_err_name(rc));
-}
-
-static void topology(const char *action, const char *node) {
-  char cmd[1024];
-  snprintf(cmd, sizeof cmd, "\"%s\" %s \"%s\" %s >/dev/null",
-           getenv("UVORM_TEST_CLUSTER"), action,
-           getenv("UVORM_TEST_CLUSTER_STATE"), node);
-  if (system(cmd) != 0)
-    fail_msg("%s failed", cmd);
-}
-
-static void run_ms(uint64_t ms) {
-  uv_update_time(&loop);
-  uint64_t end = uv_now(&loop) + ms;
-  while (uv_now(&loop) < end) {
-    uv_run(&loop, UV_RUN_NOWAIT);
-    uv_sleep(1);
-    uv_update_time(&loop);
-  }
-}
-
-typedef struct {
-  int done, status;
-} step_t;
-
-static void on_step(orm_future_t *f, void *data) {
-  step_t *s = data;
-  s->done = 1;
-  s->status = orm_future_status(f);
 }
 
 static void test_failover(void **state) {

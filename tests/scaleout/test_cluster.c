@@ -6,7 +6,7 @@
  * the session's read the primary); a lagging replica leaves rotation and
  * comes back; a replica killed, all replicas down, the primary down (reads
  * go on, writes fail fast); a "replica" that is a primary; bad arguments. */
-#include "harness.h"
+#include "support.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -23,7 +23,6 @@
 ORM_MODEL_DECLARE(row, ROW_FIELDS);
 ORM_MODEL_DEFINE(row, "cluster_rows", ROW_FIELDS);
 
-static uv_loop_t loop;
 static const char *primary_dsn, *replica_dsn[2];
 
 typedef struct {
@@ -52,93 +51,8 @@ static void on_log(orm_pool_t *pool, const orm_log_record_t *r, void *data) {
 static PGconn *connect_as(const char *dsn, const char *user) {
   char buf[512];
   snprintf(buf, sizeof buf, "%s user=%s", dsn, user);
-  PGconn *pg = PQconnectdb(buf);
-  if (PQstatus(pg) != CONNECTION_OK)
-    fail_msg("connect: %s", PQerrorMessage(pg));
-  return pg;
+  return pg_connect(buf);
 }
-
-static void sql(PGconn *pg, const char *q) {
-  PGresult *res = PQexec(pg, q);
-  ExecStatusType st = PQresultStatus(res);
-  if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
-    fail_msg("%s: %s", q, PQerrorMessage(pg));
-  PQclear(res);
-}
-
-static int64_t sql_int(PGconn *pg, const char *q) {
-  PGresult *res = PQexec(pg, q);
-  if (PQresultStatus(res) != PGRES_TUPLES_OK)
-    fail_msg("%s: %s", q, PQerrorMessage(pg));
-  int64_t v = PQgetisnull(res, 0, 0) ? -1 : strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-  PQclear(res);
-  return v;
-}
-
-static void topology(const char *action, const char *node) {
-  char cmd[1024];
-  snprintf(cmd, sizeof cmd, "\"%s\" %s \"%s\" %s >/dev/null",
-           getenv("UVORM_TEST_CLUSTER"), action,
-           getenv("UVORM_TEST_CLUSTER_STATE"), node);
-  if (system(cmd) != 0)
-    fail_msg("%s failed", cmd);
-}
-
-/* Until `done()` or `ms` pass; fails the test on timeout. */
-static void run_until(int (*done)(void *), void *arg, uint64_t ms,
-                      const char *what) {
-  uv_update_time(&loop);
-  uint64_t end = uv_now(&loop) + ms;
-  while (!done(arg)) {
-    uv_run(&loop, UV_RUN_ONCE);
-    uv_update_time(&loop);
-    if (uv_now(&loop) > end)
-      fail_msg("timed out waiting for %s", what);
-  }
-}
-
-static void run_ms(uint64_t ms) {
-  uv_update_time(&loop);
-  uint64_t end = uv_now(&loop) + ms;
-  while (uv_now(&loop) < end) {
-    uv_run(&loop, UV_RUN_NOWAIT);
-    uv_sleep(1);
-    uv_update_time(&loop);
-  }
-}
-
-typedef struct {
-  int done, status;
-  int raw; /* set before: the value is an orm_result_t */
-  int64_t value;
-  char sqlstate[6];
-} step_t;
-
-static void on_step(orm_future_t *f, void *data) {
-  step_t *s = data;
-  s->done = 1;
-  s->status = orm_future_status(f);
-  s->value = -1;
-  const orm_error_t *e = orm_future_error(f);
-  if (e != NULL && e->sqlstate != NULL)
-    snprintf(s->sqlstate, sizeof s->sqlstate, "%s", e->sqlstate);
-  orm_result_t *res = s->status == 0 && s->raw ? orm_future_value(f) : NULL;
-  if (res != NULL) {
-    bool b;
-    int64_t i;
-    /* Raw results: the first value as an integer, or a bool. */
-    if (orm_result_nrows(res) > 0) {
-      if (orm_result_int(res, 0, 0, &i) == 0)
-        s->value = i;
-      else if (orm_result_bool(res, 0, 0, &b) == 0)
-        s->value = b;
-    }
-  }
-}
-
-static int step_done(void *arg) { return ((step_t *)arg)->done; }
-
-static void wait_step(step_t *s) { run_until(step_done, s, 15000, "a call"); }
 
 /* What an orm_find_async found: status, and the row's body. */
 typedef struct {
@@ -164,14 +78,6 @@ static void find(orm_exec_t *ex, int64_t id, found_t *x) {
                                   NULL),
                    0);
   run_until(found_done, x, 15000, "a find");
-}
-
-static int64_t raw_int(orm_exec_t *ex, const char *q) {
-  step_t s = {.raw = 1};
-  assert_int_equal(orm_query_async(ex, q, NULL, 0, on_step, &s, NULL), 0);
-  wait_step(&s);
-  assert_int_equal(s.status, 0);
-  return s.value;
 }
 
 
@@ -242,7 +148,7 @@ static void wait_replicated(PGconn *primary) {
     PGconn *r = connect_as(replica_dsn[i], "uvorm");
     int ok = 0;
     for (int t = 0; t < 500 && !ok; t++) {
-      ok = sql_int(r, q) == 1;
+      ok = pg_int(r, q) == 1;
       if (!ok)
         uv_sleep(10);
     }
@@ -264,11 +170,11 @@ static int group_setup(void **state) {
     return -1;
   uv_loop_init(&loop);
   primary_admin = connect_as(primary_dsn, "uvorm");
-  sql(primary_admin, "SET client_min_messages = warning");
-  sql(primary_admin, "DROP TABLE IF EXISTS cluster_rows");
-  sql(primary_admin, "CREATE TABLE cluster_rows (id int8 PRIMARY KEY, "
+  pg_sql(primary_admin, "SET client_min_messages = warning");
+  pg_sql(primary_admin, "DROP TABLE IF EXISTS cluster_rows");
+  pg_sql(primary_admin, "CREATE TABLE cluster_rows (id int8 PRIMARY KEY, "
                      "body text NOT NULL)");
-  sql(primary_admin, "INSERT INTO cluster_rows SELECT g, 'row ' || g "
+  pg_sql(primary_admin, "INSERT INTO cluster_rows SELECT g, 'row ' || g "
                      "FROM generate_series(1, 100) g");
   wait_replicated(primary_admin);
   return 0;
@@ -277,7 +183,7 @@ static int group_setup(void **state) {
 static int group_teardown(void **state) {
   (void)state;
   if (primary_admin != NULL) {
-    sql(primary_admin, "DROP TABLE IF EXISTS cluster_rows");
+    pg_sql(primary_admin, "DROP TABLE IF EXISTS cluster_rows");
     PQfinish(primary_admin);
   }
   orm_test_loop_close(&loop);
@@ -363,7 +269,7 @@ static void test_routing(void **state) {
   wait_step(&s);
   assert_int_equal(s.status, 0);
   close_cluster(c);
-  sql(primary_admin, "DELETE FROM cluster_rows WHERE id > 100");
+  pg_sql(primary_admin, "DELETE FROM cluster_rows WHERE id > 100");
 }
 
 static void replay(const char *what) {
@@ -371,7 +277,7 @@ static void replay(const char *what) {
   snprintf(q, sizeof q, "SELECT pg_wal_replay_%s()", what);
   for (int i = 0; i < 2; i++) {
     PGconn *r = connect_as(replica_dsn[i], "postgres");
-    sql(r, q);
+    pg_sql(r, q);
     PQfinish(r);
   }
 }
@@ -482,7 +388,7 @@ static void test_read_your_writes(void **state) {
   orm_session_close(s2);
   orm_session_close(s);
   close_cluster(c);
-  sql(primary_admin, "DELETE FROM cluster_rows WHERE id > 100");
+  pg_sql(primary_admin, "DELETE FROM cluster_rows WHERE id > 100");
 }
 
 static void test_lagging_replica_leaves_rotation(void **state) {
@@ -491,14 +397,14 @@ static void test_lagging_replica_leaves_rotation(void **state) {
   wait_both_in(c);
   memset(&logbook, 0, sizeof logbook);
   PGconn *r1 = connect_as(replica_dsn[0], "postgres");
-  sql(r1, "SELECT pg_wal_replay_pause()");
+  pg_sql(r1, "SELECT pg_wal_replay_pause()");
   /* Writes keep the primary's position moving. */
   uv_update_time(&loop);
   uint64_t end = uv_now(&loop) + 10000;
   for (int i = 0;; i++) {
     char q[96];
     snprintf(q, sizeof q, "UPDATE cluster_rows SET body = 'lag %d' WHERE id = 1", i);
-    sql(primary_admin, q);
+    pg_sql(primary_admin, q);
     run_ms(20);
     orm_replica_state_t st;
     orm_cluster_replica_state(c, 0, &st);
@@ -524,7 +430,7 @@ static void test_lagging_replica_leaves_rotation(void **state) {
   orm_pool_stats(orm_cluster_replica(c, 1), &p);
   assert_int_equal(st.reads_replica - st0.reads_replica, 20);
   assert_true(p.queries - p0.queries >= 20);
-  sql(r1, "SELECT pg_wal_replay_resume()");
+  pg_sql(r1, "SELECT pg_wal_replay_resume()");
   PQfinish(r1);
   wait_rotation(c, 0, true, 10000);
   assert_true(logbook.ins >= 1);
@@ -617,7 +523,7 @@ static void test_primary_down(void **state) {
   }
   primary_admin = connect_as(primary_dsn, "uvorm");
   topology("wait-streaming", "");
-  sql(primary_admin, "DELETE FROM cluster_rows WHERE id > 100");
+  pg_sql(primary_admin, "DELETE FROM cluster_rows WHERE id > 100");
   close_cluster(c);
 }
 
@@ -707,7 +613,7 @@ static void test_bad_arguments(void **state) {
   assert_int_equal(orm_session_open(c, &s2), ORM_ECLOSED);
   uv_run(&loop, UV_RUN_DEFAULT);
   orm_session_close(s); /* after the cluster's close: still fine */
-  sql(primary_admin, "DELETE FROM cluster_rows WHERE id > 100");
+  pg_sql(primary_admin, "DELETE FROM cluster_rows WHERE id > 100");
 }
 
 int main(void) {

@@ -1,0 +1,99 @@
+/* SPDX-License-Identifier: MIT */
+#include "support.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+uv_loop_t loop;
+
+void topology(const char *action, const char *node) {
+  char cmd[1024];
+  snprintf(cmd, sizeof cmd, "\"%s\" %s \"%s\" %s >/dev/null",
+           getenv("UVORM_TEST_CLUSTER"), action,
+           getenv("UVORM_TEST_CLUSTER_STATE"), node);
+  if (system(cmd) != 0)
+    fail_msg("%s failed", cmd);
+}
+
+void run_until(int (*done)(void *), void *arg, uint64_t ms, const char *what) {
+  uv_update_time(&loop);
+  uint64_t end = uv_now(&loop) + ms;
+  while (!done(arg)) {
+    uv_run(&loop, UV_RUN_ONCE);
+    uv_update_time(&loop);
+    if (uv_now(&loop) > end)
+      fail_msg("timed out waiting for %s", what);
+  }
+}
+
+void run_ms(uint64_t ms) {
+  uv_update_time(&loop);
+  uint64_t end = uv_now(&loop) + ms;
+  while (uv_now(&loop) < end) {
+    uv_run(&loop, UV_RUN_NOWAIT);
+    uv_sleep(1);
+    uv_update_time(&loop);
+  }
+}
+
+void on_step(orm_future_t *f, void *data) {
+  step_t *s = data;
+  s->done = 1;
+  s->status = orm_future_status(f);
+  s->value = -1;
+  const orm_error_t *e = orm_future_error(f);
+  if (e != NULL) {
+    snprintf(s->sqlstate, sizeof s->sqlstate, "%s",
+             e->sqlstate != NULL ? e->sqlstate : "");
+    snprintf(s->message, sizeof s->message, "%s",
+             e->message != NULL ? e->message : "");
+  }
+  orm_result_t *res = s->status == 0 && s->raw ? orm_future_value(f) : NULL;
+  if (res != NULL && orm_result_nrows(res) > 0) {
+    bool b;
+    int64_t i;
+    if (orm_result_int(res, 0, 0, &i) == 0)
+      s->value = i;
+    else if (orm_result_bool(res, 0, 0, &b) == 0)
+      s->value = b;
+  }
+}
+
+static int step_done(void *arg) { return ((step_t *)arg)->done; }
+
+void wait_step(step_t *s) { run_until(step_done, s, 15000, "a call"); }
+
+int64_t raw_int(orm_exec_t *ex, const char *q) {
+  step_t s = {.raw = 1};
+  assert_int_equal(orm_query_async(ex, q, NULL, 0, on_step, &s, NULL), 0);
+  wait_step(&s);
+  if (s.status != 0)
+    fail_msg("%s: %s %s", q, orm_err_name(s.status), s.message);
+  return s.value;
+}
+
+PGconn *pg_connect(const char *dsn) {
+  PGconn *pg = PQconnectdb(dsn);
+  if (PQstatus(pg) != CONNECTION_OK)
+    fail_msg("connect: %s", PQerrorMessage(pg));
+  return pg;
+}
+
+void pg_sql(PGconn *pg, const char *q) {
+  PGresult *res = PQexec(pg, q);
+  ExecStatusType st = PQresultStatus(res);
+  if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
+    fail_msg("%s: %s", q, PQerrorMessage(pg));
+  PQclear(res);
+}
+
+int64_t pg_int(PGconn *pg, const char *q) {
+  PGresult *res = PQexec(pg, q);
+  if (PQresultStatus(res) != PGRES_TUPLES_OK)
+    fail_msg("%s: %s", q, PQerrorMessage(pg));
+  int64_t v =
+      PQgetisnull(res, 0, 0) ? -1 : strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+  PQclear(res);
+  return v;
+}
