@@ -16,6 +16,43 @@ void topology(const char *action, const char *node) {
     fail_msg("%s failed", cmd);
 }
 
+typedef struct {
+  uv_work_t work;
+  char action[32], node[32];
+  int *done, rc;
+} topology_job_t;
+
+static void topology_run(uv_work_t *w) {
+  topology_job_t *j = (topology_job_t *)w;
+  char cmd[1024];
+  snprintf(cmd, sizeof cmd, "\"%s\" %s \"%s\" %s >/dev/null",
+           getenv("UVORM_TEST_CLUSTER"), j->action,
+           getenv("UVORM_TEST_CLUSTER_STATE"), j->node);
+  j->rc = system(cmd);
+}
+
+static void topology_ran(uv_work_t *w, int status) {
+  topology_job_t *j = (topology_job_t *)w;
+  int rc = j->rc;
+  *j->done = 1;
+  char what[80];
+  snprintf(what, sizeof what, "%s %s", j->action, j->node);
+  free(j);
+  if (status != 0 || rc != 0)
+    fail_msg("topology %s failed", what);
+}
+
+void topology_async(const char *action, const char *node, int *done) {
+  topology_job_t *j = calloc(1, sizeof *j);
+  assert_non_null(j);
+  snprintf(j->action, sizeof j->action, "%s", action);
+  snprintf(j->node, sizeof j->node, "%s", node);
+  j->done = done;
+  *done = 0;
+  assert_int_equal(uv_queue_work(&loop, &j->work, topology_run, topology_ran),
+                   0);
+}
+
 void run_until(int (*done)(void *), void *arg, uint64_t ms, const char *what) {
   uv_update_time(&loop);
   uint64_t end = uv_now(&loop) + ms;

@@ -20,6 +20,9 @@ extern uv_loop_t loop;
 /* `scripts/pg-test-cluster ACTION STATE NODE`, e.g. ("restart", "bouncer");
  * fails the test if it fails. */
 void topology(const char *action, const char *node);
+/* The same on libuv's thread pool, the loop running meanwhile: `*done` is
+ * set (on the loop) when it has succeeded; fails the test if it fails. */
+void topology_async(const char *action, const char *node, int *done);
 
 /* Runs the loop until `done(arg)` or `ms` pass; fails the test naming `what`
  * on timeout. */
