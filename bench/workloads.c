@@ -54,7 +54,11 @@
  * requests of C units over the P connections, syncs are batched per loop
  * turn by the pool) and `nopipe` (the pool's no_pipeline: one request at a
  * time per connection, the others wait in the pool's queue, and their
- * latency includes the wait). The result line and CSV row carry the mode as
+ * latency includes the wait), and `txpool`: pipeline with the pool's
+ * transaction_pooling (unnamed statements only), for a server behind
+ * PgBouncer in transaction mode (bench/bouncer.sh; PgBouncer ignores the
+ * `options` above, so that script sets the role's search_path instead).
+ * The result line and CSV row carry the mode as
  * "MODE/WORKLOAD", e.g. "pipeline/find". After it, every run prints the
  * pool's counters ("uvorm pool: queries N, errors N, ...", warm-up
  * included).
@@ -98,10 +102,11 @@
 #define INSERT_DOMAIN "@insert.bench"
 
 /* The first is the default. */
-typedef enum { MODE_PIPELINE, MODE_NOPIPE, MODE_COUNT } pool_mode_t;
+typedef enum { MODE_PIPELINE, MODE_NOPIPE, MODE_TXPOOL, MODE_COUNT } pool_mode_t;
 
 static const char *const mode_names[MODE_COUNT] = {
-    [MODE_PIPELINE] = "pipeline", [MODE_NOPIPE] = "nopipe"};
+    [MODE_PIPELINE] = "pipeline", [MODE_NOPIPE] = "nopipe",
+    [MODE_TXPOOL] = "txpool"};
 
 struct unit;
 struct driver;
@@ -1346,6 +1351,7 @@ int main(int argc, char **argv) {
           (unsigned)((requests + (size_t)d->opts.conns - 1) / (size_t)d->opts.conns),
       .queue_max = requests + 16,
       .no_pipeline = d->mode == MODE_NOPIPE,
+      .transaction_pooling = d->mode == MODE_TXPOOL,
       .data = d,
   };
   bench_opts_announce(&d->opts, DRIVER);

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
-# Runs a failover test (the C program given) on a topology of its own, a
-# primary and one replica, because the test kills the primary and promotes
-# the replica: the shared fixture's topology stays as it is.
+# Runs the failover tests (the C program given) on a topology of its own, a
+# primary and two replicas, because they promote replica2 beside a live
+# primary, then kill the primary and promote replica1: the shared fixture's
+# topology stays as it is.
 #
 #   tests/scaleout/failover.sh scripts/pg-test-cluster PROGRAM
 #
@@ -14,7 +15,7 @@ state=$(mktemp -d "${TMPDIR:-/tmp}/uvorm-failover.XXXXXX")
 down() { "$cluster" teardown "$state" >/dev/null 2>&1 || true; rm -rf "$state"; }
 trap down EXIT
 rc=0
-"$cluster" setup "$state" --replicas 1 --watch $$ || rc=$?
+"$cluster" setup "$state" --replicas 2 --watch $$ || rc=$?
 [ $rc = 0 ] || exit $rc
 "$cluster" exec "$state" -- "$prog" || rc=$?
 exit $rc

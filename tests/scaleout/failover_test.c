@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
-/* Failover, on a topology of its own (tests/scaleout/failover.sh): a
- * cluster whose primary is the multi-host conninfo "primary, replica1,
+/* Split brain and failover, on a topology of its own
+ * (tests/scaleout/failover.sh). Split brain: replica2 promoted while the
+ * primary stays up and a transaction is open on it (see test_split_brain).
+ * Failover: a cluster whose primary is the multi-host conninfo "primary, replica1,
  * target_session_attrs=read-write" keeps 16 inserts in flight and holds a
  * transaction open; the primary is killed and replica1 promoted. Every
  * insert completes exactly once: before the kill with success, at the kill
@@ -25,6 +27,8 @@
   X(body, ORM_T_TEXT, const char *, 0)
 ORM_MODEL_DECLARE(row, ROW_FIELDS);
 ORM_MODEL_DEFINE(row, "failover_rows", ROW_FIELDS);
+ORM_MODEL_DECLARE(split, ROW_FIELDS);
+ORM_MODEL_DEFINE(split, "split_rows", ROW_FIELDS);
 
 #define MAXW 100000
 #define INFLIGHT 16
@@ -79,6 +83,105 @@ static void issue(void) {
                             (void *)(intptr_t)id, NULL);
   if (rc != 0)
     fail_msg("insert: %s", orm_err_name(rc));
+}
+
+/* ---- split brain: a replica promoted while the primary stays up ---------- */
+
+typedef struct {
+  orm_cluster_t *c;
+  size_t i;
+} which_t;
+
+static int promoted_out(void *arg) {
+  which_t *w = arg;
+  orm_replica_state_t st;
+  assert_int_equal(orm_cluster_replica_state(w->c, w->i, &st), 0);
+  return st.checked && !st.standby && !st.in_rotation;
+}
+
+static int both_in(void *arg) {
+  orm_cluster_t *c = arg;
+  orm_replica_state_t a, b;
+  orm_cluster_replica_state(c, 0, &a);
+  orm_cluster_replica_state(c, 1, &b);
+  return a.in_rotation && b.in_rotation;
+}
+
+/* Runs first: it promotes replica2, and test_failover needs only replica1.
+ * uvorm does not fence: the primary it is given stays its primary while it
+ * is up (stopping the old one is the failover manager's job). What it must
+ * do: keep the open transaction and the writes on that primary, take the
+ * promoted server out of rotation (it is no standby), read on. */
+static void test_split_brain(void **state) {
+  (void)state;
+  uv_loop_init(&loop);
+  PGconn *admin = pg_connect(getenv("UVORM_TEST_PRIMARY_DSN"));
+  pg_sql(admin, "CREATE TABLE split_rows (id int8 PRIMARY KEY, body text "
+                "NOT NULL); INSERT INTO split_rows VALUES (1, 'before')");
+  const char *replicas[2] = {getenv("UVORM_TEST_REPLICA1_DSN"),
+                             getenv("UVORM_TEST_REPLICA2_DSN")};
+  orm_cluster_config_t cfg = {
+      .primary = getenv("UVORM_TEST_PRIMARY_DSN"),
+      .replicas = replicas,
+      .nreplicas = 2,
+      .pool = {.min_conns = 1, .max_conns = 2},
+      .check_ms = 20,
+  };
+  orm_cluster_t *c;
+  assert_int_equal(orm_cluster_open(&c, &loop, &cfg), 0);
+  run_until(both_in, c, 10000, "both replicas in rotation");
+
+  orm_tx_t *tx;
+  assert_int_equal(orm_tx_begin(orm_cluster_primary(c), &tx), 0);
+  step_t in_tx = {0}, commit = {0}, after = {0};
+  split_t r2 = {.id = 2, .body = "in the transaction"};
+  assert_int_equal(orm_insert_async(tx, split_model(), &r2, on_step, &in_tx,
+                                    NULL),
+                   0);
+  wait_step(&in_tx);
+  assert_int_equal(in_tx.status, 0);
+
+  topology("promote", "replica2");
+  which_t w = {c, 1};
+  run_until(promoted_out, &w, 10000, "the promoted replica out of rotation");
+
+  /* Reads go on, on replica1. */
+  orm_cluster_stats_t before, now;
+  orm_cluster_stats(c, &before);
+  for (int i = 0; i < 20; i++) {
+    step_t s = {0};
+    assert_int_equal(orm_find_async(c, split_model(), ORM_INT8(1), on_step, &s,
+                                    NULL),
+                     0);
+    wait_step(&s);
+    assert_int_equal(s.status, 0);
+  }
+  orm_cluster_stats(c, &now);
+  assert_int_equal(now.reads_replica - before.reads_replica, 20);
+
+  /* The transaction commits on the primary it began on, and a write after
+   * it goes there too, never to the promoted server. */
+  assert_int_equal(orm_tx_commit_async(tx, on_step, &commit, NULL), 0);
+  wait_step(&commit);
+  assert_int_equal(commit.status, 0);
+  split_t r3 = {.id = 3, .body = "after"};
+  assert_int_equal(orm_insert_async(c, split_model(), &r3, on_step, &after,
+                                    NULL),
+                   0);
+  wait_step(&after);
+  assert_int_equal(after.status, 0);
+  assert_int_equal(
+      pg_int(admin, "SELECT count(*) FROM split_rows WHERE id IN (2, 3)"), 2);
+  PGconn *promoted = pg_connect(getenv("UVORM_TEST_REPLICA2_DSN"));
+  assert_int_equal(
+      pg_int(promoted, "SELECT count(*) FROM split_rows WHERE id IN (2, 3)"),
+      0);
+  assert_int_equal(pg_int(promoted, "SELECT pg_is_in_recovery()::int"), 0);
+  PQfinish(promoted);
+  PQfinish(admin);
+  assert_int_equal(orm_cluster_close(c, NULL), 0);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  orm_test_loop_close(&loop);
 }
 
 static void test_failover(void **state) {
@@ -205,6 +308,7 @@ int main(void) {
     printf("# skipped: no failover topology\n");
     return 77;
   }
-  const struct CMUnitTest tests[] = {cmocka_unit_test(test_failover)};
+  const struct CMUnitTest tests[] = {cmocka_unit_test(test_split_brain),
+                                     cmocka_unit_test(test_failover)};
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
