@@ -2,8 +2,9 @@
 /* bench_workloads: TechEmpower-style database workloads through uvorm's
  * models on the pool, on the tables bench_load creates.
  *
- *   bench_workloads --workload NAME [--mode=pipeline|nopipe] [-P N] [-C N]
- *                   [--duration S] [--warmup S] [--conninfo STR] [--csv FILE]
+ *   bench_workloads --workload NAME [--mode=pipeline|nopipe|txpool] [-P N]
+ *                   [-C N] [--duration S] [--warmup S] [--conninfo STR]
+ *                   [--csv FILE]
  *
  * C units of work are in flight in total; each is one operation, timed from
  * its first call to the callback that completes it, and issued again from
