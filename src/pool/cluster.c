@@ -143,18 +143,6 @@ static const char replica_sql[] =
     "SELECT pg_catalog.pg_is_in_recovery(), "
     "pg_catalog.pg_last_wal_replay_lsn()";
 
-static int read_lsn(const orm_result_t *res, int col, uint64_t *out) {
-  const uint8_t *v;
-  size_t len;
-  if (orm_result_bytes(res, 0, col, &v, &len) != 0 || len != 8)
-    return -1;
-  uint64_t lsn = 0;
-  for (int i = 0; i < 8; i++)
-    lsn = lsn << 8 | v[i];
-  *out = lsn;
-  return 0;
-}
-
 /* How far behind a replica that replayed up to `replayed` is, at least:
  * from when the oldest primary position it lacks was read. */
 static uint64_t lag_ms(const orm_cluster_t *c, uint64_t replayed,
@@ -194,7 +182,7 @@ static void on_replica_check(orm_future_t *f, void *data) {
   bool standby = false;
   uint64_t replayed = 0;
   if (status == 0 && (orm_result_bool(res, 0, 0, &standby) != 0 ||
-                      (standby && read_lsn(res, 1, &replayed) != 0)))
+                      (standby && orm__lsn_read(res, 1, &replayed) != 0)))
     status = ORM_EPROTO;
   r->st.status = status;
   r->checked_at = now;
@@ -231,7 +219,7 @@ static void on_primary_check(orm_future_t *f, void *data) {
   if (c->closing || orm_future_status(f) != 0)
     return;
   uint64_t lsn;
-  if (read_lsn(orm_future_value(f), 0, &lsn) != 0)
+  if (orm__lsn_read(orm_future_value(f), 0, &lsn) != 0)
     return; /* in recovery: a failover is under way */
   c->stats.primary_lsn = lsn;
   size_t last = (c->head + c->nsamples + SAMPLES - 1) % SAMPLES;

@@ -19,7 +19,7 @@ static const char probe_sql[] =
 
 static void probe(orm_pool_t *pool);
 
-static void sink_drop(orm__request_t *req, int blind) {
+void orm__lsn_sink_drop(orm__request_t *req, int blind) {
   orm__lsn_sink_t *sink = req->sink;
   req->sink = NULL;
   if (blind)
@@ -37,7 +37,7 @@ static int may_have_committed(int status) {
 int orm__lsn_hold(orm__request_t *req, int status) {
   orm_pool_t *pool = req->pool;
   if (status != 0 || pool == NULL || pool->state != POOL_OPEN) {
-    sink_drop(req, status == 0 || may_have_committed(status));
+    orm__lsn_sink_drop(req, status == 0 || may_have_committed(status));
     return 0;
   }
   req->state = REQ_LSN;
@@ -46,14 +46,21 @@ int orm__lsn_hold(orm__request_t *req, int status) {
   return 1;
 }
 
-void orm__lsn_drop(orm__request_t *req, int committed) {
-  if (req->sink != NULL)
-    sink_drop(req, committed);
-}
-
 void orm__lsn_unhold(orm__request_t *req) {
   orm__list_remove(&req->lsn_link);
-  sink_drop(req, 1);
+  orm__lsn_sink_drop(req, 1);
+}
+
+int orm__lsn_read(const orm_result_t *res, int col, uint64_t *out) {
+  const uint8_t *v;
+  size_t len;
+  if (orm_result_bytes(res, 0, col, &v, &len) != 0 || len != 8)
+    return -1;
+  uint64_t lsn = 0;
+  for (int i = 0; i < 8; i++)
+    lsn = lsn << 8 | v[i];
+  *out = lsn;
+  return 0;
 }
 
 /* Completes every write of `list`: with the LSN the probe read, or blind. */
@@ -71,7 +78,7 @@ static void release(orm__link_t *list, int found, uint64_t lsn,
        * probe at a time), so it covers them too. */
       sink->blind = 0;
     }
-    sink_drop(req, !found);
+    orm__lsn_sink_drop(req, !found);
     orm__req_complete(req, 0, when);
   }
 }
@@ -80,16 +87,8 @@ static void on_probe(orm_future_t *f, void *data) {
   orm_pool_t *pool = data;
   pool->lsn_probing = 0;
   uint64_t lsn = 0;
-  int found = 0;
-  const uint8_t *v;
-  size_t len;
-  orm_result_t *res = orm_future_value(f);
-  if (orm_future_status(f) == 0 &&
-      orm_result_bytes(res, 0, 0, &v, &len) == 0 && len == 8) {
-    for (int i = 0; i < 8; i++)
-      lsn = lsn << 8 | v[i];
-    found = 1;
-  }
+  int found = orm_future_status(f) == 0 &&
+              orm__lsn_read(orm_future_value(f), 0, &lsn) == 0;
   release(&pool->lsn_sent, found, lsn, ORM__NOW);
   if (pool->state != POOL_OPEN)
     return;

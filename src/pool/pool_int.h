@@ -339,8 +339,16 @@ void orm__cluster_kick(struct orm_cluster_s *cluster);
  * a probe (completed later by lsn.c), 0 if it completes now (the sink is
  * dropped, and told the write may have committed when that is so). */
 int orm__lsn_hold(orm__request_t *req, int status);
-/* A request leaving the machine still holding a sink (abandoned). */
-void orm__lsn_drop(orm__request_t *req, int may_have_committed);
+/* A request leaving the machine still holding a sink (abandoned). Inline:
+ * every request passes here, few hold a sink. */
+void orm__lsn_sink_drop(orm__request_t *req, int may_have_committed);
+static inline void orm__lsn_drop(orm__request_t *req, int may_have_committed) {
+  if (req->sink != NULL)
+    orm__lsn_sink_drop(req, may_have_committed);
+}
+/* A pg_lsn in binary (8 bytes, big-endian) at row 0, column `col`: 0, or -1
+ * when it is NULL or not 8 bytes. */
+int orm__lsn_read(const orm_result_t *res, int col, uint64_t *out);
 /* A tracked write cancelled while it waited: out of the lists. */
 void orm__lsn_unhold(orm__request_t *req);
 /* The pool is closing: writes waiting complete, their sinks blind. */
