@@ -30,7 +30,7 @@ static void open_fx(void) {
                   "float8, at timestamptz NOT NULL)");
 }
 
-static usage_t *make_rows(size_t n, char (**names)[16]) {
+static usage_t *make_rows(size_t n, char (**names)[24]) {
   usage_t *rows = calloc(n ? n : 1, sizeof *rows);
   *names = calloc(n ? n : 1, sizeof **names);
   for (size_t i = 0; i < n; i++) {
@@ -49,7 +49,7 @@ static void test_rows_in(void **state) {
   (void)state;
   open_fx();
   size_t n = getenv("UVORM_TEST_QUICK") ? 3000 : 30000;
-  char(*names)[16];
+  char(*names)[24];
   usage_t *rows = make_rows(n, &names);
   orm_step_t s = {.take = 1};
   assert_int_equal(orm_copy_in_rows_async(fx.pool, usage_model(), rows, n,
@@ -80,7 +80,7 @@ static void test_rows_in(void **state) {
 static void test_bad_row_keeps_nothing(void **state) {
   (void)state;
   open_fx();
-  char(*names)[16];
+  char(*names)[24];
   usage_t *rows = make_rows(1000, &names);
   rows[500].model = NULL; /* NULL into NOT NULL */
   orm_step_t s = {0};
@@ -124,7 +124,7 @@ static void test_bad_row_keeps_nothing(void **state) {
 static void test_in_a_transaction(void **state) {
   (void)state;
   open_fx();
-  char(*names)[16], (*names2)[16];
+  char(*names)[24], (*names2)[24];
   usage_t *rows = make_rows(100, &names);
   /* Rows stay untouched until their COPY's callback: a second set. */
   usage_t *bad = make_rows(100, &names2);
@@ -389,7 +389,7 @@ static void on_out_done(orm_future_t *f, void *data) {
 static void test_rows_out(void **state) {
   (void)state;
   open_fx();
-  char(*names)[16];
+  char(*names)[24];
   size_t n = 3000;
   usage_t *rows = make_rows(n, &names);
   orm_step_t s = {0};
