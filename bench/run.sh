@@ -25,9 +25,10 @@
 #   -w SECONDS    warm-up of each driver run (pgbench has none)
 #   -r REPS       repetitions (at least 1; 3 or more for useful medians)
 #   --workloads   comma-separated subset of: select find queries fortunes
-#                 update update-tx bulk insert tx relations relations-1k
-#                 (default all, in that order; relations brings relations-1k,
-#                 its 1+K-round-trip variant, along)
+#                 update update-tx update-many bulk insert tx relations
+#                 relations-1k (default all, in that order; relations brings
+#                 relations-1k, its 1+K-round-trip variant, along, and update
+#                 brings update-many, its one-statement variant)
 #   --nopipe      also run uvorm and raw libpq without pipeline mode (--mode
 #                 nopipe: one statement in flight per connection); their rows
 #                 and ratios are printed, the BENCH lines do not change
@@ -43,13 +44,14 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # bulk before insert: insert runs leave `users` with dead tuples (millions in
 # the long profile) that change what a bulk scan costs.
-ALL_WORKLOADS="select find queries fortunes update update-tx bulk insert tx relations relations-1k"
+ALL_WORKLOADS="select find queries fortunes update update-tx update-many bulk insert tx relations relations-1k"
 # Workloads only bench_workloads has (no raw libpq or pgbench runs).
-UVORM_ONLY="update-tx relations-1k"
+UVORM_ONLY="update-tx update-many relations-1k"
 # A uvorm-only variant and the workload whose other drivers it is compared
-# with: relations-1k loads what relations loads, in 1+K round trips. The
-# variant runs whenever its base does.
-COMPANIONS="relations-1k:relations"
+# with: relations-1k loads what relations loads, in 1+K round trips;
+# update-many writes what update writes, in one statement. The variant runs
+# whenever its base does.
+COMPANIONS="relations-1k:relations update-many:update"
 SWEEP_CS="1 8 64 256"
 SWEEP_WORKLOADS="find queries"
 BULK_C=2                       # one bulk op moves 100 000 rows

@@ -21,7 +21,13 @@
  *   update    BATCH finds joined, then each row given a new random number
  *             and written back with orm_update_async() (field mask:
  *             randomnumber), the BATCH writes in flight together and joined;
- *   update-tx the same, but the BATCH writes (in key order) go in one
+ *   update-many
+ *             the same, but the BATCH writes in one
+ *             orm_update_many_async() (one statement: UPDATE ... FROM
+ *             unnest). Not in TechEmpower's list, which allows it ("batches
+ *             of update statements or individual update statements that
+ *             affect multiple rows"); compared with raw libpq's `update`;
+ *   update-tx the same as update, but the BATCH writes (in key order) go in one
  *             transaction: BEGIN, the writes with orm_update_async() and
  *             COMMIT, issued at once. Not in TechEmpower's list: `update`
  *             deadlocks in pipeline mode (see bench/README.md), this cannot;
@@ -124,6 +130,7 @@ typedef enum {
   W_FORTUNES,
   W_UPDATE,
   W_UPDATE_TX,
+  W_UPDATE_MANY,
   W_INSERT,
   W_BULK,
   W_TX,
@@ -135,6 +142,7 @@ typedef enum {
 static const char *const workload_names[W_COUNT] = {
     [W_FIND] = "find",         [W_SELECT] = "select", [W_QUERIES] = "queries",
     [W_FORTUNES] = "fortunes", [W_UPDATE] = "update", [W_UPDATE_TX] = "update-tx",
+    [W_UPDATE_MANY] = "update-many",
     [W_INSERT] = "insert",     [W_BULK] = "bulk",     [W_TX] = "tx",
     [W_RELATIONS] = "relations", [W_RELATIONS_1K] = "relations-1k",
 };
@@ -604,6 +612,36 @@ static int update_start(struct unit *u) {
   return start_finds(u, update_read);
 }
 
+/* update-many ------------------------------------------------------------------ */
+
+static void update_many_written(orm_future_t *f, void *data) {
+  struct unit *u = data;
+  int answered = 0;
+  if (!failed_future(u, f, "update_many world")) {
+    answered = 1;
+    int64_t n = orm_result_affected(orm_future_value(f));
+    if (n != BATCH)
+      bench_run_wrong(&u->drv->run, DRIVER,
+                      "update-many: %" PRId64 " rows updated", n);
+  }
+  unit_done(u, answered);
+}
+
+/* The BATCH rows (in key order) in one orm_update_many_async(). */
+static int update_many_issue(struct unit *u) {
+  return orm_update_many_async(u->drv->pool, world_model(), u->rows, BATCH,
+                               ORM_FIELD_BIT(world, randomnumber),
+                               update_many_written, u, NULL);
+}
+
+static void update_many_read(orm_future_t *all, void *data) {
+  finds_then_write(data, update_many_issue);
+}
+
+static int update_many_start(struct unit *u) {
+  return start_finds(u, update_many_read);
+}
+
 /* update-tx ------------------------------------------------------------------- */
 
 static void update_tx_committed(orm_future_t *f, void *data) {
@@ -1029,6 +1067,7 @@ static const struct workload workloads[W_COUNT] = {
     [W_FORTUNES] = {fortunes_start, 1, {fortune_model}},
     [W_UPDATE] = {update_start, BATCH, {world_model}},
     [W_UPDATE_TX] = {update_tx_start, BATCH + 1, {world_model}},
+    [W_UPDATE_MANY] = {update_many_start, BATCH, {world_model}},
     [W_INSERT] = {insert_start, 1, {user_model}},
     [W_BULK] = {bulk_start, 1, {user_model}},
     [W_TX] = {tx_start, 3, {world_model}},

@@ -835,6 +835,28 @@ ORM_EXTERN int orm_update_async(orm_exec_t *exec, const orm_model_t *model,
                                 void *row, uint64_t fields,
                                 orm_future_cb cb, void *data,
                                 orm_future_t **out);
+/* Updates `n` rows (consecutive structs at `rows`), each matched by its
+ * primary key, in one statement and one round trip (UPDATE ... FROM
+ * unnest(...): one array per column, so one prepared statement whatever
+ * `n`): the fields in `fields`, or as orm_update_async() when it is 0. All
+ * or nothing: a row that breaks a constraint fails the call with the
+ * server's error and no row changes. The before_update hook runs on every
+ * row first; a refusal fails the call (ORM_EVALIDATION, `index` naming the
+ * row) and nothing is sent. Resolves, as orm_update_async() does, with an
+ * orm_result_t: orm_result_affected() is the number of rows updated (a key
+ * no row has updates nothing), its rows are those rows as stored, in no
+ * particular order. A key given twice is updated once, with either row's
+ * values. The server locks the rows in the order of `rows` (for the small
+ * batches this is meant for): sort them by key, as for any batch of
+ * writes, so that two batches over the same rows cannot deadlock. Call
+ * errors: those of orm_update_async(), ORM_EINVAL (NULL rows, n == 0),
+ * ORM_ENOTSUP (a model without a primary key, or with nothing to update),
+ * ORM_ERANGE (n > INT32_MAX). */
+ORM_EXTERN int orm_update_many_async(orm_exec_t *exec,
+                                     const orm_model_t *model, void *rows,
+                                     size_t n, uint64_t fields,
+                                     orm_future_cb cb, void *data,
+                                     orm_future_t **out);
 ORM_EXTERN int orm_delete_async(orm_exec_t *exec, const orm_model_t *model,
                                 orm_param_t key, orm_future_cb cb, void *data,
                                 orm_future_t **out);
@@ -912,6 +934,8 @@ ORM_EXTERN void orm_schema_report_free(orm_schema_report_t *report);
   orm_insert_with_async(ORM_EXEC(exec), __VA_ARGS__)
 #define orm_update_async(exec, ...)                                            \
   orm_update_async(ORM_EXEC(exec), __VA_ARGS__)
+#define orm_update_many_async(exec, ...)                                       \
+  orm_update_many_async(ORM_EXEC(exec), __VA_ARGS__)
 #define orm_delete_async(exec, ...)                                            \
   orm_delete_async(ORM_EXEC(exec), __VA_ARGS__)
 #define orm_upsert_async(exec, ...)                                            \

@@ -594,6 +594,37 @@ int (orm_update_async)(orm_exec_t *exec, const orm_model_t *model,
                                   out);
 }
 
+int (orm_update_many_async)(orm_exec_t *exec, const orm_model_t *model,
+                            void *rows, size_t n, uint64_t fields,
+                            orm_future_cb cb, void *data, orm_future_t **out) {
+  call_t c;
+  int rc = write_begin(&c, exec, model, out);
+  if (rc != 0)
+    return rc;
+  if (rows == NULL || n == 0)
+    return ORM_EINVAL;
+  if (c.sql->pk < 0)
+    return ORM_ENOTSUP; /* a view, or no key to match rows by */
+  /* The fields the UPDATE writes: these, or every one it can. */
+  uint64_t writes = fields != 0 ? fields : c.sql->update.fields;
+  if (writes == 0)
+    return ORM_ENOTSUP;
+  if (model->hooks != NULL) {
+    for (size_t i = 0; i < n; i++) {
+      orm_refusal_t why;
+      if (orm__model_before_update(model, (char *)rows + i * model->struct_size,
+                                   fields, writes, &why) != 0)
+        return refuse(exec, model, &why, n > 1 ? i : SIZE_MAX, cb, data, out);
+    }
+  }
+  orm__sql_stmt_t *stmt;
+  if ((rc = orm__model_sql_update_many_cached(c.sql, writes, &stmt)) != 0)
+    return rc;
+  if ((rc = orm__params_bind_rows(c.params, model, stmt, rows, n)) != 0)
+    return rc;
+  return call_run(&c, "update_many", stmt, NULL, NULL, cb, data, out);
+}
+
 int (orm_delete_async)(orm_exec_t *exec, const orm_model_t *model,
                        orm_param_t key, orm_future_cb cb, void *data,
                        orm_future_t **out) {

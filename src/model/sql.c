@@ -212,6 +212,55 @@ const char *orm__sql_array_type(orm_type_t type) {
   }
 }
 
+/* Field `f`'s value from the row of unnest() "u", as its column's type:
+ * enums through text and the table's row type, array columns from their
+ * literals. */
+static void put_unnested(orm__sql_text_t *t, const orm_model_t *model,
+                         const orm_field_t *f) {
+  switch (f->type) {
+  case ORM_T_ENUM:
+    orm__sql_put(t, "(json_populate_record(NULL::");
+    orm__sql_table(t, model);
+    orm__sql_put(t, ", json_build_object(");
+    put_literal(t, f->column);
+    orm__sql_put(t, ", u.");
+    orm__sql_ident(t, f->column);
+    orm__sql_put(t, ")))."); /* the record's field */
+    orm__sql_ident(t, f->column);
+    break;
+  case ORM_T_INT_ARRAY:
+  case ORM_T_TEXT_ARRAY:
+    orm__sql_put(t, "u.");
+    orm__sql_ident(t, f->column);
+    orm__sql_put(t, f->type == ORM_T_INT_ARRAY ? "::int8[]" : "::text[]");
+    break;
+  default:
+    orm__sql_put(t, "u.");
+    orm__sql_ident(t, f->column);
+    break;
+  }
+}
+
+/* unnest($first::type[], ...) AS u("a", ...): one array per field of
+ * `fields`, in field order. */
+static void put_unnest(orm__sql_text_t *t, const orm_model_t *model,
+                       uint64_t fields, size_t first) {
+  orm__sql_put(t, "unnest(");
+  size_t n = first;
+  for (size_t i = 0; i < model->nfields; i++) {
+    if (!((fields >> i) & 1u))
+      continue;
+    if (n > first)
+      orm__sql_put(t, ", ");
+    orm__sql_param(t, n++);
+    orm__sql_put(t, "::");
+    orm__sql_put(t, orm__sql_array_type(model->fields[i].type));
+  }
+  orm__sql_put(t, ") AS u(");
+  orm__sql_columns(t, model, fields);
+  orm__sql_put(t, ")");
+}
+
 /* INSERT INTO t (fields) SELECT ... FROM unnest($first::type[], ...): the
  * fields in field order, each from an array. With `fk` >= 0, that field is
  * not in `fields` and comes from the row of CTE "p" instead (its column
@@ -237,43 +286,10 @@ static void put_insert_many(orm__sql_text_t *t, const orm_model_t *model,
       orm__sql_ident(t, parent_key);
       continue;
     }
-    switch (f->type) {
-    case ORM_T_ENUM:
-      orm__sql_put(t, "(json_populate_record(NULL::");
-      orm__sql_table(t, model);
-      orm__sql_put(t, ", json_build_object(");
-      put_literal(t, f->column);
-      orm__sql_put(t, ", u.");
-      orm__sql_ident(t, f->column);
-      orm__sql_put(t, ")))."); /* the record's field */
-      orm__sql_ident(t, f->column);
-      break;
-    case ORM_T_INT_ARRAY:
-    case ORM_T_TEXT_ARRAY:
-      orm__sql_put(t, "u.");
-      orm__sql_ident(t, f->column);
-      orm__sql_put(t, f->type == ORM_T_INT_ARRAY ? "::int8[]" : "::text[]");
-      break;
-    default:
-      orm__sql_put(t, "u.");
-      orm__sql_ident(t, f->column);
-      break;
-    }
+    put_unnested(t, model, f);
   }
-  orm__sql_put(t, fk >= 0 ? " FROM p, unnest(" : " FROM unnest(");
-  size_t n = first;
-  for (size_t i = 0; i < model->nfields; i++) {
-    if (!((fields >> i) & 1u))
-      continue;
-    if (n > first)
-      orm__sql_put(t, ", ");
-    orm__sql_param(t, n++);
-    orm__sql_put(t, "::");
-    orm__sql_put(t, orm__sql_array_type(model->fields[i].type));
-  }
-  orm__sql_put(t, ") AS u(");
-  orm__sql_columns(t, model, fields);
-  orm__sql_put(t, ")");
+  orm__sql_put(t, fk >= 0 ? " FROM p, " : " FROM ");
+  put_unnest(t, model, fields, first);
 }
 
 /* INSERT ... ON CONFLICT (target) DO UPDATE SET c = EXCLUDED.c, ... */
@@ -312,6 +328,38 @@ static int build_update(const orm__model_sql_t *s, uint64_t fields,
   put_where_key(&t, s->model, s->pk, next);
   put_returning(&t, s);
   return finish(&t, out, fields, s->pk);
+}
+
+/* UPDATE t AS t SET "f" = u."f", ... FROM unnest(...) AS u(...)
+ * WHERE t."pk" = u."pk" RETURNING t.*: `fields` and the key, one array
+ * each, in field order. */
+static int build_update_many(const orm__model_sql_t *s, uint64_t fields,
+                             orm__sql_stmt_t *out) {
+  const orm_model_t *model = s->model;
+  uint64_t sent = fields | UINT64_C(1) << s->pk;
+  orm__sql_text_t t = {0};
+  orm__sql_put(&t, "UPDATE ");
+  orm__sql_table(&t, model);
+  orm__sql_put(&t, " AS t SET ");
+  const char *sep = "";
+  for (size_t i = 0; i < model->nfields; i++) {
+    if (!((fields >> i) & 1u))
+      continue;
+    orm__sql_put(&t, sep);
+    sep = ", ";
+    orm__sql_ident(&t, model->fields[i].column);
+    orm__sql_put(&t, " = ");
+    put_unnested(&t, model, &model->fields[i]);
+  }
+  orm__sql_put(&t, " FROM ");
+  put_unnest(&t, model, sent, 1);
+  orm__sql_put(&t, " WHERE t.");
+  orm__sql_ident(&t, model->fields[s->pk].column);
+  orm__sql_put(&t, " = u.");
+  orm__sql_ident(&t, model->fields[s->pk].column);
+  orm__sql_put(&t, " RETURNING ");
+  put_qualified(&t, "t", model);
+  return finish(&t, out, sent, -1);
 }
 
 static int build_all(orm__model_sql_t *s) {
@@ -449,8 +497,10 @@ void orm__model_sql_free(orm__model_sql_t *s) {
     orm__free(s->insert_with[i].sql);
   orm__free(s->insert_with);
   orm__free(s->insert_with_child);
-  for (size_t i = 0; i < ORM__UPDATE_MASKS; i++)
-    orm__free(s->update_masks[i].sql);
+  for (size_t i = 0; i < ORM__UPDATE_MASKS; i++) {
+    orm__free(s->update_masks.stmts[i].sql);
+    orm__free(s->update_many_masks.stmts[i].sql);
+  }
   orm__free(s->find_by);
   orm__free(s->upsert);
   orm__free(s);
@@ -465,24 +515,50 @@ int orm__model_sql_update_fields(const orm__model_sql_t *s, uint64_t fields,
   return build_update(s, fields, out);
 }
 
-int orm__model_sql_update_cached(orm__model_sql_t *s, uint64_t fields,
-                                 orm__sql_stmt_t **out) {
+/* The statement for `fields` from a cache of the last ORM__UPDATE_MASKS
+ * masks used, built by `build` on a miss. */
+static int mask_cached(orm__model_sql_t *s, orm__sql_mask_cache_t *cache,
+                       uint64_t fields,
+                       int (*build)(const orm__model_sql_t *, uint64_t,
+                                    orm__sql_stmt_t *),
+                       orm__sql_stmt_t **out) {
   for (size_t i = 0; i < ORM__UPDATE_MASKS; i++) {
-    if (s->update_masks[i].sql != NULL && s->update_mask_keys[i] == fields) {
-      *out = &s->update_masks[i];
+    if (cache->stmts[i].sql != NULL && cache->keys[i] == fields) {
+      *out = &cache->stmts[i];
       return 0;
     }
   }
   orm__sql_stmt_t st;
-  int rc = orm__model_sql_update_fields(s, fields, &st);
+  int rc = build(s, fields, &st);
   if (rc != 0)
     return rc;
-  size_t i = s->update_mask_next++ % ORM__UPDATE_MASKS;
-  orm__free(s->update_masks[i].sql);
-  s->update_masks[i] = st;
-  s->update_mask_keys[i] = fields;
-  *out = &s->update_masks[i];
+  size_t i = cache->next++ % ORM__UPDATE_MASKS;
+  orm__free(cache->stmts[i].sql);
+  cache->stmts[i] = st;
+  cache->keys[i] = fields;
+  *out = &cache->stmts[i];
   return 0;
+}
+
+int orm__model_sql_update_cached(orm__model_sql_t *s, uint64_t fields,
+                                 orm__sql_stmt_t **out) {
+  return mask_cached(s, &s->update_masks, fields,
+                     orm__model_sql_update_fields, out);
+}
+
+int orm__model_sql_update_many_fields(const orm__model_sql_t *s,
+                                      uint64_t fields, orm__sql_stmt_t *out) {
+  if (s == NULL || out == NULL || s->pk < 0 || fields == 0 ||
+      (fields & ~orm__model_all_fields(s->model)) != 0 ||
+      (fields & (UINT64_C(1) << s->pk)) != 0)
+    return ORM_EINVAL;
+  return build_update_many(s, fields, out);
+}
+
+int orm__model_sql_update_many_cached(orm__model_sql_t *s, uint64_t fields,
+                                      orm__sql_stmt_t **out) {
+  return mask_cached(s, &s->update_many_masks, fields,
+                     orm__model_sql_update_many_fields, out);
 }
 
 int orm__model_sql_insert_with(const orm__model_sql_t *parent,

@@ -26,6 +26,11 @@
  *               RETURNING ...                 (fields: one array each)
  *   update      UPDATE "users" SET "email" = $1, "name" = $2
  *               WHERE "id" = $3 RETURNING ...   fields: email, name; key: id
+ *   update_many UPDATE "users" AS t SET "name" = u."name"
+ *               FROM unnest($1::int8[], $2::text[]) AS u("id", "name")
+ *               WHERE t."id" = u."id" RETURNING t."id", ...
+ *               (per field mask, built on first use; fields: one array
+ *               each, the key's included)
  *   remove      DELETE FROM "users" WHERE "id" = $1           key: id
  *   upsert[f]   INSERT INTO "users" ("id", "email", "name")
  *               VALUES ($1, $2, $3) ON CONFLICT ("id") DO UPDATE SET
@@ -93,6 +98,14 @@ typedef struct {
 
 #define ORM__UPDATE_MASKS 8
 
+/* Statements by field mask, built on first use: the last ORM__UPDATE_MASKS
+ * masks used (sql NULL: free). */
+typedef struct {
+  orm__sql_stmt_t stmts[ORM__UPDATE_MASKS];
+  uint64_t keys[ORM__UPDATE_MASKS];
+  unsigned next;
+} orm__sql_mask_cache_t;
+
 typedef struct {
   const orm_model_t *model;
   int pk;              /* the primary key's field index */
@@ -115,11 +128,8 @@ typedef struct {
    * binds. */
   orm__sql_stmt_t *insert_with;
   uint64_t *insert_with_child;
-  /* UPDATEs of named fields, by field mask, built on first use: the last
-   * ORM__UPDATE_MASKS masks used (sql NULL: free). */
-  orm__sql_stmt_t update_masks[ORM__UPDATE_MASKS];
-  uint64_t update_mask_keys[ORM__UPDATE_MASKS];
-  unsigned update_mask_next;
+  orm__sql_mask_cache_t update_masks;      /* UPDATEs of named fields */
+  orm__sql_mask_cache_t update_many_masks; /* update_many's, by fields set */
 } orm__model_sql_t;
 
 /* Checks `model` (orm_model_check_detail) and builds its statements.
@@ -140,6 +150,17 @@ int orm__model_sql_update_cached(orm__model_sql_t *sql, uint64_t fields,
                                  orm__sql_stmt_t **out);
 int orm__model_sql_update_fields(const orm__model_sql_t *sql, uint64_t fields,
                                  orm__sql_stmt_t *out);
+
+/* Many rows' UPDATE of `fields` (as above) by primary key, in one
+ * statement:
+ *   UPDATE "t" AS t SET "f" = u."f", ... FROM unnest($1::type[], ...)
+ *   AS u("id", "f", ...) WHERE t."id" = u."id" RETURNING t."id", ...
+ * binding `fields` and the key, one array each, in field order
+ * (orm__params_bind_rows). ORM_EINVAL also for a model without a key. */
+int orm__model_sql_update_many_fields(const orm__model_sql_t *sql,
+                                      uint64_t fields, orm__sql_stmt_t *out);
+int orm__model_sql_update_many_cached(orm__model_sql_t *sql, uint64_t fields,
+                                      orm__sql_stmt_t **out);
 
 /* A parent's INSERT and its has-many children's, in one statement:
  *

@@ -293,6 +293,35 @@ static void test_update_masks_cached(void **state) {
   orm__model_sql_free(s);
 }
 
+/* Many rows' UPDATE: the fields and the key as arrays, an enum through the
+ * row type, an array column from its literal; cached per mask. */
+static void test_update_many_sql(void **state) {
+  orm__model_sql_t *s;
+  assert_int_equal(orm__model_sql_new(&s, agent_model(), NULL), 0);
+  orm__sql_stmt_t *a, *again;
+  uint64_t mask = ORM_FIELD_BIT(agent, name) | ORM_FIELD_BIT(agent, status) |
+                  ORM_FIELD_BIT(agent, tags);
+  assert_int_equal(orm__model_sql_update_many_cached(s, mask, &a), 0);
+  assert_string_equal(
+      a->sql,
+      "UPDATE \"agents\" AS t SET \"name\" = u.\"name\", \"status\" = "
+      "(json_populate_record(NULL::\"agents\", json_build_object(E'status', "
+      "u.\"status\"))).\"status\", \"tags\" = u.\"tags\"::text[] FROM "
+      "unnest($1::uuid[], $2::text[], $3::text[], $4::text[]) AS u(\"id\", "
+      "\"name\", \"status\", \"tags\") WHERE t.\"id\" = u.\"id\" RETURNING "
+      "t.\"id\", t.\"owner_id\", t.\"name\", t.\"model\", t.\"status\", "
+      "t.\"temperature\", t.\"config\", t.\"tags\", t.\"created_at\"");
+  assert_int_equal(a->fields, mask | ORM_FIELD_BIT(agent, id));
+  assert_int_equal(a->key, -1);
+  assert_int_equal(orm__model_sql_update_many_cached(s, mask, &again), 0);
+  assert_ptr_equal(again, a);
+  assert_int_equal(orm__model_sql_update_many_cached(s, 0, &again), ORM_EINVAL);
+  assert_int_equal(orm__model_sql_update_many_cached(
+                       s, ORM_FIELD_BIT(agent, id), &again),
+                   ORM_EINVAL);
+  orm__model_sql_free(s);
+}
+
 static void test_crud_sql_agents(void **state) {
   orm__model_sql_t *s;
   assert_int_equal(orm__model_sql_new(&s, agent_model(), NULL), 0);
@@ -422,6 +451,7 @@ int main(void) {
       C(test_bad_descriptors),
       C(test_crud_sql_users),
       C(test_update_masks_cached),
+      C(test_update_many_sql),
       C(test_crud_sql_agents),
       C(test_crud_sql_quoting),
       C(test_crud_sql_all_generated),
