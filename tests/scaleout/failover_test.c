@@ -133,9 +133,9 @@ static void test_split_brain(void **state) {
 
   orm_tx_t *tx;
   assert_int_equal(orm_tx_begin(orm_cluster_primary(c), &tx), 0);
-  step_t in_tx = {0}, commit = {0}, after = {0};
+  orm_step_t in_tx = {0}, commit = {0}, after = {0};
   split_t r2 = {.id = 2, .body = "in the transaction"};
-  assert_int_equal(orm_insert_async(tx, split_model(), &r2, on_step, &in_tx,
+  assert_int_equal(orm_insert_async(tx, split_model(), &r2, orm_fx_on_step, &in_tx,
                                     NULL),
                    0);
   wait_step(&in_tx);
@@ -149,8 +149,8 @@ static void test_split_brain(void **state) {
   orm_cluster_stats_t before, now;
   orm_cluster_stats(c, &before);
   for (int i = 0; i < 20; i++) {
-    step_t s = {0};
-    assert_int_equal(orm_find_async(c, split_model(), ORM_INT8(1), on_step, &s,
+    orm_step_t s = {0};
+    assert_int_equal(orm_find_async(c, split_model(), ORM_INT8(1), orm_fx_on_step, &s,
                                     NULL),
                      0);
     wait_step(&s);
@@ -161,11 +161,11 @@ static void test_split_brain(void **state) {
 
   /* The transaction commits on the primary it began on, and a write after
    * it goes there too, never to the promoted server. */
-  assert_int_equal(orm_tx_commit_async(tx, on_step, &commit, NULL), 0);
+  assert_int_equal(orm_tx_commit_async(tx, orm_fx_on_step, &commit, NULL), 0);
   wait_step(&commit);
   assert_int_equal(commit.status, 0);
   split_t r3 = {.id = 3, .body = "after"};
-  assert_int_equal(orm_insert_async(c, split_model(), &r3, on_step, &after,
+  assert_int_equal(orm_insert_async(c, split_model(), &r3, orm_fx_on_step, &after,
                                     NULL),
                    0);
   wait_step(&after);
@@ -215,10 +215,10 @@ static void test_failover(void **state) {
   /* A transaction left open across the failover. */
   orm_tx_t *tx;
   assert_int_equal(orm_tx_begin(orm_cluster_primary(cluster), &tx), 0);
-  step_t in_tx = {0}, commit = {0};
+  orm_step_t in_tx = {0}, commit = {0};
   assert_int_equal(orm_insert_async(tx, row_model(),
                                     &(row_t){.id = MAXW + 1, .body = "tx"},
-                                    on_step, &in_tx, NULL),
+                                    orm_fx_on_step, &in_tx, NULL),
                    0);
   run_ms(500);
   assert_true(in_tx.done && in_tx.status == 0);
@@ -246,7 +246,7 @@ static void test_failover(void **state) {
   assert_true(recovery_ms < 15000);
 
   /* The transaction died with its connection, and is not retried. */
-  assert_int_equal(orm_tx_commit_async(tx, on_step, &commit, NULL), 0);
+  assert_int_equal(orm_tx_commit_async(tx, orm_fx_on_step, &commit, NULL), 0);
   while (!commit.done)
     run_ms(5);
   assert_true(commit.status == ORM_ECONNLOST || commit.status == ORM_ESKIPPED);

@@ -74,36 +74,14 @@ void run_ms(uint64_t ms) {
   }
 }
 
-void on_step(orm_future_t *f, void *data) {
-  step_t *s = data;
-  s->done = 1;
-  s->status = orm_future_status(f);
-  s->value = -1;
-  const orm_error_t *e = orm_future_error(f);
-  if (e != NULL) {
-    snprintf(s->sqlstate, sizeof s->sqlstate, "%s",
-             e->sqlstate != NULL ? e->sqlstate : "");
-    snprintf(s->message, sizeof s->message, "%s",
-             e->message != NULL ? e->message : "");
-  }
-  orm_result_t *res = s->status == 0 && s->raw ? orm_future_value(f) : NULL;
-  if (res != NULL && orm_result_nrows(res) > 0) {
-    bool b;
-    int64_t i;
-    if (orm_result_int(res, 0, 0, &i) == 0)
-      s->value = i;
-    else if (orm_result_bool(res, 0, 0, &b) == 0)
-      s->value = b;
-  }
-}
+static int step_done(void *arg) { return ((orm_step_t *)arg)->done; }
 
-static int step_done(void *arg) { return ((step_t *)arg)->done; }
-
-void wait_step(step_t *s) { run_until(step_done, s, 15000, "a call"); }
+void wait_step(orm_step_t *s) { run_until(step_done, s, 15000, "a call"); }
 
 int64_t raw_int(orm_exec_t *ex, const char *q) {
-  step_t s = {.raw = 1};
-  assert_int_equal(orm_query_async(ex, q, NULL, 0, on_step, &s, NULL), 0);
+  orm_step_t s = {.result = 1};
+  assert_int_equal(orm_query_async(ex, q, NULL, 0, orm_fx_on_step, &s, NULL),
+                   0);
   wait_step(&s);
   if (s.status != 0)
     fail_msg("%s: %s %s", q, orm_err_name(s.status), s.message);

@@ -6,7 +6,7 @@
 #ifndef ORM_TEST_SCALEOUT_SUPPORT_H
 #define ORM_TEST_SCALEOUT_SUPPORT_H
 
-#include "harness.h"
+#include "fixture.h"
 
 #include <stdint.h>
 
@@ -30,18 +30,8 @@ void run_until(int (*done)(void *), void *arg, uint64_t ms, const char *what);
 /* Runs the loop for `ms`. */
 void run_ms(uint64_t ms);
 
-/* One request's outcome, from on_step (its `data`). */
-typedef struct {
-  int done, status;
-  int raw;       /* set before: the value is an orm_result_t */
-  int64_t value; /* raw: the first value as an integer (a bool as 0/1), or -1 */
-  char sqlstate[6];
-  char message[256];
-} step_t;
-
-void on_step(orm_future_t *f, void *data);
-/* Until the step is done (15 s). */
-void wait_step(step_t *s);
+/* Until the step (orm_fx_on_step's, fixture.h) is done (15 s). */
+void wait_step(orm_step_t *s);
 /* Runs `q` on `ex` and returns its first value; fails the test on error. */
 int64_t raw_int(orm_exec_t *ex, const char *q);
 

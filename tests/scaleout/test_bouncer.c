@@ -291,14 +291,14 @@ static void test_pipelining(void **state) {
    * the 99 others land once each. */
   static player_t batch[100];
   static char bnames[100][16];
-  step_t steps[100];
+  orm_step_t steps[100];
   memset(steps, 0, sizeof steps);
   for (int i = 0; i < 100; i++) {
     snprintf(bnames[i], sizeof bnames[i], "batch %d", i);
     batch[i] = (player_t){.id = 1000 + i, .team_id = 2,
                           .name = i == 50 ? "player 1" : bnames[i]};
     assert_int_equal(orm_insert_async(pool, player_model(), &batch[i],
-                                      on_step, &steps[i], NULL),
+                                      orm_fx_on_step, &steps[i], NULL),
                      0);
   }
   for (int i = 0; i < 100; i++)
@@ -372,7 +372,7 @@ static void test_transactions(void **state) {
   orm_pool_t *p8 = open_pool(8);
   team_t rows[8];
   char names[8][16];
-  step_t inserted[8], committed[8];
+  orm_step_t inserted[8], committed[8];
   memset(inserted, 0, sizeof inserted);
   memset(committed, 0, sizeof committed);
   for (int i = 0; i < 8; i++) {
@@ -380,10 +380,10 @@ static void test_transactions(void **state) {
     snprintf(names[i], sizeof names[i], "tx %d", i);
     rows[i] = (team_t){.id = 20 + i, .name = names[i]};
     assert_int_equal(orm_tx_begin(p8, &t8), 0);
-    assert_int_equal(orm_insert_async(t8, team_model(), &rows[i], on_step,
+    assert_int_equal(orm_insert_async(t8, team_model(), &rows[i], orm_fx_on_step,
                                       &inserted[i], NULL),
                      0);
-    assert_int_equal(orm_tx_commit_async(t8, on_step, &committed[i], NULL),
+    assert_int_equal(orm_tx_commit_async(t8, orm_fx_on_step, &committed[i], NULL),
                      0);
   }
   for (int i = 0; i < 8; i++) {
@@ -511,10 +511,10 @@ static void test_pool_exhausted(void **state) {
     pg_sql(hold[i], "SELECT 1");
   }
   orm_pool_t *p = open_pool(2);
-  step_t s = {0};
+  orm_step_t s = {0};
   uv_update_time(&loop);
   uint64_t t0 = uv_now(&loop);
-  assert_int_equal(orm_query_async(p, "SELECT 1", NULL, 0, on_step, &s, NULL),
+  assert_int_equal(orm_query_async(p, "SELECT 1", NULL, 0, orm_fx_on_step, &s, NULL),
                    0);
   wait_step(&s);
   uint64_t waited = uv_now(&loop) - t0;

@@ -230,8 +230,8 @@ static void test_routing(void **state) {
 
   /* A write goes to the primary: on a standby it would fail (25006). */
   row_t r = {.id = 500, .body = "written"};
-  step_t s = {0};
-  assert_int_equal(orm_insert_async(c, row_model(), &r, on_step, &s, NULL), 0);
+  orm_step_t s = {0};
+  assert_int_equal(orm_insert_async(c, row_model(), &r, orm_fx_on_step, &s, NULL), 0);
   wait_step(&s);
   assert_int_equal(s.status, 0);
   /* FOR UPDATE too. */
@@ -240,7 +240,7 @@ static void test_routing(void **state) {
   assert_int_equal(orm_query_where(q, "id", ORM_OP_EQ, ORM_INT8(500)), 0);
   assert_int_equal(orm_query_for_update(q), 0);
   memset(&s, 0, sizeof s);
-  assert_int_equal(orm_find_all_async(c, NULL, q, on_step, &s, NULL), 0);
+  assert_int_equal(orm_find_all_async(c, NULL, q, orm_fx_on_step, &s, NULL), 0);
   orm_query_free(q);
   wait_step(&s);
   assert_int_equal(s.status, 0);
@@ -254,7 +254,7 @@ static void test_routing(void **state) {
   /* A write sent to a replica fails there, clearly. */
   memset(&s, 0, sizeof s);
   assert_int_equal(orm_insert_async(orm_cluster_replica_exec(c), row_model(),
-                                    &(row_t){.id = 501, .body = "x"}, on_step,
+                                    &(row_t){.id = 501, .body = "x"}, orm_fx_on_step,
                                     &s, NULL),
                    0);
   wait_step(&s);
@@ -265,7 +265,7 @@ static void test_routing(void **state) {
   assert_int_equal(orm_tx_begin(orm_cluster_primary(c), &tx), 0);
   assert_int_equal(raw_int(orm_tx_exec(tx), "SELECT pg_is_in_recovery()"), 0);
   memset(&s, 0, sizeof s);
-  assert_int_equal(orm_tx_commit_async(tx, on_step, &s, NULL), 0);
+  assert_int_equal(orm_tx_commit_async(tx, orm_fx_on_step, &s, NULL), 0);
   wait_step(&s);
   assert_int_equal(s.status, 0);
   close_cluster(c);
@@ -293,8 +293,8 @@ static void test_read_your_writes(void **state) {
 
   replay("pause");
   row_t r = {.id = 1000, .body = "mine"};
-  step_t w = {0};
-  assert_int_equal(orm_insert_async(s, row_model(), &r, on_step, &w, NULL), 0);
+  orm_step_t w = {0};
+  assert_int_equal(orm_insert_async(s, row_model(), &r, orm_fx_on_step, &w, NULL), 0);
   wait_step(&w);
   assert_int_equal(w.status, 0);
   uint64_t lsn = orm_session_lsn(s);
@@ -348,7 +348,7 @@ static void test_read_your_writes(void **state) {
                                     &(row_t){.id = 1001, .body = "in tx"},
                                     NULL, NULL, NULL),
                    0);
-  assert_int_equal(orm_tx_commit_async(tx, on_step, &w, NULL), 0);
+  assert_int_equal(orm_tx_commit_async(tx, orm_fx_on_step, &w, NULL), 0);
   wait_step(&w);
   assert_int_equal(w.status, 0);
   assert_true(orm_session_lsn(s) > lsn);
@@ -367,7 +367,7 @@ static void test_read_your_writes(void **state) {
       int64_t id = 2000 + d * 100 + i;
       row_t n = {.id = id, .body = "loop"};
       memset(&w, 0, sizeof w);
-      assert_int_equal(orm_insert_async(s, row_model(), &n, on_step, &w, NULL),
+      assert_int_equal(orm_insert_async(s, row_model(), &n, orm_fx_on_step, &w, NULL),
                        0);
       wait_step(&w);
       assert_int_equal(w.status, 0);
@@ -493,10 +493,10 @@ static void test_primary_down(void **state) {
   /* Writes fail, and fast. */
   uv_update_time(&loop);
   uint64_t t0 = uv_now(&loop);
-  step_t s = {0};
+  orm_step_t s = {0};
   assert_int_equal(orm_insert_async(c, row_model(),
                                     &(row_t){.id = 600, .body = "lost"},
-                                    on_step, &s, NULL),
+                                    orm_fx_on_step, &s, NULL),
                    0);
   wait_step(&s);
   uv_update_time(&loop);
@@ -512,7 +512,7 @@ static void test_primary_down(void **state) {
     memset(&s, 0, sizeof s);
     assert_int_equal(orm_insert_async(c, row_model(),
                                       &(row_t){.id = 600, .body = "back"},
-                                      on_step, &s, NULL),
+                                      orm_fx_on_step, &s, NULL),
                      0);
     wait_step(&s);
     if (s.status == 0)
@@ -585,9 +585,9 @@ static void test_bad_arguments(void **state) {
   orm_session_t *s;
   assert_int_equal(orm_session_open(c, &s), 0);
   /* A write in flight as the session is closed and the cluster too. */
-  step_t w = {0};
+  orm_step_t w = {0};
   assert_int_equal(orm_insert_async(s, row_model(),
-                                    &(row_t){.id = 700, .body = "x"}, on_step,
+                                    &(row_t){.id = 700, .body = "x"}, orm_fx_on_step,
                                     &w, NULL),
                    0);
   orm_session_close(s);
@@ -605,7 +605,7 @@ static void test_bad_arguments(void **state) {
                                   NULL),
                    ORM_ECLOSED);
   assert_int_equal(orm_query_async(orm_cluster_exec(c), "SELECT 1", NULL, 0,
-                                   on_step, &w, NULL),
+                                   orm_fx_on_step, &w, NULL),
                    ORM_ECLOSED);
   orm_tx_t *tx;
   assert_int_equal(orm_session_tx_begin(s, 0, &tx), ORM_ECLOSED);

@@ -83,11 +83,11 @@ static void close_pool(orm_pool_t *pool) {
 }
 
 /* The first query on a pool that cannot connect: its outcome. */
-static step_t refused(const char *dsn) {
+static orm_step_t refused(const char *dsn) {
   orm_pool_t *pool = open_pool(dsn);
-  step_t s = {0};
+  orm_step_t s = {0};
   assert_int_equal(
-      orm_query_async(pool, "SELECT 1", NULL, 0, on_step, &s, NULL), 0);
+      orm_query_async(pool, "SELECT 1", NULL, 0, orm_fx_on_step, &s, NULL), 0);
   wait_step(&s);
   no_secret(s.message, "the error message");
   print_message("refused (%s%s%s): %s\n", orm_err_name(s.status),
@@ -117,7 +117,7 @@ static void test_wrong_ca(void **state) {
   snprintf(opt, sizeof opt, "sslrootcert=%s",
            getenv("UVORM_TEST_TLS_WRONG_CA"));
   char *dsn = dsn_plus(tls_dsn, opt);
-  step_t s = refused(dsn);
+  orm_step_t s = refused(dsn);
   free(dsn);
   assert_int_equal(s.status, ORM_ECONNECT);
   assert_string_equal(s.sqlstate, "");
@@ -128,7 +128,7 @@ static void test_wrong_host_name(void **state) {
   (void)state;
   /* Still 127.0.0.1 (hostaddr), but verified against another name. */
   char *dsn = dsn_plus(tls_dsn, "host=uvorm-wrong-host");
-  step_t s = refused(dsn);
+  orm_step_t s = refused(dsn);
   free(dsn);
   assert_int_equal(s.status, ORM_ECONNECT);
   assert_non_null(strstr(s.message, "does not match host name"));
@@ -139,7 +139,7 @@ static void test_wrong_password(void **state) {
   const char *bases[] = {scram_dsn, tls_dsn};
   for (int i = 0; i < 2; i++) {
     char *dsn = dsn_plus(bases[i], "password=wrong-pw");
-    step_t s = refused(dsn);
+    orm_step_t s = refused(dsn);
     free(dsn);
     assert_int_equal(s.status, ORM_EAUTH);
     assert_string_equal(s.sqlstate, "28P01");
@@ -151,7 +151,7 @@ static void test_no_password(void **state) {
   (void)state;
   /* An empty password is none: libpq refuses before the server does. */
   char *dsn = dsn_plus(scram_dsn, "password='' passfile=/nonexistent");
-  step_t s = refused(dsn);
+  orm_step_t s = refused(dsn);
   free(dsn);
   assert_int_equal(s.status, ORM_EAUTH);
   assert_string_equal(s.sqlstate, "");

@@ -131,8 +131,9 @@ void orm_fx_on_step(orm_future_t *f, void *data) {
   }
   if (s->result) {
     orm_result_t *r = orm_future_value(f);
+    bool b;
     if (orm_result_nrows(r) > 0 && orm_result_int(r, 0, 0, &s->value) != 0)
-      s->value = -1;
+      s->value = orm_result_bool(r, 0, 0, &b) == 0 ? b : -1;
   }
   if (s->take)
     s->taken = orm_future_take(f);

@@ -67,7 +67,8 @@ typedef struct {
   char sqlstate[6];
   char message[256];
   int applied;   /* the error's `applied` */
-  int64_t value; /* with `result`: the first int of its first row, or -1 */
+  int64_t value; /* with `result`: the first int of its first row (a bool
+                    as 0 or 1), or -1 */
   void *taken;   /* the value, with `take` */
   int result;    /* set before issuing: the value is an orm_result_t */
   int take;      /* set before issuing: take the value */
