@@ -93,6 +93,11 @@ typedef struct {
   const char *plan;           /* with explain_slow, in a second event for a
                                  slow statement (once per text): EXPLAIN's
                                  output, one line each; else NULL */
+  bool internal;              /* the runtime's own statement, not the
+                                 caller's: a cluster's checks (operation
+                                 "primary_check", "replica_check") and a
+                                 session's LSN probe ("lsn_probe"). They
+                                 count in the pool's stats too. */
 } orm_query_event_t;
 
 /* Called on the loop as each statement completes, before its callback

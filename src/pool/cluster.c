@@ -236,10 +236,10 @@ static void on_primary_check(orm_future_t *f, void *data) {
 
 static void check_all(orm_cluster_t *c) {
   orm_future_t *f;
-  orm__params_in_t none;
-  memset(&none, 0, sizeof none);
+  orm__params_in_t primary_in = {.op = "primary_check", .internal = true};
+  orm__params_in_t replica_in = {.op = "replica_check", .internal = true};
   if (!c->primary_checking && c->nreplicas > 0 &&
-      orm__exec_submit(orm_pool_exec(c->primary), primary_sql, NULL, &none,
+      orm__exec_submit(orm_pool_exec(c->primary), primary_sql, NULL, &primary_in,
                        NULL, NULL, on_primary_check, c, &f) == 0) {
     c->primary_checking = 1;
     orm_future_timeout(f, c->check_timeout_ms);
@@ -250,7 +250,7 @@ static void check_all(orm_cluster_t *c) {
     if (r->checking)
       continue;
     int rc = orm__exec_submit(orm_pool_exec(r->pool), replica_sql, NULL,
-                              &none, NULL, NULL, on_replica_check, r, &f);
+                              &replica_in, NULL, NULL, on_replica_check, r, &f);
     if (rc != 0) {
       r->st.status = rc;
       set_rotation(r, false, orm_strerror(rc));

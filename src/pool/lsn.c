@@ -107,8 +107,7 @@ static void probe(orm_pool_t *pool) {
     orm__list_remove(l);
     orm__list_push_back(&pool->lsn_sent, l);
   }
-  orm__params_in_t in;
-  memset(&in, 0, sizeof in);
+  orm__params_in_t in = {.op = "lsn_probe", .internal = true};
   int rc = orm__exec_submit(&pool->exec, probe_sql, &pool->lsn_hint, &in,
                             NULL, NULL, on_probe, pool, NULL);
   if (rc != 0) {

@@ -111,6 +111,7 @@ void orm__req_event(orm__request_t *req, int status) {
       .slow = pool->cfg.slow_query_ms != 0 &&
               total >= pool->cfg.slow_query_ms * UINT64_C(1000000),
       .params = pool->cfg.query_params ? params : NULL,
+      .internal = req->internal,
   };
   pool->cfg.on_query(pool, &ev, pool->cfg.data);
   if (ev.slow && pool->cfg.explain_slow)

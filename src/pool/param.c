@@ -186,6 +186,7 @@ int orm__pool_prepare_request(orm__request_t *req, const char *sql,
   if (req->t_start != 0) { /* measured: the call is now */
     req->t_start = uv_hrtime();
     req->op = in != NULL ? in->op : NULL;
+    req->internal = in != NULL && in->internal;
     req->table = in != NULL ? in->table : NULL;
   }
   int rc = in == NULL            ? encode_params(req, NULL, 0)

@@ -95,6 +95,7 @@ typedef struct orm__request_s {
   int backend_pid;
   unsigned char replays;
   unsigned char server; /* 1 + its index in the pool's servers; 0: unsent */
+  unsigned char internal; /* the runtime's own statement (query events) */
   /* REQ_LEASE: what runs on the lent connection, and its state. */
   const orm__lease_ops_t *lease_ops;
   void *lease_obj;

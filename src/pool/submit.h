@@ -59,6 +59,9 @@ typedef struct {
    * (conn.c, segment_takes()). */
   int row_key;
   const char *schema;
+  /* The runtime's own statement (a cluster's check, a session's LSN
+   * probe), flagged in its query event. */
+  bool internal;
 } orm__params_in_t;
 
 /* What a session knows of its writes (cluster.c): an LSN of the primary

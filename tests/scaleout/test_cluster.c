@@ -46,6 +46,22 @@ static void on_log(orm_pool_t *pool, const orm_log_record_t *r, void *data) {
   assert_null(strstr(r->message, "dbname="));
 }
 
+/* Query events: the cluster's checks and the sessions' LSN probes are
+ * flagged internal, and nothing else is. */
+static int internal_checks, internal_probes;
+static void on_query(orm_pool_t *pool, const orm_query_event_t *e,
+                     void *data) {
+  (void)pool;
+  (void)data;
+  int checks = strcmp(e->operation, "primary_check") == 0 ||
+               strcmp(e->operation, "replica_check") == 0;
+  int probe = strcmp(e->operation, "lsn_probe") == 0;
+  if (e->internal != (checks || probe))
+    fail_msg("operation %s: internal %d", e->operation, e->internal);
+  internal_checks += checks;
+  internal_probes += probe;
+}
+
 /* ---- helpers ---------------------------------------------------------------- */
 
 static PGconn *connect_as(const char *dsn, const char *user) {
@@ -92,7 +108,8 @@ static orm_cluster_t *open_cluster(const char *const *replicas, size_t n,
                .max_conns = 2,
                .reconnect_min_ms = 20,
                .reconnect_max_ms = 200,
-               .on_log = on_log},
+               .on_log = on_log,
+               .on_query = on_query},
       .max_lag_ms = max_lag_ms,
       .check_ms = 20,
   };
@@ -290,13 +307,16 @@ static void test_read_your_writes(void **state) {
   orm_session_t *s;
   assert_int_equal(orm_session_open(c, &s), 0);
   assert_int_equal(orm_session_lsn(s), 0);
+  assert_true(internal_checks > 0); /* flagged internal (on_query) */
 
   replay("pause");
   row_t r = {.id = 1000, .body = "mine"};
   orm_step_t w = {0};
+  int probes = internal_probes;
   assert_int_equal(orm_insert_async(s, row_model(), &r, orm_fx_on_step, &w, NULL), 0);
   wait_step(&w);
   assert_int_equal(w.status, 0);
+  assert_true(internal_probes > probes); /* the write's LSN probe */
   uint64_t lsn = orm_session_lsn(s);
   assert_true(lsn > 0 && lsn != UINT64_MAX);
 
