@@ -83,9 +83,18 @@ void orm__lease_end(orm__conn_t *conn, const char *broken) {
      * must not complete it first. */
     req->state = REQ_DONE;
   }
-  if (broken == NULL && conn->pg != NULL && pipelined(conn) &&
-      PQenterPipelineMode(conn->pg) != 1)
-    broken = "could not enter pipeline mode again";
+  if (broken == NULL && conn->pg != NULL && pipelined(conn)) {
+    /* libpq keeps a stream's single-row mode after its query has ended,
+     * and resets it only when a query starts outside pipeline mode (or a
+     * pipeline moves on to a queued query): the first pipelined query
+     * after the stream would come back a row at a time. Starting a query
+     * with no command resets the mode, then fails on the argument before
+     * anything is sent (test_stream's test_next_statements_on_its_connection
+     * fails if that ever changes). */
+    (void)PQsendQueryParams(conn->pg, NULL, 0, NULL, NULL, NULL, NULL, 0);
+    if (PQenterPipelineMode(conn->pg) != 1)
+      broken = "could not enter pipeline mode again";
+  }
   if (broken == NULL && conn->pg != NULL &&
       PQtransactionStatus(conn->pg) != (conn->tx != NULL ? PQTRANS_INTRANS
                                                          : PQTRANS_IDLE) &&

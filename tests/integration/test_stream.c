@@ -135,6 +135,34 @@ static void test_rows_arrive_in_chunks(void **state) {
   orm_fx_close(&fx);
 }
 
+/* On one connection, so the statements after the stream run where it ran:
+ * its single-row mode must not outlive it (libpq 15 keeps the flag into
+ * pipeline mode, and the first pipelined query after it would come back
+ * a row at a time). */
+static void test_next_statements_on_its_connection(void **state) {
+  (void)state;
+  open_fx(1);
+  for (int round = 0; round < 3; round++) {
+    sink_t k = new_sink();
+    start(&k, orm_pool_exec(fx.pool), 50, 10);
+    orm_fx_wait(&fx, &k.done, 1);
+    assert_int_equal(k.done.status, 0);
+    assert_int_equal(k.rows, 50);
+    /* A raw query of several rows, then a model read. */
+    orm_step_t step = {.result = 1};
+    assert_int_equal(orm_query_async(fx.pool,
+                                     "SELECT g FROM generate_series(7, 9) g",
+                                     NULL, 0, orm_fx_on_step, &step, NULL),
+                     0);
+    orm_fx_wait(&fx, &step, 1);
+    if (step.status != 0)
+      fail_msg("round %d: %s %s", round, orm_err_name(step.status),
+               step.message);
+    assert_int_equal(step.value, 7);
+  }
+  orm_fx_close(&fx);
+}
+
 /* Without pipeline mode a lease has nothing to leave: the same stream. */
 static void test_without_pipelining(void **state) {
   (void)state;
@@ -552,6 +580,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_memory_bounded), /* first: the peak is fresh */
       cmocka_unit_test(test_rows_arrive_in_chunks),
+      cmocka_unit_test(test_next_statements_on_its_connection),
       cmocka_unit_test(test_short_last_chunk_and_empty),
       cmocka_unit_test(test_without_pipelining),
       cmocka_unit_test(test_query_builder),

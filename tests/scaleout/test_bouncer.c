@@ -4,7 +4,8 @@
  * transaction_pooling switch: migrations (one run in a transaction, one
  * with CREATE INDEX CONCURRENTLY outside one), CRUD, the query builder,
  * relations (include and preload), a pipelined burst of 1000 finds and a
- * batch of inserts with a failure in the middle, transactions with a
+ * batch of inserts with a failure in the middle, binary COPY in and out and
+ * a stream in chunks, transactions with a
  * savepoint; LISTEN refused with ORM_ENOTSUP; PgBouncer restarted under
  * load; PgBouncer's pool exhausted until its query_wait_timeout. */
 #include "support.h"
@@ -316,6 +317,49 @@ static void test_pipelining(void **state) {
                    99);
 }
 
+/* ---- streams and COPY -------------------------------------------------------- */
+
+static size_t streamed;
+static void on_chunk(orm_stream_t *st, const orm_rows_t *rows, void *data) {
+  (void)st;
+  (void)data;
+  streamed += orm_rows_count(rows);
+}
+
+static void test_streams_and_copy(void **state) {
+  (void)state;
+  enum { N = 500 };
+  static player_t rows[N];
+  static char names[N][16];
+  for (int i = 0; i < N; i++) {
+    snprintf(names[i], sizeof names[i], "copy %d", i);
+    rows[i] = (player_t){.id = 2000 + i, .team_id = 1, .name = names[i]};
+  }
+  orm_future_t *f;
+  f = AWAIT(orm_copy_in_rows_async(pool, player_model(), rows, N, NULL, NULL,
+                                   &f));
+  orm_future_release(f);
+  assert_int_equal(pg_int(admin, "SELECT count(*) FROM bnc_players "
+                                 "WHERE id >= 2000"),
+                   N);
+  /* Streamed in chunks of 100, in single-row mode. */
+  streamed = 0;
+  orm_param_t from = ORM_INT4(2000);
+  f = AWAIT(orm_stream_async(pool, player_model(),
+                             "SELECT id, team_id, name FROM bnc_players "
+                             "WHERE id >= $1 ORDER BY id",
+                             &from, 1, 100, on_chunk, NULL, NULL, NULL, &f));
+  orm_future_release(f);
+  assert_int_equal(streamed, N);
+  /* The whole table by binary COPY out. */
+  streamed = 0;
+  f = AWAIT(orm_copy_out_rows_async(pool, player_model(), NULL, 100, on_chunk,
+                                    NULL, NULL, NULL, &f));
+  orm_future_release(f);
+  assert_int_equal((int64_t)streamed,
+                   pg_int(admin, "SELECT count(*) FROM bnc_players"));
+}
+
 /* ---- transactions ---------------------------------------------------------- */
 
 static orm_tx_t *begin(void) {
@@ -550,6 +594,7 @@ int main(void) {
       cmocka_unit_test(test_migrations),
       cmocka_unit_test(test_crud_builder_relations),
       cmocka_unit_test(test_pipelining),
+      cmocka_unit_test(test_streams_and_copy),
       cmocka_unit_test(test_transactions),
       cmocka_unit_test(test_listen_refused),
       cmocka_unit_test(test_restart_under_load),
